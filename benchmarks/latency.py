@@ -1,0 +1,102 @@
+"""Latency of full vs physically slimmed generators (the issue-2 benchmark).
+
+For ``resnet_9blocks`` and ``unet_256`` (ngf 64, batch 1, 256²) it slims every channel group to
+the same kept fraction r, with widths rounded to multiples of 8, choosing r by bisection so that
+the slim generator has at most ~25 % and ~10 % of the full MACs; then it times full and slim
+models (median of --runs passes after warm-up) and reports the speed-up beside the ideal one
+(the MAC ratio). Results: benchmarks/results/latency.{json,md}.
+
+    python benchmarks/latency.py [--runs 10] [--device cpu|cuda] [--out benchmarks/results]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+from pathlib import Path
+
+import torch
+
+from mggc_plugin import ChannelGroups, count_macs, networks, slim
+from mggc_plugin.metrics import latency
+
+MODELS = {"resnet_9blocks": "instance", "unet_256": "batch"}
+TARGETS = (0.25, 0.10)
+
+
+def uniform_masks(groups: ChannelGroups, r: float, round_to: int = 8) -> list:
+    """Keep the first max(round_to, ceil(r·n / round_to)·round_to) channels of every group."""
+    widths = [min(n, max(round_to, math.ceil(r * n / round_to) * round_to)) for n in groups.sizes]
+    return [torch.arange(n) < w for n, w in zip(groups.sizes, widths)]
+
+
+def masks_for(groups: ChannelGroups, target: float) -> list:
+    """The largest uniform fraction whose MACs stay at or below ``target`` of the full MACs."""
+    lo, hi = 0.0, 1.0
+    for _ in range(30):
+        mid = (lo + hi) / 2
+        if groups.macs(uniform_masks(groups, mid)).item() <= target * groups.full_macs:
+            lo = mid
+        else:
+            hi = mid
+    return uniform_masks(groups, lo)
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    args = parser.parse_args()
+    shape = (1, 3, 256, 256)
+    machine = (torch.cuda.get_device_name() if args.device.startswith("cuda")
+               else f"{cpu_name()}, {torch.get_num_threads()} threads")
+    rows = []
+    for netG, norm in MODELS.items():
+        torch.manual_seed(0)
+        G = networks.define_G(3, 3, 64, netG, norm=norm).eval()
+        groups = ChannelGroups.discover(G, torch.zeros(shape))
+        full_time = latency(G, shape, args.runs, args.warmup, args.device)
+        rows.append(dict(netG=netG, macs_fraction=1.0, gmacs=groups.full_macs / 1e9, widths=groups.sizes,
+                         params_m=sum(p.numel() for p in G.parameters()) / 1e6, latency_ms=full_time * 1e3,
+                         speedup=1.0, ideal_speedup=1.0))
+        for target in TARGETS:
+            small = slim(G.cpu(), groups, masks_for(groups, target))
+            macs = count_macs(small, shape).total
+            t = latency(small, shape, args.runs, args.warmup, args.device)
+            rows.append(dict(netG=netG, macs_fraction=macs / groups.full_macs, gmacs=macs / 1e9,
+                             widths=small.mggc_slim["widths"],
+                             params_m=sum(p.numel() for p in small.parameters()) / 1e6, latency_ms=t * 1e3,
+                             speedup=full_time / t, ideal_speedup=groups.full_macs / macs))
+            print(f"{netG} at {macs / groups.full_macs:.1%} MACs: {full_time / t:.2f}x faster "
+                  f"(ideal {groups.full_macs / macs:.2f}x)")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    result = dict(machine=machine, device=args.device, torch=torch.__version__, input_shape=list(shape),
+                  runs=args.runs, warmup=args.warmup, rows=rows)
+    (out / "latency.json").write_text(json.dumps(result, indent=2) + "\n")
+    lines = [f"Latency, batch 1, 256², median of {args.runs} runs after {args.warmup} warm-up — {machine}, "
+             f"torch {torch.__version__}", "",
+             "| generator | MACs kept | G MACs | params (M) | latency (ms) | speed-up | ideal (MAC ratio) |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['netG']} | {r['macs_fraction']:.1%} | {r['gmacs']:.2f} | {r['params_m']:.2f} | "
+                     f"{r['latency_ms']:.1f} | {r['speedup']:.2f}× | {r['ideal_speedup']:.2f}× |")
+    (out / "latency.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,268 @@
+"""Physical slimming, self-describing slim checkpoints, and export.
+
+:func:`slim` removes the channels a mask drops with torch-pruning, so the result is a smaller
+network (smaller weight tensors, fewer MACs, faster), not a masked one.
+
+A slim checkpoint (:func:`save_slim`) is one ``torch.save`` file of plain containers and tensors,
+readable with ``torch.load(weights_only=True)``::
+
+    {"format": "mggc-slim", "version": 1,
+     "arch": {"builder": "mggc_plugin.networks:define_G", "kwargs": {...}},
+     "input_shape": [1, 3, 256, 256],        # the shape the channel groups were traced at
+     "groups": ["model.1", ...],             # each group's root layer, to detect another architecture
+     "widths": [48, 96, ...],                # kept channels per group
+     "state_dict": {...}}
+
+:func:`load_slim` rebuilds the full architecture with a *registered* builder (it never imports
+code a file names), slims it to the stored widths and loads the weights.
+"""
+from __future__ import annotations
+
+import copy
+import importlib.util
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence, Union
+
+import torch
+import torch_pruning as tp
+from torch import nn
+
+from . import networks
+from .channels import ChannelGroups, dependency_graph, traceable
+from .networks import ArchSpec
+
+FORMAT = "mggc-slim"
+VERSION = 1
+SLIM_G_NAME = "latest_slim_G.pt"
+PathLike = Union[str, Path]
+
+BUILDERS: Dict[str, Callable[..., nn.Module]] = {
+    "mggc_plugin.networks:define_G": networks.define_G,
+    "mggc_plugin.networks:define_D": networks.define_D,
+}
+
+
+def register_builder(name: str, builder: Callable[..., nn.Module]) -> None:
+    """Make ``name`` (the ``builder`` of an :class:`ArchSpec`) loadable by :func:`load_slim`.
+    Needed for your own architectures: give the model ``model.mggc_arch = ArchSpec(name, kwargs)``
+    before slimming and register the same name before loading."""
+    BUILDERS[name] = builder
+
+
+def atomic_write(path: PathLike, write: Callable[[Path], None]) -> Path:
+    """Call ``write(tmp)`` on a temporary file beside ``path`` and move it into place only when it
+    succeeded, so a failure never leaves a partial file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        # mkstemp creates the file private (0600); give it the permissions a plain open() would.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def _binary_masks(groups: ChannelGroups, masks: Sequence[torch.Tensor]) -> List[torch.Tensor]:
+    out = []
+    for i, m in enumerate(groups.check(masks, what="masks")):
+        if not torch.all((m == 0) | (m == 1)):
+            raise ValueError(f"masks[{i}] is not binary: slim() keeps channels whose mask is 1 and drops those "
+                             f"whose mask is 0; threshold soft gates first (e.g. gate > 0.5)")
+        if not bool(m.any()):
+            raise ValueError(f"masks[{i}] drops every channel of group {i} (rooted at {groups[i].root!r}); "
+                             f"every group must keep at least one channel")
+        out.append(m.bool().cpu())
+    return out
+
+
+def _round_up(groups: ChannelGroups, dg: tp.DependencyGraph, modules: Dict[str, nn.Module],
+              masks: List[torch.Tensor], round_to: int) -> List[torch.Tensor]:
+    """Grow each mask to a multiple of ``round_to`` kept channels (capped at the group size),
+    re-adding the dropped channels of largest group L2 magnitude (torch-pruning's
+    GroupMagnitudeImportance), so widths suit vectorised kernels."""
+    importance = tp.importance.GroupMagnitudeImportance(p=2)
+    out = []
+    for group, keep in zip(groups, masks):
+        want = min(group.size, math.ceil(int(keep.sum()) / round_to) * round_to)
+        missing = want - int(keep.sum())
+        if missing > 0:
+            root = modules[group.root]
+            full = dg.get_pruning_group(root, dg.get_pruner_of_module(root).prune_out_channels, list(range(group.size)))
+            score = importance(full).detach().cpu().clone()
+            score[keep] = -float("inf")
+            keep = keep.clone()
+            keep[score.topk(missing).indices] = True
+        out.append(keep)
+    return out
+
+
+def slim(model: nn.Module, groups: ChannelGroups, masks: Sequence[torch.Tensor], round_to: int = 1) -> nn.Module:
+    """Return a physically slimmed copy of ``model`` keeping, in group i, the channels where
+    ``masks[i]`` is 1 (``model`` is unchanged). With ``round_to > 1`` each kept width is rounded
+    up to a multiple of it. The copy remembers its architecture and widths for :func:`save_slim`."""
+    if round_to < 1:
+        raise ValueError(f"round_to={round_to}: use 1 (exact masks) or a positive multiple such as 8")
+    masks = _binary_masks(groups, masks)
+    small = copy.deepcopy(model)
+    modules = dict(small.named_modules())
+    with traceable(small):
+        dg = dependency_graph(small, groups.input_shape)
+        if round_to > 1:
+            masks = _round_up(groups, dg, modules, masks, round_to)
+        for group, keep in zip(groups, masks):
+            drop = (~keep).nonzero().flatten().tolist()
+            if drop:
+                root = modules[group.root]
+                dg.get_pruning_group(root, dg.get_pruner_of_module(root).prune_out_channels, drop).prune()
+    small.mggc_slim = {"input_shape": list(groups.input_shape), "groups": [g.root for g in groups],
+                       "widths": [int(k.sum()) for k in masks]}
+    return small
+
+
+def save_slim(model: nn.Module, path: PathLike) -> Path:
+    """Write ``model`` (a result of :func:`slim`) as a slim checkpoint, atomically."""
+    arch: Optional[ArchSpec] = getattr(model, "mggc_arch", None)
+    info = getattr(model, "mggc_slim", None)
+    if arch is None:
+        raise ValueError("the model has no architecture description (model.mggc_arch): build it with "
+                         "mggc_plugin.networks.define_G/define_D, or set model.mggc_arch = ArchSpec(name, kwargs) "
+                         "and register_builder(name, fn) for your own architecture")
+    if info is None:
+        raise ValueError("the model was not produced by mggc_plugin.slim(): slim it first (masks of all ones keep "
+                         "the full width)")
+    payload = {"format": FORMAT, "version": VERSION, "arch": arch.to_dict(),
+               "input_shape": list(info["input_shape"]), "groups": list(info["groups"]),
+               "widths": list(info["widths"]),
+               "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
+    return atomic_write(path, lambda tmp: torch.save(payload, tmp))
+
+
+def read_slim_checkpoint(path: PathLike) -> dict:
+    """Read and validate a slim checkpoint's contents without building anything."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no slim checkpoint at {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch.load raises many types: zip, pickle, EOF, weights_only refusals
+        raise ValueError(f"{path} is not a readable torch file (truncated, corrupt or another format: "
+                         f"{type(err).__name__}: {err}); point to a slim checkpoint written by save_slim "
+                         f"(*_slim_G.pt), or write it again") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        kind = "a state dict" if isinstance(payload, dict) else type(payload).__name__
+        raise ValueError(f"{path} is not a slim checkpoint (it holds {kind}); an upstream *_net_G.pth holds only "
+                         f"weights: point to a file written by save_slim (*_slim_G.pt)")
+    if payload.get("version") != VERSION:
+        raise ValueError(f"{path} is a slim checkpoint of format version {payload.get('version')}, this "
+                         f"mggc-plugin reads version {VERSION}: upgrade mggc-plugin")
+    return payload
+
+
+def load_slim(path: PathLike) -> nn.Module:
+    """Rebuild the slim network stored at ``path`` (on the CPU, in eval mode). Needs no upstream."""
+    payload = read_slim_checkpoint(path)
+    arch = ArchSpec(payload["arch"]["builder"], payload["arch"]["kwargs"])
+    if arch.builder not in BUILDERS:
+        raise ValueError(f"{path} was built by {arch.builder!r}, which is not registered: call "
+                         f"mggc_plugin.register_builder({arch.builder!r}, fn) first (load_slim never imports code "
+                         f"that a file names)")
+    full = BUILDERS[arch.builder](**arch.kwargs)
+    full.mggc_arch = arch
+    shape = tuple(payload["input_shape"])
+    groups = ChannelGroups.discover(full, torch.zeros(shape))
+    roots = [g.root for g in groups]
+    widths = payload["widths"]
+    if roots != list(payload["groups"]) or any(not 1 <= w <= g.size for w, g in zip(widths, groups)):
+        raise ValueError(f"{path} does not fit the architecture {arch.kwargs}: it has {len(widths)} channel "
+                         f"groups with widths {widths}, the rebuilt network has {len(groups)} groups of sizes "
+                         f"{groups.sizes}; the checkpoint is for another architecture or was edited")
+    masks = [torch.arange(g.size) < w for g, w in zip(groups, widths)]
+    model = slim(full, groups, masks)
+    try:
+        model.load_state_dict(payload["state_dict"], strict=True)
+    except RuntimeError as err:
+        raise ValueError(f"{path}: the stored weights do not fit the slim architecture rebuilt from it; the file "
+                         f"was edited or written by another version:\n{err}") from None
+    return model.eval()
+
+
+def find_slim_checkpoint(path: PathLike) -> Path:
+    """``path`` itself if it is a file, else ``path/latest_slim_G.pt`` (a ``checkpoints/<name>``
+    folder of a finetuned MGGC run)."""
+    path = Path(path)
+    if path.is_dir():
+        candidate = path / SLIM_G_NAME
+        if not candidate.is_file():
+            raise FileNotFoundError(f"{path} holds no {SLIM_G_NAME}: finetune first (--mggc_phase finetune) or "
+                                    f"point to a slim checkpoint file")
+        return candidate
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist: point to a slim checkpoint or a checkpoints/<name> folder")
+    return path
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    path: Path
+    max_abs_diff: float
+
+
+def _export_torchscript(model: nn.Module, x: torch.Tensor, tmp: Path) -> torch.Tensor:
+    torch.jit.trace(model, x, check_trace=False).save(str(tmp))
+    return torch.jit.load(str(tmp), map_location="cpu")(x)
+
+
+def _export_onnx(model: nn.Module, x: torch.Tensor, tmp: Path) -> torch.Tensor:
+    missing = [m for m in ("onnx", "onnxscript", "onnxruntime") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ValueError(f"ONNX export needs {', '.join(missing)}: pip install 'mggc-plugin[export]'")
+    import onnxruntime
+
+    torch.onnx.export(model, (x,), str(tmp), input_names=["input"], output_names=["output"],
+                      dynamo=True, external_data=False)
+    session = onnxruntime.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
+    return torch.from_numpy(session.run(None, {"input": x.numpy()})[0])
+
+
+EXPORTERS: Dict[str, tuple] = {"torchscript": (_export_torchscript, ".ts"), "onnx": (_export_onnx, ".onnx")}
+
+
+def export(path: PathLike, fmt: str = "torchscript", out: Optional[PathLike] = None, size: Optional[int] = None,
+           atol: float = 1e-4) -> ExportResult:
+    """Export the slim checkpoint at ``path`` to a file that runs without mggc-plugin
+    (``torch.jit.load`` or onnxruntime). The exported file is run on a random input and compared
+    with the slim model; it is written only if the outputs agree within ``atol``."""
+    if fmt not in EXPORTERS:
+        raise ValueError(f"unknown export format {fmt!r}: choose one of {', '.join(EXPORTERS)}")
+    exporter, suffix = EXPORTERS[fmt]
+    model = load_slim(path)
+    shape = list(model.mggc_slim["input_shape"])
+    if size is not None:
+        shape[-2:] = [size, size]
+    x = torch.rand(*shape, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    with torch.no_grad():
+        expected = model(x)
+    out = Path(out) if out is not None else Path(path).with_suffix(suffix)
+    diff = {}
+
+    def write(tmp: Path) -> None:
+        with torch.no_grad():
+            got = exporter(model, x, tmp)
+        diff["max"] = float((got - expected).abs().max())
+        if diff["max"] > atol:
+            raise ValueError(f"the exported {fmt} model differs from the slim model by {diff['max']:.2e} "
+                             f"(> {atol}); nothing was written")
+
+    atomic_write(out, write)
+    return ExportResult(out, diff["max"])
