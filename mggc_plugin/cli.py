@@ -70,11 +70,31 @@ def _run_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _configure_register(p: argparse.ArgumentParser) -> None:
+    p.add_argument("upstream_dir", help="a pytorch-CycleGAN-and-pix2pix checkout (the folder holding train.py)")
+    p.add_argument("--undo", action="store_true", help="remove the files a previous registration wrote")
+
+
+def _run_register(args: argparse.Namespace) -> int:
+    from .upstream.register import register, unregister
+
+    if args.undo:
+        removed = unregister(args.upstream_dir)
+        print("\n".join(f"removed {p}" for p in removed) or f"nothing to remove in {args.upstream_dir}")
+    else:
+        for path in register(args.upstream_dir):
+            print(f"wrote {path}")
+        print("now available: --model mggc_pix2pix, --model mggc_cycle_gan, --dataset_mode neighborhood")
+    return 0
+
+
 COMMANDS: Dict[str, Command] = {
     "macs": Command("MACs and parameters of a standard generator or discriminator, per layer",
                     _configure_macs, _run_macs),
     "export": Command("export a slim generator to TorchScript or ONNX (checks output parity)",
                       _configure_export, _run_export),
+    "register": Command("register the MGGC models and dataset in an upstream checkout (or --undo it)",
+                        _configure_register, _run_register),
 }
 
 

@@ -17,10 +17,16 @@ import math
 from dataclasses import dataclass
 from typing import Dict, Iterator, List, Sequence, Tuple
 
+import warnings
+
 import torch
-from fvcore.nn.jit_analysis import JitModelAnalysis
-from fvcore.nn.jit_handles import addmm_flop_jit, bmm_flop_jit, get_shape, linear_flop_jit, matmul_flop_jit
 from torch import nn
+
+with warnings.catch_warnings():
+    # fvcore.nn scripts its focal loss at import time, which torch >= 2.10 reports as deprecated.
+    warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
+    from fvcore.nn.jit_analysis import JitModelAnalysis
+    from fvcore.nn.jit_handles import addmm_flop_jit, bmm_flop_jit, get_shape, linear_flop_jit, matmul_flop_jit
 
 COUNTED_LAYERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,
                   nn.ConvTranspose3d, nn.Linear)

@@ -23,6 +23,7 @@ import importlib.util
 import math
 import os
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Union
@@ -219,8 +220,13 @@ class ExportResult:
 
 
 def _export_torchscript(model: nn.Module, x: torch.Tensor, tmp: Path) -> torch.Tensor:
-    torch.jit.trace(model, x, check_trace=False).save(str(tmp))
-    return torch.jit.load(str(tmp), map_location="cpu")(x)
+    with warnings.catch_warnings():
+        # TorchScript is deprecated in favour of torch.export, but it is still what C++/mobile
+        # runtimes load; the parity check below is what guards the result.
+        warnings.filterwarnings("ignore", category=FutureWarning, message=r"`torch\.jit\.")
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        torch.jit.trace(model, x, check_trace=False).save(str(tmp))
+        return torch.jit.load(str(tmp), map_location="cpu")(x)
 
 
 def _export_onnx(model: nn.Module, x: torch.Tensor, tmp: Path) -> torch.Tensor:
