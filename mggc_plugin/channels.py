@@ -76,12 +76,20 @@ def traceable(model: nn.Module) -> Iterator[nn.Module]:
 
 def dependency_graph(model: nn.Module, input_shape: Sequence[int]) -> tp.DependencyGraph:
     """torch-pruning's dependency graph of ``model`` traced on a zero input (call it inside
-    :func:`traceable`). The trace follows autograd, so it runs with gradients on even when the
-    caller is inside ``torch.no_grad()``."""
+    :func:`traceable`). The trace follows autograd, so it runs with gradients on, and with every
+    parameter requiring a gradient (a frozen layer would be invisible to it), even when the
+    caller is inside ``torch.no_grad()`` or froze the model; the flags are restored."""
     device = next(model.parameters()).device
-    with torch.enable_grad():
-        return tp.DependencyGraph().build_dependency(
-            model, example_inputs=torch.zeros(*input_shape, device=device), verbose=False)
+    flags = {p: p.requires_grad for p in model.parameters()}
+    try:
+        for p in flags:
+            p.requires_grad_(True)
+        with torch.enable_grad():
+            return tp.DependencyGraph().build_dependency(
+                model, example_inputs=torch.zeros(*input_shape, device=device), verbose=False)
+    finally:
+        for p, flag in flags.items():
+            p.requires_grad_(flag)
 
 
 def _reaches_output(dg: tp.DependencyGraph, group: tp.Group) -> bool:

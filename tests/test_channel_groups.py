@@ -66,3 +66,11 @@ def test_wrong_gate_length_is_named():
         groups.macs(bad)
     with pytest.raises(ValueError, match="got 3 gates vectors for 4 channel groups"):
         groups.macs(bad[:3])
+
+
+def test_frozen_model_is_traced_and_stays_frozen():
+    D = networks.define_D(6, 8, "basic").requires_grad_(False)
+    with torch.no_grad():
+        groups = ChannelGroups.discover(D, torch.zeros(1, 6, 64, 64))
+    assert len(groups) == 4
+    assert not any(p.requires_grad for p in D.parameters())

@@ -1,0 +1,497 @@
+"""One step of MGGC's pruning game (Eq. 2) between the agents gen_G and gen_D, and the final
+architecture it finds.
+
+Framework-agnostic: plain modules and tensors in, a dict of floats out. An upstream model calls
+:meth:`MGGCPruner.step` from ``optimize_parameters``; a user calls it in their own loop::
+
+    pruner = MGGCPruner(G, D, example_x, MGGCConfig(target_macs=0.044, gan_mode="lsgan"))
+    for x, y_center, y_neighbor in loader:
+        logs = pruner.step(x, y_center, y_neighbor)      # loss_G, loss_D, R, L, kept_macs_G, ...
+    arch = pruner.finalize(round_to=8)                   # binary masks for G and D
+    G_small = mggc_plugin.slim(G, pruner.groups_G, arch.v_G)
+
+**The budget.** ``p`` (:attr:`MGGCConfig.p`) is the fraction of G's *prunable* MACs to keep, the
+p of Eq. 5, whose T_total the paper defines as "the total prunable MACs"; T(v_G) is then the
+prunable MACs of the sub-network, so both sides of Eq. 5 count the same thing. The *prunable*
+MACs are the full model's MACs minus those no gate can remove (``groups.macs(all-zero gates)``,
+0 for the stock ResNet, U-Net and PatchGAN). :attr:`MGGCConfig.target_macs` takes the budget as
+a fraction of G's *total* MACs instead (upstream's ``--mggc_target_macs``) and is converted by
+:func:`prunable_fraction`. Networks are fully convolutional, so the fractions hold at any input
+size even though the MACs are counted at the example input's.
+
+**The teacher stays the teacher.** G and D are never optimised: during a step their parameters
+do not require gradients (backward computes activation gradients only, which also makes the step
+cheaper than a GAN training step), and every buffer they own is put back bit-identically
+afterwards. The forward pass is in train mode, as during the teacher's training: dropout is the
+ξ of Eq. 2 ("randomness in the generator implemented with Dropout"), and BatchNorm normalises
+with the batch's statistics; whatever it writes into its running statistics is restored.
+"""
+from __future__ import annotations
+
+import contextlib
+import heapq
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
+
+import torch
+from torch import nn
+
+from .agents import ArchitectureAgent, LogitAgent, gumbel_sigmoid
+from .channels import ChannelGroups
+from .losses import GAN_MODES, L, R, f_D, f_G
+from .macs import frozen_eval
+from .slim import atomic_write
+
+FORMAT = "mggc-pruner"
+VERSION = 1
+
+
+@dataclass(frozen=True)
+class AblationRow:
+    """Which parts of MGGC are on (Table 2; each row adds one part to the previous one)."""
+
+    prune_D: bool
+    agents: bool
+    feedback: bool
+    manifold: bool
+
+
+#: Table 2's rows, cumulative. ``baseline``: a learned logit vector per channel of G
+#: (``v_G = round(sigmoid(-(θ + g)/τ))``), full D. ``d_pruning``: + a logit vector for D and
+#: λ2·L(v_D). ``agents``: GRU agents gen_G/gen_D instead of logit vectors. ``feedback``: + the
+#: G↔D embedding exchange. ``mggc``: + manifold (k > 0): D's real sample is a neighbour y'' of
+#: y'; without it (k = 0) the real sample is y' itself.
+ABLATIONS: Dict[str, AblationRow] = {
+    "baseline": AblationRow(prune_D=False, agents=False, feedback=False, manifold=False),
+    "d_pruning": AblationRow(prune_D=True, agents=False, feedback=False, manifold=False),
+    "agents": AblationRow(prune_D=True, agents=True, feedback=False, manifold=False),
+    "feedback": AblationRow(prune_D=True, agents=True, feedback=True, manifold=False),
+    "mggc": AblationRow(prune_D=True, agents=True, feedback=True, manifold=True),
+}
+
+
+@dataclass(frozen=True)
+class MGGCConfig:
+    """Options of the pruning game. Give exactly one of ``p`` and ``target_macs``.
+
+    p: fraction of G's prunable MACs to keep (Eq. 5's p).
+    target_macs: fraction of G's total MACs to keep (upstream's ``--mggc_target_macs``),
+        converted to p by :func:`prunable_fraction`.
+    gan_mode: ``lsgan`` (CycleGAN), ``hinge`` (pix2pix in the paper) or ``vanilla``.
+    conditional_D: D reads ``cat(x, y)`` (pix2pix, as upstream concatenates) instead of ``y``.
+    lambda1, lambda2: λ1 = 3.0 and λ2 = 0.1, the paper's values for all experiments.
+    tau: τ = 0.4, the temperature of the authors' earlier hypernetwork (the paper gives none).
+    hidden: 128 GRU units per direction, as in that hypernetwork.
+    token_dim: 64, the size of that hypernetwork's fixed input tokens.
+    lr, weight_decay: AdamW(1e-3, weight decay 1e-3), the hypernetwork's optimiser. With it a
+        GRU agent moves every logit of a group at once and reaches a budget within a few hundred
+        steps; the Baseline's logit vectors move each logit by at most ~lr per step (≥ 3000
+        steps from the initial o = -3 to the threshold), which is short of the paper's 10 % of
+        the teacher's epochs (≈ 21,000 steps for horse2zebra).
+    ablation: a key of :data:`ABLATIONS`; ``mggc`` is the full method.
+    seed: seeds the agents' initialisation and the Gumbel noise (its own generator).
+    """
+
+    p: Optional[float] = None
+    target_macs: Optional[float] = None
+    gan_mode: str = "lsgan"
+    conditional_D: bool = False
+    lambda1: float = 3.0
+    lambda2: float = 0.1
+    tau: float = 0.4
+    hidden: int = 128
+    token_dim: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 1e-3
+    ablation: str = "mggc"
+    seed: int = 0
+
+    def __post_init__(self):
+        if (self.p is None) == (self.target_macs is None):
+            raise ValueError("give exactly one budget: p (fraction of G's prunable MACs to keep, Eq. 5) or "
+                             "target_macs (fraction of G's total MACs, as --mggc_target_macs)")
+        if self.p is not None and not 0 < self.p <= 1:
+            raise ValueError(f"p={self.p}: the fraction of prunable MACs to keep must lie in (0, 1]")
+        if self.target_macs is not None and not 0 < self.target_macs <= 1:
+            raise ValueError(f"target_macs={self.target_macs}: the fraction of total MACs to keep must lie in (0, 1]")
+        if self.gan_mode not in GAN_MODES:
+            raise ValueError(f"unknown gan_mode {self.gan_mode!r}: choose one of {', '.join(GAN_MODES)}")
+        if self.ablation not in ABLATIONS:
+            raise ValueError(f"unknown ablation {self.ablation!r}: choose one of {', '.join(ABLATIONS)}")
+        if self.tau <= 0 or self.lr <= 0 or self.lambda1 < 0 or self.lambda2 < 0:
+            raise ValueError(f"tau={self.tau}, lr={self.lr}, lambda1={self.lambda1}, lambda2={self.lambda2}: "
+                             f"tau and lr must be positive, the λs non-negative")
+
+
+@dataclass(frozen=True)
+class FinalArchitecture:
+    """What :meth:`MGGCPruner.finalize` returns: one boolean mask per channel group of G
+    (``v_G``) and of D (``v_D``), in the order of ``groups.sizes``, ready for
+    :func:`mggc_plugin.slim`; ``macs_G`` the slimmed G's total MACs at the traced input shape,
+    ``kept_macs_G`` its fraction of the prunable MACs (≤ p), and ``trimmed_G`` how many channels
+    the deterministic agent kept that rounding and the budget removed."""
+
+    v_G: List[torch.Tensor]
+    v_D: List[torch.Tensor]
+    macs_G: float
+    kept_macs_G: float
+    trimmed_G: int
+
+
+def fixed_macs(groups: ChannelGroups) -> float:
+    """The MACs no gate can remove (layers reading only the image and writing only the output)."""
+    return float(groups.macs([torch.zeros(n) for n in groups.sizes]))
+
+
+def prunable_fraction(groups: ChannelGroups, target_macs: float) -> float:
+    """Convert a budget given as a fraction of the model's *total* MACs into Eq. 5's p, the
+    fraction of its *prunable* MACs: ``p = (target·T_full - T_fixed) / (T_full - T_fixed)``.
+    Raises ValueError when the target is at or below the MACs that no gate can remove."""
+    if not 0 < target_macs <= 1:
+        raise ValueError(f"target_macs={target_macs}: the fraction of total MACs to keep must lie in (0, 1]")
+    fixed = fixed_macs(groups)
+    prunable = groups.full_macs - fixed
+    if prunable <= 0:
+        raise ValueError("the model has no prunable MACs: no channel group feeds a counted layer")
+    if target_macs * groups.full_macs <= fixed:
+        raise ValueError(f"target_macs={target_macs} asks for {target_macs * groups.full_macs:,.0f} MACs, but "
+                         f"{fixed:,.0f} of the model's {groups.full_macs:,.0f} MACs ({fixed / groups.full_macs:.2%}) "
+                         f"belong to layers no channel gate can shrink: choose target_macs > "
+                         f"{fixed / groups.full_macs:.4f}")
+    return (target_macs * groups.full_macs - fixed) / prunable
+
+
+@contextlib.contextmanager
+def teacher_mode(*nets: nn.Module) -> Iterator[None]:
+    """Run frozen teacher networks as during their training, without changing them.
+
+    Inside the block every module is in train mode (dropout on, BatchNorm normalises with batch
+    statistics) and no parameter requires a gradient; on exit every buffer (BatchNorm running
+    statistics, ``num_batches_tracked``, ...) is restored bit-identically and the train/eval and
+    ``requires_grad`` flags are put back, also on error.
+    """
+    grads = [(p, p.requires_grad) for net in nets for p in net.parameters()]
+    modes = [(m, m.training) for net in nets for m in net.modules()]
+    buffers = [(b, b.detach().clone()) for net in nets for b in net.buffers()]
+    try:
+        for p, _ in grads:
+            p.requires_grad_(False)
+        for net in nets:
+            net.train()
+        yield
+    finally:
+        with torch.no_grad():
+            for b, saved in buffers:
+                b.copy_(saved)
+        for m, training in modes:
+            m.training = training
+        for p, flag in grads:
+            p.requires_grad_(flag)
+
+
+def _allowed_widths(size: int, round_to: int) -> List[int]:
+    """Widths a group of ``size`` channels may keep: multiples of ``round_to`` below ``size``, and
+    ``size`` itself (so a group smaller than ``round_to`` can only stay whole)."""
+    return sorted({*range(round_to, size, round_to), size})
+
+
+def _rounded_masks(logits: Sequence[torch.Tensor], keep: Sequence[torch.Tensor], round_to: int) -> List[torch.Tensor]:
+    """Each group keeps its highest-logit channels, as many as the allowed width nearest to the
+    deterministic count (at least one channel; ties round up)."""
+    masks = []
+    for logit, v in zip(logits, keep):
+        want = max(1, int(v.sum()))
+        width = min(_allowed_widths(logit.numel(), round_to), key=lambda w: (abs(w - want), -w))
+        mask = torch.zeros(logit.numel(), dtype=torch.bool)
+        mask[logit.topk(width).indices] = True
+        masks.append(mask)
+    return masks
+
+
+def _removal_order(logits: Sequence[torch.Tensor], masks: Sequence[torch.Tensor],
+                   round_to: int) -> List[Tuple[int, torch.Tensor]]:
+    """Blocks ``(group, channel indices)`` in the order the budget trim removes them: each group
+    can step down to its next allowed width by dropping its lowest-logit kept channels; among the
+    groups, the block of lowest mean logit goes first. A group never drops below its smallest
+    allowed width."""
+    per_group = []
+    for i, (logit, mask) in enumerate(zip(logits, masks)):
+        kept = mask.nonzero().flatten()
+        kept = kept[logit[kept].argsort()]
+        widths = [w for w in _allowed_widths(logit.numel(), round_to) if w < kept.numel()]
+        blocks, width = [], kept.numel()
+        for w in reversed(widths):
+            idx = kept[:width - w]
+            kept, width = kept[width - w:], w
+            blocks.append((float(logit[idx].mean()), i, idx))
+        per_group.append(blocks)
+    heap = [(blocks[0][0], i, 0) for i, blocks in enumerate(per_group) if blocks]
+    heapq.heapify(heap)
+    order = []
+    while heap:
+        _, i, j = heapq.heappop(heap)
+        order.append((i, per_group[i][j][2]))
+        if j + 1 < len(per_group[i]):
+            heapq.heappush(heap, (per_group[i][j + 1][0], i, j + 1))
+    return order
+
+
+class MGGCPruner:
+    """The pruning game of Eq. 2 between gen_G and gen_D on a frozen teacher G and D.
+
+    Arguments:
+        G, D: the teacher generator and discriminator (any conv nets; their weights and buffers
+            are never changed).
+        example_x: a source batch of the training shape (only its shape is used): channel groups
+            and MACs are traced on one sample of it.
+        config: :class:`MGGCConfig`.
+        groups_G, groups_D: already-discovered channel groups, to skip tracing.
+
+    Attributes: ``gen_G`` and ``gen_D`` (None in the Baseline row, where D stays full), their
+    AdamW optimisers ``opt_G``/``opt_D``, ``groups_G``/``groups_D``, ``p`` (fraction of G's
+    prunable MACs to keep), ``T_total`` (G's prunable MACs), ``T_fixed`` (G's MACs no gate can
+    remove), ``row`` (the :class:`AblationRow`), ``h_G``/``h_D`` (the last exchanged embeddings)
+    and ``step_count``.
+    """
+
+    def __init__(self, G: nn.Module, D: nn.Module, example_x: torch.Tensor, config: MGGCConfig,
+                 groups_G: Optional[ChannelGroups] = None, groups_D: Optional[ChannelGroups] = None):
+        self.G, self.D, self.config = G, D, config
+        self.row = ABLATIONS[config.ablation]
+        self.device = next(G.parameters()).device
+        x1 = example_x[:1].to(self.device)
+        self.groups_G = groups_G if groups_G is not None else ChannelGroups.discover(G, x1)
+        if groups_D is None:
+            with frozen_eval(G):
+                y1 = G(x1)
+            d_in = torch.cat([x1, y1], 1) if config.conditional_D else y1
+            groups_D = ChannelGroups.discover(D, d_in)
+        self.groups_D = groups_D
+        for name, net, groups in (("G", G, self.groups_G), ("D", D, self.groups_D)):
+            if groups.model is not net:
+                raise ValueError(f"groups_{name} were discovered on another module than the {name} given: their "
+                                 f"gates would hook that module; pass groups discovered on this {name}")
+            if len(groups) == 0:
+                raise ValueError(f"{name} has no prunable channel groups (no convolution or linear layer whose "
+                                 f"output channels stay inside the network): there is nothing to prune")
+        self.T_fixed = fixed_macs(self.groups_G)
+        self.T_total = self.groups_G.full_macs - self.T_fixed
+        self.p = config.p if config.p is not None else prunable_fraction(self.groups_G, config.target_macs)
+
+        # The agents' initialisation is seeded without touching the caller's global RNG.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            self.gen_G, self.gen_D = self._build_agents()
+        self.gen_G.to(self.device)
+        self.opt_G = self._optimizer(self.gen_G)
+        self.gen_D = self.gen_D.to(self.device) if self.gen_D is not None else None
+        self.opt_D = self._optimizer(self.gen_D) if self.gen_D is not None else None
+        self.h_G = torch.zeros(self.gen_G.embed_dim, device=self.device)
+        self.h_D = torch.zeros(self.gen_D.embed_dim if self.gen_D is not None else 0, device=self.device)
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.step_count = 0
+
+    def _build_agents(self) -> Tuple[nn.Module, Optional[nn.Module]]:
+        c, row = self.config, self.row
+        if not row.agents:
+            return LogitAgent(self.groups_G.sizes), (LogitAgent(self.groups_D.sizes) if row.prune_D else None)
+        embed = 2 * c.hidden
+        gen_G = ArchitectureAgent(self.groups_G.sizes, embed, c.hidden, c.token_dim, feedback=row.feedback)
+        gen_D = ArchitectureAgent(self.groups_D.sizes, embed, c.hidden, c.token_dim, feedback=row.feedback)
+        return gen_G, gen_D
+
+    def _optimizer(self, agent: nn.Module) -> torch.optim.Optimizer:
+        return torch.optim.AdamW(agent.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay,
+                                 foreach=True)
+
+    def _d_input(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return torch.cat([x, y], 1) if self.config.conditional_D else y
+
+    def kept_macs(self, v_G: Sequence[torch.Tensor]) -> torch.Tensor:
+        """T(v_G) of Eq. 5: the prunable MACs of the sub-network v_G selects (differentiable)."""
+        return self.groups_G.macs(v_G) - self.T_fixed
+
+    def step(self, x: torch.Tensor, y_center: torch.Tensor, y_neighbor: Optional[torch.Tensor] = None
+             ) -> Dict[str, float]:
+        """Play one step of Eq. 2 and update the agents.
+
+        ``x``: source batch; ``y_center``: the teacher's outputs y' = G(x); ``y_neighbor``: a
+        neighbour y'' of each y' on the teacher's manifold (Eq. 1), D's real sample in the
+        ``mggc`` row (required there); the other rows use y' itself (k = 0) and ignore it.
+
+        gen_G reads the embedding h_D gen_D produced in the previous step (zeros at first) and
+        samples v_G; gen_D reads this step's h_G and samples v_D (Eq. 3, 4). The embeddings are
+        exchanged detached, so each agent learns only from its own objective: gen_D minimises
+        ``f_D(D(x, y''; v_D), D(x, G(x; v_G); v_D)) + λ2·L(v_D)``, gen_G minimises
+        ``f_G(D(x, G(x; v_G); v_D)) + λ1·R(v_G)``. One AdamW step each.
+
+        Returns the quantities of the paper's Fig. 4: ``loss_G`` (f_G), ``loss_D`` (f_D), ``R``,
+        ``L`` (1.0 with a full D), ``kept_macs_G`` (T(v_G)/T_total, fraction of the prunable MACs,
+        comparable to p), ``kept_macs_G_total`` (fraction of G's total MACs) and
+        ``kept_channels_D`` (fraction of D's prunable channels, equal to L by Eq. 6).
+        """
+        c = self.config
+        if self.row.manifold and y_neighbor is None:
+            raise ValueError("the mggc row trains D on neighbours y'' of y' (k > 0): pass y_neighbor, or use "
+                             "ablation='feedback', whose real sample is y' itself (k = 0)")
+        real = y_neighbor if self.row.manifold else y_center
+        x, real = x.to(self.device), real.to(self.device)
+
+        with teacher_mode(self.G, self.D):
+            o_G, h_G = self.gen_G(self.h_D)
+            v_G = gumbel_sigmoid(o_G, c.tau, self.generator)
+            v_D: Optional[List[torch.Tensor]] = None
+            h_D = self.h_D
+            if self.gen_D is not None:
+                o_D, h_D = self.gen_D(h_G.detach())
+                v_D = gumbel_sigmoid(o_D, c.tau, self.generator)
+            gated_D = self.groups_D.gated(v_D) if v_D is not None else contextlib.nullcontext()
+
+            with self.groups_G.gated(v_G):
+                fake = self.G(x)
+            with gated_D:
+                with torch.set_grad_enabled(v_D is not None):
+                    pred_real = self.D(self._d_input(x, real))
+                pred_fake = self.D(self._d_input(x, fake))
+            loss_D = f_D(pred_real, pred_fake, c.gan_mode)
+            loss_G = f_G(pred_fake, c.gan_mode)
+            T_v = self.kept_macs(v_G)
+            R_v = R(T_v, self.p, self.T_total)
+            if v_D is not None:
+                L_v = L(v_D)
+                self._descend(self.gen_D, self.opt_D, loss_D + c.lambda2 * L_v, retain_graph=True)
+            self._descend(self.gen_G, self.opt_G, loss_G + c.lambda1 * R_v, retain_graph=False)
+
+        self.h_G, self.h_D = h_G.detach(), h_D.detach()
+        self.step_count += 1
+        kept_D = L_v.item() if v_D is not None else 1.0
+        T_v = T_v.item()
+        return {"loss_G": loss_G.item(), "loss_D": loss_D.item(), "R": R_v.item(), "L": kept_D,
+                "kept_macs_G": T_v / self.T_total, "kept_macs_G_total": (T_v + self.T_fixed) / self.groups_G.full_macs,
+                "kept_channels_D": kept_D}
+
+    @staticmethod
+    def _descend(agent: nn.Module, opt: torch.optim.Optimizer, loss: torch.Tensor, retain_graph: bool) -> None:
+        # autograd.grad walks only the part of the graph that leads to this agent's parameters,
+        # so D's loss never reaches gen_G and G's loss never reaches gen_D.
+        params = [p for p in agent.parameters() if p.requires_grad]
+        grads = torch.autograd.grad(loss, params, retain_graph=retain_graph, allow_unused=True)
+        for p, g in zip(params, grads):
+            p.grad = g
+        opt.step()
+
+    @torch.no_grad()
+    def finalize(self, round_to: int = 1) -> FinalArchitecture:
+        """The final architectures from the deterministic agents (Eq. 3–4 without noise:
+        ``v = 1[o ≤ 0]``), given the last exchanged embedding h_D.
+
+        Without noise a channel is kept a little more readily than during the game, where it was
+        kept with probability ``exp(-e^{o})`` (below 1/2 for ``-0.37 < o ≤ 0``; the Gumbel noise
+        has mean 0.58), so the deterministic G tends to sit somewhat above the budget the sampled
+        ones met; the trim below removes exactly those borderline, highest-o channels first.
+
+        Every group keeps at least one channel. With ``round_to > 1`` every group's width is a
+        multiple of ``round_to`` (or the group's full size), taking the allowed width nearest to
+        the agent's count. Then, while G's prunable MACs exceed ``p·T_total``, G drops its
+        lowest-logit channels (highest o), one allowed width step at a time, starting with the
+        step whose channels have the lowest mean logit. Raises ValueError if even the smallest
+        widths exceed the budget. D has no budget; its masks are only rounded.
+        """
+        if round_to < 1:
+            raise ValueError(f"round_to={round_to}: use 1 (exact widths) or a positive multiple such as 8")
+        o_G, h_G = self.gen_G(self.h_D)
+        logit_G = [-o.cpu() for o in o_G]
+        v_G = gumbel_sigmoid(o_G, self.config.tau, deterministic=True)
+        masks_G = _rounded_masks(logit_G, [v.cpu() for v in v_G], round_to)
+        masks_G = self._trim_to_budget(logit_G, masks_G, round_to)
+        if self.gen_D is not None:
+            o_D, _ = self.gen_D(h_G)
+            v_D = gumbel_sigmoid(o_D, self.config.tau, deterministic=True)
+            masks_D = _rounded_masks([-o.cpu() for o in o_D], [v.cpu() for v in v_D], round_to)
+        else:
+            masks_D = [torch.ones(n, dtype=torch.bool) for n in self.groups_D.sizes]
+        T_v = float(self.kept_macs(masks_G))
+        trimmed = sum(int(((v.cpu() > 0) & ~m).sum()) for v, m in zip(v_G, masks_G))
+        return FinalArchitecture(masks_G, masks_D, T_v + self.T_fixed, T_v / self.T_total, trimmed)
+
+    def _trim_to_budget(self, logits: List[torch.Tensor], masks: List[torch.Tensor], round_to: int
+                        ) -> List[torch.Tensor]:
+        budget = self.p * self.T_total
+        order = _removal_order(logits, masks, round_to)
+
+        def without(k: int) -> List[torch.Tensor]:
+            out = [m.clone() for m in masks]
+            for i, idx in order[:k]:
+                out[i][idx] = False
+            return out
+
+        def fits(k: int) -> bool:
+            return float(self.kept_macs(without(k))) <= budget
+
+        if fits(0):
+            return masks
+        if not fits(len(order)):
+            smallest = float(self.kept_macs(without(len(order)))) / self.T_total
+            raise ValueError(f"the budget p={self.p:.4f} of G's prunable MACs cannot be met: even the smallest "
+                             f"widths (one channel, or round_to={round_to}, per group) keep {smallest:.4f}; "
+                             f"raise the budget or lower round_to")
+        # T only falls as blocks are removed, so the shortest prefix that fits is found by bisection.
+        lo, hi = 0, len(order)
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (lo, mid) if fits(mid) else (mid, hi)
+        return without(hi)
+
+    def state_dict(self) -> dict:
+        """Everything a resumed run needs to take the same next step: the configuration, both
+        agents and optimisers, the last exchanged embeddings, the step count, the Gumbel
+        generator and the global torch RNG (dropout in G draws from it; on CUDA also the
+        device's RNG). Plain containers and tensors only, for ``torch.load(weights_only=True)``."""
+        cuda_rng = torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None
+        return {"format": FORMAT, "version": VERSION, "config": asdict(self.config),
+                "groups_G": list(self.groups_G.sizes), "groups_D": list(self.groups_D.sizes),
+                "gen_G": self.gen_G.state_dict(), "opt_G": self.opt_G.state_dict(),
+                "gen_D": self.gen_D.state_dict() if self.gen_D is not None else None,
+                "opt_D": self.opt_D.state_dict() if self.opt_D is not None else None,
+                "h_G": self.h_G.cpu(), "h_D": self.h_D.cpu(), "step_count": self.step_count,
+                "gumbel_rng": self.generator.get_state(), "torch_rng": torch.get_rng_state(), "cuda_rng": cuda_rng}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore a :meth:`state_dict`, including the global torch RNG (see there). The pruner
+        must have been built with the same configuration and networks."""
+        if not isinstance(state, dict) or state.get("format") != FORMAT:
+            raise ValueError("not an MGGC pruner state (write it with MGGCPruner.save / state_dict)")
+        if state.get("version") != VERSION:
+            raise ValueError(f"pruner state of version {state.get('version')}; this mggc-plugin reads "
+                             f"version {VERSION}")
+        saved = state["config"]
+        differ = [f.name for f in fields(MGGCConfig) if saved.get(f.name) != getattr(self.config, f.name)]
+        if differ:
+            changes = ", ".join(f"{n}={saved.get(n)!r} (now {getattr(self.config, n)!r})" for n in differ)
+            raise ValueError(f"the pruner state was written with other options: {changes}; resume with the "
+                             f"same options")
+        if state["groups_G"] != self.groups_G.sizes or state["groups_D"] != self.groups_D.sizes:
+            raise ValueError(f"the pruner state is for channel groups G {state['groups_G']}, D {state['groups_D']}; "
+                             f"these networks have G {self.groups_G.sizes}, D {self.groups_D.sizes}: another "
+                             f"architecture")
+        self.gen_G.load_state_dict(state["gen_G"])
+        self.opt_G.load_state_dict(state["opt_G"])
+        if self.gen_D is not None:
+            self.gen_D.load_state_dict(state["gen_D"])
+            self.opt_D.load_state_dict(state["opt_D"])
+        self.h_G, self.h_D = state["h_G"].to(self.device), state["h_D"].to(self.device)
+        self.step_count = int(state["step_count"])
+        self.generator.set_state(state["gumbel_rng"])
+        torch.set_rng_state(state["torch_rng"])
+        if state["cuda_rng"] is not None and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
+
+    def save(self, path: Union[str, Path]) -> Path:
+        """Write :meth:`state_dict` to ``path`` atomically (temporary file, then rename)."""
+        state = self.state_dict()
+        return atomic_write(path, lambda tmp: torch.save(state, tmp))
+
+    def load(self, path: Union[str, Path]) -> None:
+        """Read a file written by :meth:`save` (with ``weights_only=True``) and restore it."""
+        self.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
