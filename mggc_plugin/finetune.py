@@ -1,0 +1,142 @@
+"""Finetuning the slimmed pair (the paper's §Finetuning), framework-agnostic.
+
+After the pruning game, G and D are slimmed physically by the agents' final v (``slim``) and
+trained with the GAN's own objective, optionally with knowledge distillation (KD) from the
+teacher. The paper says only "finetune … optionally with KD"; this follows GAN Compression and
+GCC, the works it compares with:
+
+- **objective**: ``f_D`` on D (real vs ``G(x)``), and for G ``f_G + λ_L1·|G(x) − target|₁``. For
+  pix2pix the real sample and the L1 target are the ground truth; for CycleGAN the real sample is
+  an (unpaired) real target image and the L1 target is the teacher's output G_T(x), whose pairs
+  stand in for the missing cycle, as in GAN Compression.
+- **KD** (``lambda_kd > 0``): at the output of every channel group's root layer (a layer the slim
+  G shares by name with the teacher), a learned 1×1 convolution maps the student's feature to the
+  teacher's width and the mean squared error to the teacher's feature is added; the adapters are
+  trained with G and are not part of the saved generator.
+
+The caller owns the loop and the data; :meth:`Finetuner.step` is one D update and one G update,
+as upstream's ``optimize_parameters``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .losses import GAN_MODES, f_D, f_G
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """gan_mode: ``hinge`` (pix2pix in the paper), ``lsgan`` (CycleGAN) or ``vanilla``.
+    conditional_D: D reads ``cat(x, y)`` as upstream's pix2pix. lambda_L1: weight of the L1 term
+    (upstream's pix2pix default 100). lambda_kd: weight of the feature distillation (0 = off).
+    lr, beta1: Adam(2e-4, β1 0.5), upstream's defaults."""
+
+    gan_mode: str = "hinge"
+    conditional_D: bool = True
+    lambda_L1: float = 100.0
+    lambda_kd: float = 0.0
+    lr: float = 2e-4
+    beta1: float = 0.5
+
+    def __post_init__(self):
+        if self.gan_mode not in GAN_MODES:
+            raise ValueError(f"unknown gan_mode {self.gan_mode!r}: choose one of {', '.join(GAN_MODES)}")
+        if self.lambda_L1 < 0 or self.lambda_kd < 0 or self.lr <= 0:
+            raise ValueError(f"lambda_L1={self.lambda_L1}, lambda_kd={self.lambda_kd}, lr={self.lr}: "
+                             f"weights must be non-negative and lr positive")
+
+
+class FeatureTaps:
+    """Records the outputs of named layers of a network during its forward passes."""
+
+    def __init__(self, net: nn.Module, names: Sequence[str]):
+        modules = dict(net.named_modules())
+        missing = [n for n in names if n not in modules]
+        if missing:
+            raise ValueError(f"layers {missing} are not in the network: KD needs a slim G made from the teacher")
+        self.features: Dict[str, torch.Tensor] = {}
+        self._handles = [modules[n].register_forward_hook(self._record(n)) for n in names]
+
+    def _record(self, name: str):
+        def hook(module: nn.Module, args: tuple, output: torch.Tensor) -> None:
+            self.features[name] = output
+        return hook
+
+    def remove(self) -> None:
+        for h in self._handles:
+            h.remove()
+
+
+class Finetuner:
+    """Trains a slim G and D with :class:`FinetuneConfig`'s objective.
+
+    ``G``, ``D``: the slim student pair (trained in place). ``teacher``: the full teacher G, only
+    for KD (frozen, eval mode). ``kd_layers``: the layers to distil at (names shared by student
+    and teacher; typically ``[g.root for g in groups_G]``). Optimisers: Adam on D, and on G plus
+    the KD adapters.
+    """
+
+    def __init__(self, G: nn.Module, D: nn.Module, config: FinetuneConfig, teacher: Optional[nn.Module] = None,
+                 kd_layers: Sequence[str] = ()):
+        if config.lambda_kd > 0 and (teacher is None or not kd_layers):
+            raise ValueError("lambda_kd > 0 needs the teacher G and the layers to distil at (kd_layers)")
+        self.G, self.D, self.config = G, D, config
+        device = next(G.parameters()).device
+        self.adapters = nn.ModuleDict()
+        self.kd_layers: List[str] = list(kd_layers) if config.lambda_kd > 0 else []
+        if self.kd_layers:
+            self.teacher = teacher.eval().requires_grad_(False)
+            self._taps_S, self._taps_T = FeatureTaps(G, self.kd_layers), FeatureTaps(teacher, self.kd_layers)
+            s_mods, t_mods = dict(G.named_modules()), dict(teacher.named_modules())
+            for name in self.kd_layers:
+                self.adapters[name.replace(".", "_")] = nn.Conv2d(
+                    s_mods[name].out_channels, t_mods[name].out_channels, kernel_size=1).to(device)
+        betas = (config.beta1, 0.999)
+        self.opt_G = torch.optim.Adam(list(G.parameters()) + list(self.adapters.parameters()), lr=config.lr, betas=betas)
+        self.opt_D = torch.optim.Adam(D.parameters(), lr=config.lr, betas=betas)
+
+    def _d(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.D(torch.cat([x, y], 1) if self.config.conditional_D else y)
+
+    def _kd(self) -> torch.Tensor:
+        terms = [F.mse_loss(self.adapters[n.replace(".", "_")](self._taps_S.features[n]), self._taps_T.features[n])
+                 for n in self.kd_layers]
+        return torch.stack(terms).mean()
+
+    def step(self, x: torch.Tensor, real: torch.Tensor, target: torch.Tensor) -> Dict[str, float]:
+        """One D update on (``real``, G(x)) and one G update on the GAN term, ``λ_L1·|G(x) −
+        target|₁`` and KD. Returns ``G_GAN``, ``G_L1``, ``G_KD`` (0 without KD), ``D``."""
+        c = self.config
+        self.G.train()
+        self.D.train()
+        fake = self.G(x)
+        if self.kd_layers:
+            with torch.no_grad():
+                self.teacher(x)
+
+        self.D.requires_grad_(True)
+        self.opt_D.zero_grad(set_to_none=True)
+        loss_D = f_D(self._d(x, real), self._d(x, fake.detach()), c.gan_mode)
+        loss_D.backward()
+        self.opt_D.step()
+
+        self.D.requires_grad_(False)
+        self.opt_G.zero_grad(set_to_none=True)
+        loss_gan = f_G(self._d(x, fake), c.gan_mode)
+        loss_l1 = F.l1_loss(fake, target)
+        loss_kd = self._kd() if self.kd_layers else torch.zeros((), device=fake.device)
+        (loss_gan + c.lambda_L1 * loss_l1 + c.lambda_kd * loss_kd).backward()
+        self.opt_G.step()
+        self.D.requires_grad_(True)
+        return {"G_GAN": loss_gan.item(), "G_L1": loss_l1.item(), "G_KD": loss_kd.item(), "D": loss_D.item()}
+
+    def close(self) -> None:
+        """Remove the KD hooks from the student and the teacher."""
+        if self.kd_layers:
+            self._taps_S.remove()
+            self._taps_T.remove()
