@@ -41,7 +41,7 @@ from .agents import ArchitectureAgent, LogitAgent, gumbel_sigmoid
 from .channels import ChannelGroups
 from .losses import GAN_MODES, L, R, f_D, f_G
 from .macs import frozen_eval
-from .slim import atomic_write
+from .fileio import atomic_write
 
 FORMAT = "mggc-pruner"
 VERSION = 1

@@ -21,8 +21,6 @@ from __future__ import annotations
 import copy
 import importlib.util
 import math
-import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +32,7 @@ from torch import nn
 
 from . import networks
 from .channels import ChannelGroups, dependency_graph, traceable
+from .fileio import atomic_write
 from .networks import ArchSpec
 
 FORMAT = "mggc-slim"
@@ -52,26 +51,6 @@ def register_builder(name: str, builder: Callable[..., nn.Module]) -> None:
     Needed for your own architectures: give the model ``model.mggc_arch = ArchSpec(name, kwargs)``
     before slimming and register the same name before loading."""
     BUILDERS[name] = builder
-
-
-def atomic_write(path: PathLike, write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp)`` on a temporary file beside ``path`` and move it into place only when it
-    succeeded, so a failure never leaves a partial file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        # mkstemp creates the file private (0600); give it the permissions a plain open() would.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
 
 
 def _binary_masks(groups: ChannelGroups, masks: Sequence[torch.Tensor]) -> List[torch.Tensor]:

@@ -10,15 +10,6 @@ from mggc_plugin.channels import ChannelGroups
 from mggc_plugin.pruner import MGGCConfig, MGGCPruner
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # Tiny nets: one intra-op thread is as fast and avoids OpenMP spinning on a loaded machine.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @functools.lru_cache(maxsize=None)
 def _nets():
     torch.manual_seed(0)

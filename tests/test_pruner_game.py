@@ -12,16 +12,6 @@ from mggc_plugin.channels import ChannelGroups
 from mggc_plugin.pruner import ABLATIONS, MGGCConfig, MGGCPruner, fixed_macs, prunable_fraction, teacher_mode
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # The nets are tiny: a second intra-op thread buys nothing, and on a loaded 2-core machine
-    # OpenMP's spinning threads make each step ~10x slower.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def nets():
     torch.manual_seed(0)

