@@ -12,7 +12,10 @@ import sys
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional
 
-from . import networks
+from . import demo, metrics, neighborhoods, networks
+from .macs import count_macs
+from .slim import export, find_slim_checkpoint
+from .upstream.register import register, unregister
 
 
 @dataclass(frozen=True)
@@ -37,8 +40,6 @@ def _configure_macs(p: argparse.ArgumentParser) -> None:
 
 
 def _run_macs(args: argparse.Namespace) -> int:
-    from .macs import count_macs
-
     if args.netG:
         net = networks.define_G(args.input_nc, args.output_nc, args.ngf, args.netG, args.norm)
         name = f"{args.netG} (ngf {args.ngf})"
@@ -62,8 +63,6 @@ def _configure_export(p: argparse.ArgumentParser) -> None:
 
 
 def _run_export(args: argparse.Namespace) -> int:
-    from .slim import export, find_slim_checkpoint
-
     out = export(find_slim_checkpoint(args.path), args.format, out=args.out, size=args.size)
     print(f"wrote {out.path} ({args.format}); output parity with the slim model: max abs diff "
           f"{out.max_abs_diff:.2e}")
@@ -76,8 +75,6 @@ def _configure_register(p: argparse.ArgumentParser) -> None:
 
 
 def _run_register(args: argparse.Namespace) -> int:
-    from .upstream.register import register, unregister
-
     if args.undo:
         removed = unregister(args.upstream_dir)
         print("\n".join(f"removed {p}" for p in removed) or f"nothing to remove in {args.upstream_dir}")
@@ -89,10 +86,14 @@ def _run_register(args: argparse.Namespace) -> int:
 
 
 COMMANDS: Dict[str, Command] = {
+    "demo": Command("run MGGC end to end on a built-in dataset and write an HTML report", demo.configure_demo_command, demo.run_demo_command),
     "macs": Command("MACs and parameters of a standard generator or discriminator, per layer",
                     _configure_macs, _run_macs),
     "export": Command("export a slim generator to TorchScript or ONNX (checks output parity)",
                       _configure_export, _run_export),
+    "neighbors": Command("build the manifold neighbourhoods (Eq. 1) of a teacher on a dataset, with an HTML view",
+                         neighborhoods.configure_neighbors_command, neighborhoods.run_neighbors_command),
+    "eval": Command("evaluation metrics: mggc eval fid --real DIR --fake DIR", metrics.configure_eval_command, metrics.run_eval_command),
     "register": Command("register the MGGC models and dataset in an upstream checkout (or --undo it)",
                         _configure_register, _run_register),
 }

@@ -1,0 +1,270 @@
+"""``mggc demo``: the whole method end to end on a built-in dataset, with an HTML report.
+
+Stages, each printing a one-line summary (all engine code, the same the upstream path runs):
+
+1. **data** — :mod:`mggc_plugin.synthetic` label→photo pairs, written as an upstream ``aligned``
+   dataset (A|B side by side) so the neighbourhood code reads it as it reads facades.
+2. **teacher** — a reference pix2pix pair (``define_G``/``define_D``) trained with the GAN
+   objective (:class:`~mggc_plugin.finetune.Finetuner` on the full networks) and saved as upstream
+   does (``latest_net_G.pth``, ``train_opt.txt``); reused when its configuration is unchanged.
+3. **neighbourhoods** — Eq. 1: teacher outputs, SwAV trained from scratch on the real targets,
+   top-k cosine neighbours (:func:`~mggc_plugin.neighborhoods.build_neighborhoods`, cached).
+4. **prune** — the pruning game of Eq. 2 (:class:`~mggc_plugin.pruner.MGGCPruner`).
+5. **slim + finetune** — the agents' final masks, physical slimming, finetuning with KD.
+6. **evaluate** — MACs, parameters, latency and PSNR to the ground truth on held-out pairs,
+   for teacher and slim generator; the slim G saved as a slim checkpoint.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Dict, List, Tuple
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from . import networks, synthetic
+from .encoders import SwAVConfig
+from .finetune import FinetuneConfig, Finetuner
+from .macs import count_macs
+from .metrics import latency
+from .neighborhoods import (DatasetSpec, Neighborhoods, Preprocess, TeacherOutputs, TeacherSpec, build_neighborhoods,
+                            list_images, write_neighborhood_html)
+from .pruner import MGGCConfig, MGGCPruner
+from .fileio import atomic_write
+from .slim import save_slim, slim
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """Sizes and schedules of the demo. The defaults fit in about 10 minutes on 2 CPU cores."""
+
+    size: int = 64
+    n_train: int = 400
+    n_test: int = 50
+    netG: str = "resnet_6blocks"
+    ngf: int = 16
+    ndf: int = 16
+    norm: str = "instance"
+    batch_size: int = 16
+    teacher_epochs: int = 12
+    swav_epochs: int = 6
+    k: int = 5
+    prune_steps: int = 300
+    target_macs: float = 0.15
+    finetune_epochs: int = 12
+    lambda_kd: float = 1.0
+    round_to: int = 4
+    seed: int = 0
+    device: str = "cpu"
+
+
+#: A reduced run for tests: every stage, tiny schedules.
+QUICK = DemoConfig(n_train=24, n_test=6, batch_size=8, teacher_epochs=1, swav_epochs=1, prune_steps=6,
+                   target_macs=0.3, finetune_epochs=1)
+
+
+class Stages:
+    """Times the demo's stages and prints one summary line per stage."""
+
+    def __init__(self):
+        self.seconds: Dict[str, float] = {}
+
+    def run(self, name: str, fn, *args, **kwargs):
+        start = time.perf_counter()
+        result, summary = fn(*args, **kwargs)
+        self.seconds[name] = time.perf_counter() - start
+        print(f"[{name}] {summary} ({self.seconds[name]:.0f} s)", flush=True)
+        return result
+
+
+def _write_dataset(root: Path, cfg: DemoConfig) -> Tuple[DatasetSpec, str]:
+    dataset = DatasetSpec(root, "aligned", "AtoB")
+    summary = f"{cfg.n_train} train / {cfg.n_test} test label→photo pairs at {cfg.size}² in {root}"
+    key = {k: v for k, v in asdict(cfg).items() if k in ("size", "n_train", "n_test", "seed")}
+    config_file = root / "demo_data.json"
+    # Rewriting unchanged files would change their mtimes and invalidate the neighbourhood cache.
+    if config_file.is_file() and json.loads(config_file.read_text()) == key:
+        return dataset, "reused " + summary
+    train, test = synthetic.split(cfg.n_train, cfg.n_test, cfg.size, cfg.seed)
+    for phase, pairs in (("train", train), ("test", test)):
+        for stale in list_images(root / phase) if (root / phase).is_dir() else []:
+            stale.unlink()
+        for i in range(len(pairs)):
+            _save_png(torch.cat([pairs.A[i], pairs.B[i]], dim=2), root / phase / f"{i:05d}.png")
+    atomic_write(config_file, lambda tmp: tmp.write_text(json.dumps(key)))
+    return dataset, summary
+
+
+def _save_png(t: torch.Tensor, path: Path) -> None:
+    from .neighborhoods import tensor_to_pil
+
+    atomic_write(path, lambda tmp: tensor_to_pil(t).save(tmp, format="PNG"))
+
+
+def _load_pairs(dataset: DatasetSpec, preprocess: Preprocess) -> Tuple[torch.Tensor, torch.Tensor]:
+    x = torch.stack([preprocess.tensor(r.load(), 3) for r in dataset.sources()])
+    y = torch.stack([preprocess.tensor(r.load(), 3) for r in dataset.targets()])
+    return x, y
+
+
+def _batches(n: int, batch_size: int, generator: torch.Generator):
+    order = torch.randperm(n, generator=generator)
+    for start in range(0, n, batch_size):
+        yield order[start:start + batch_size]
+
+
+def _build_pair(cfg: DemoConfig) -> Tuple[nn.Module, nn.Module]:
+    G = networks.define_G(3, 3, cfg.ngf, cfg.netG, norm=cfg.norm)
+    D = networks.define_D(6, cfg.ndf, "basic", norm=cfg.norm)
+    return G.to(cfg.device), D.to(cfg.device)
+
+
+def _train(tuner: Finetuner, x: torch.Tensor, y: torch.Tensor, epochs: int, cfg: DemoConfig, desc: str) -> Dict[str, float]:
+    g = torch.Generator().manual_seed(cfg.seed)
+    logs: Dict[str, float] = {}
+    with tqdm(total=epochs * math.ceil(len(x) / cfg.batch_size), desc=desc, leave=False) as bar:
+        for _ in range(epochs):
+            for idx in _batches(len(x), cfg.batch_size, g):
+                xb, yb = x[idx].to(cfg.device), y[idx].to(cfg.device)
+                logs = tuner.step(xb, yb, yb)
+                bar.update()
+                bar.set_postfix(L1=f"{logs['G_L1']:.3f}")
+    return logs
+
+
+def _teacher(out: Path, cfg: DemoConfig, x: torch.Tensor, y: torch.Tensor) -> Tuple[Tuple[nn.Module, nn.Module], str]:
+    folder = out / "teacher"
+    key = {k: v for k, v in asdict(cfg).items() if k in ("size", "n_train", "netG", "ngf", "ndf", "norm",
+                                                          "batch_size", "teacher_epochs", "seed")}
+    G, D = _build_pair(cfg)
+    config_file = folder / "demo_teacher.json"
+    if config_file.is_file() and json.loads(config_file.read_text()) == key:
+        networks.load_state(G, folder / "latest_net_G.pth")
+        networks.load_state(D, folder / "latest_net_D.pth")
+        return (G, D), f"reused the teacher in {folder}"
+    torch.manual_seed(cfg.seed)
+    G, D = _build_pair(cfg)
+    logs = _train(Finetuner(G, D, FinetuneConfig(gan_mode="hinge")), x, y, cfg.teacher_epochs, cfg, "teacher")
+    for name, net in (("G", G), ("D", D)):
+        atomic_write(folder / f"latest_net_{name}.pth", lambda tmp, net=net: torch.save(net.state_dict(), tmp))
+    # train_opt.txt as upstream writes it, so `mggc neighbors --teacher <folder>` reads the options.
+    opts = dict(model="pix2pix", netG=cfg.netG, ngf=cfg.ngf, ndf=cfg.ndf, norm=cfg.norm, input_nc=3, output_nc=3,
+                crop_size=cfg.size, load_size=cfg.size, direction="AtoB", no_dropout=True)
+    text = "----------------- Options ---------------\n" + "".join(f"{k:>25}: {v}\n" for k, v in opts.items())
+    atomic_write(folder / "train_opt.txt", lambda tmp: tmp.write_text(text + "----------------- End -------------------\n"))
+    atomic_write(config_file, lambda tmp: tmp.write_text(json.dumps(key)))
+    return (G, D), f"{cfg.netG} (ngf {cfg.ngf}) trained {cfg.teacher_epochs} epochs, final L1 {logs['G_L1']:.3f}"
+
+
+def _neighbourhoods(out: Path, cfg: DemoConfig, dataset: DatasetSpec, preprocess: Preprocess
+                    ) -> Tuple[Tuple[Neighborhoods, TeacherOutputs], str]:
+    teacher = TeacherSpec(out / "teacher" / "latest_net_G.pth", cfg.netG, cfg.ngf, cfg.norm)
+    swav = SwAVConfig(arch="resnet18", size_crops=(cfg.size, cfg.size // 2), nmb_crops=(2, 4), n_prototypes=32,
+                      hidden_mlp=512, epochs=cfg.swav_epochs, warmup_epochs=min(1, cfg.swav_epochs - 1),
+                      batch_size=min(64, cfg.n_train), seed=cfg.seed)
+    nb, outputs = build_neighborhoods(dataset, teacher, preprocess, out / "neighbors.pt", out / "cache", k=cfg.k,
+                                      encoder="swav", swav_config=swav)
+    write_neighborhood_html(out / "neighbors", nb, outputs, n_centres=min(20, len(nb)), sources=dataset.sources())
+    return (nb, outputs), (f"k={cfg.k} neighbours of {len(nb)} teacher outputs (SwAV resnet18 from scratch), "
+                           f"mean cosine {nb.similarities.mean():.3f}")
+
+
+def _prune(cfg: DemoConfig, G: nn.Module, D: nn.Module, x: torch.Tensor, nb: Neighborhoods, outputs: TeacherOutputs
+           ) -> Tuple[Tuple[MGGCPruner, List[Dict[str, float]]], str]:
+    y_center = torch.stack([outputs.tensor(i) for i in range(len(outputs))])
+    pruner = MGGCPruner(G, D, x[:1].to(cfg.device), MGGCConfig(target_macs=cfg.target_macs, gan_mode="hinge",
+                                                                conditional_D=True, seed=cfg.seed))
+    g = torch.Generator().manual_seed(cfg.seed)
+    history: List[Dict[str, float]] = []
+    with tqdm(total=cfg.prune_steps, desc="prune", leave=False) as bar:
+        while len(history) < cfg.prune_steps:
+            for idx in _batches(len(x), cfg.batch_size, g):
+                pick = nb.indices[idx, torch.randint(nb.k, (len(idx),), generator=g)]
+                logs = pruner.step(x[idx].to(cfg.device), y_center[idx].to(cfg.device), y_center[pick].to(cfg.device))
+                history.append(logs)
+                bar.update()
+                bar.set_postfix(kept=f"{logs['kept_macs_G_total']:.2f}")
+                if len(history) == cfg.prune_steps:
+                    break
+    last = history[-1]
+    return (pruner, history), (f"{cfg.prune_steps} steps of the game: G keeps {last['kept_macs_G_total']:.1%} of its "
+                               f"MACs (target {cfg.target_macs:.0%}), D keeps {last['kept_channels_D']:.1%} of its channels")
+
+
+def _slim_and_finetune(cfg: DemoConfig, pruner: MGGCPruner, x: torch.Tensor, y: torch.Tensor
+                       ) -> Tuple[Tuple[nn.Module, nn.Module], str]:
+    arch = pruner.finalize(round_to=cfg.round_to)
+    G_s = slim(pruner.G, pruner.groups_G, arch.v_G).to(cfg.device)
+    D_s = slim(pruner.D, pruner.groups_D, arch.v_D).to(cfg.device)
+    tuner = Finetuner(G_s, D_s, FinetuneConfig(gan_mode="hinge", lambda_kd=cfg.lambda_kd), teacher=pruner.G,
+                      kd_layers=[g.root for g in pruner.groups_G])
+    logs = _train(tuner, x, y, cfg.finetune_epochs, cfg, "finetune")
+    tuner.close()
+    return (G_s.eval(), D_s), (f"slim G {arch.macs_G / pruner.groups_G.full_macs:.1%} of the teacher's MACs, "
+                               f"finetuned {cfg.finetune_epochs} epochs with KD, final L1 {logs['G_L1']:.3f}")
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    """PSNR in dB between images in [-1, 1] (peak-to-peak 2)."""
+    mse = float((a - b).pow(2).mean())
+    return 10 * math.log10(4.0 / max(mse, 1e-12))
+
+
+def _evaluate(out: Path, cfg: DemoConfig, teacher: nn.Module, student: nn.Module, x: torch.Tensor, y: torch.Tensor
+              ) -> Tuple[Dict[str, Dict[str, float]], str]:
+    shape = (1, 3, cfg.size, cfg.size)
+    rows = {}
+    teacher = teacher.eval()
+    with torch.no_grad():
+        outs = {"teacher": teacher(x.to(cfg.device)).cpu(), "slim": student(x.to(cfg.device)).cpu()}
+    for name, net in (("teacher", teacher), ("slim", student)):
+        rows[name] = {"macs": count_macs(net, shape).total, "params": sum(p.numel() for p in net.parameters()),
+                      "latency_ms": 1e3 * latency(net, shape, runs=20, device=cfg.device),
+                      "psnr": psnr(outs[name], y)}
+    rows["slim"]["psnr_to_teacher"] = psnr(outs["slim"], outs["teacher"])
+    save_slim(student.cpu(), out / "slim_G.pt")
+    t, s = rows["teacher"], rows["slim"]
+    return (rows, outs), (f"slim G: {s['macs'] / t['macs']:.1%} MACs, {s['params'] / t['params']:.1%} parameters, "
+                          f"{t['latency_ms'] / s['latency_ms']:.1f}x faster; PSNR {s['psnr']:.2f} dB vs teacher "
+                          f"{t['psnr']:.2f} dB on {len(x)} test pairs; saved {out / 'slim_G.pt'}")
+
+
+def run_demo(out: Path, cfg: DemoConfig = DemoConfig()) -> Path:
+    """Run every stage into ``out`` and write ``out/index.html``; returns its path."""
+    from .report import write_report
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    stages = Stages()
+    preprocess = Preprocess(cfg.size)
+    dataset = stages.run("data", _write_dataset, out / "data", cfg)
+    x, y = _load_pairs(dataset, preprocess)
+    G, D = stages.run("teacher", _teacher, out, cfg, x, y)
+    nb, outputs = stages.run("neighbourhoods", _neighbourhoods, out, cfg, dataset, preprocess)
+    pruner, history = stages.run("prune", _prune, cfg, G, D, x, nb, outputs)
+    G_s, _ = stages.run("slim+finetune", _slim_and_finetune, cfg, pruner, x, y)
+    x_test, y_test = _load_pairs(replace(dataset, phase="test"), preprocess)
+    rows, outs = stages.run("evaluate", _evaluate, out, cfg, G, G_s, x_test, y_test)
+    index = write_report(out, cfg, rows, stages.seconds, history, x_test, y_test, outs, nb, outputs)
+    print(f"report: {index}")
+    return index
+
+
+def configure_demo_command(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", default="mggc_demo", help="folder for the data, checkpoints and report (default ./mggc_demo)")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    p.add_argument("--quick", action="store_true", help="tiny schedules (a smoke test, not a result)")
+
+
+def run_demo_command(args: argparse.Namespace) -> int:
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: no CUDA device is visible to torch here; use --device cpu")
+    cfg = replace(QUICK if args.quick else DemoConfig(), device=args.device)
+    run_demo(Path(args.out), cfg)
+    return 0
