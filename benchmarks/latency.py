@@ -6,7 +6,7 @@ the slim generator has at most ~25 % and ~10 % of the full MACs; then it times f
 models (median of --runs passes after warm-up) and reports the speed-up beside the ideal one
 (the MAC ratio). Results: benchmarks/results/latency.{json,md}.
 
-    python benchmarks/latency.py [--runs 10] [--device cpu|cuda] [--out benchmarks/results]
+    python benchmarks/latency.py [--runs 20] [--threads N] [--device cpu|cuda] [--out benchmarks/results]
 """
 from __future__ import annotations
 
@@ -58,11 +58,14 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, help="torch intra-op threads on the CPU (default: torch's choice)")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     shape = (1, 3, 256, 256)
     machine = (torch.cuda.get_device_name() if args.device.startswith("cuda")
-               else f"{cpu_name()}, {torch.get_num_threads()} threads")
+               else f"{cpu_name()}, torch threads: {torch.get_num_threads()}")
     rows = []
     for netG, norm in MODELS.items():
         torch.manual_seed(0)
