@@ -6,6 +6,14 @@ from pathlib import Path
 import pytest
 
 
+def pytest_configure(config):
+    # The tests run tiny networks, where a second intra-op thread costs more than it saves, and on a
+    # busy 2-core machine two threads per process oversubscribe the cores (measured: ~10x slower).
+    import torch
+
+    torch.set_num_threads(1)
+
+
 def pytest_collection_modifyitems(config, items):
     if os.environ.get("MGGC_UPSTREAM_DIR"):
         return
