@@ -40,3 +40,91 @@ def upstream_networks(upstream_dir):
     finally:
         sys.path.remove(str(upstream_dir))
     return networks
+
+
+class UpstreamCheckout:
+    """A registered copy of the upstream checkout, committed to a fresh git repository (so that
+    ``git status`` shows what a run leaves behind), and how to run its scripts on the CPU."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.timings = []  # (script, its arguments, wall seconds) of every run
+
+    def run(self, script: str, *args: str, code: str = "", check: bool = True, timeout: int = 900):
+        """``python <script>.py`` (or ``python -c <code>`` with ``script``'s flags) + the
+        version's CPU flags + ``args``; returns the completed process (stdout and stderr
+        together) and fails the test with its tail when ``check``."""
+        import subprocess
+        import time
+
+        from mggc_plugin.upstream.compat import cpu_flags
+
+        env = {**os.environ, "WANDB_MODE": "disabled", "PYTHONDONTWRITEBYTECODE": "1"}
+        program = ["-c", code] if code else [f"{script}.py"]
+        cmd = [sys.executable, *program, *cpu_flags(self.root, script), *args]
+        start = time.perf_counter()
+        proc = subprocess.run(cmd, cwd=self.root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True, timeout=timeout)
+        self.timings.append((script if not code else "python -c", args, time.perf_counter() - start))
+        if check and proc.returncode != 0:
+            pytest.fail(f"{' '.join(cmd)} exited with {proc.returncode}:\n{proc.stdout[-6000:]}")
+        return proc
+
+    def git_status(self) -> str:
+        import subprocess
+
+        return subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=self.root, check=True,
+                              stdout=subprocess.PIPE, text=True).stdout
+
+
+@pytest.fixture
+def upstream_checkout(upstream_dir, tmp_path) -> UpstreamCheckout:
+    """A fresh copy of MGGC_UPSTREAM_DIR in git (one commit), with ``mggc register`` applied."""
+    import shutil
+    import subprocess
+
+    from mggc_plugin.upstream.register import register
+
+    root = tmp_path / "upstream"
+    shutil.copytree(upstream_dir, root, ignore=shutil.ignore_patterns("__pycache__", ".git", "checkpoints", "results"))
+    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com"]
+    for cmd in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "upstream"]):
+        subprocess.run(git + cmd, cwd=root, check=True)
+    register(root)
+    return UpstreamCheckout(root)
+
+
+@pytest.fixture(scope="session")
+def facades_subset(tmp_path_factory) -> Path:
+    """A handful of CMP Facades images in both upstream layouts: ``aligned/{train,test}`` (A|B,
+    photo left) and ``unaligned/{train,test}{A,B}`` (the halves, B shifted by one so no pair lines
+    up). Taken from ../shared/datasets/facades beside the repository, else generated."""
+    from PIL import Image
+
+    out = tmp_path_factory.mktemp("facades")
+    shared = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "facades"
+    sizes = {"train": 6, "test": 2}
+    for phase, n in sizes.items():
+        if (shared / phase).is_dir():
+            files = sorted((shared / phase).iterdir(), key=lambda p: p.name)[:n]
+            pairs = [Image.open(f).convert("RGB") for f in files]
+        else:
+            from mggc_plugin import synthetic
+            from mggc_plugin.neighborhoods import tensor_to_pil
+
+            made = synthetic.make_pairs(n, 128, seed=len(phase))
+            pairs = []
+            for a, b in zip(made.A, made.B):
+                pair = Image.new("RGB", (256, 128))
+                pair.paste(tensor_to_pil(b), (0, 0))  # photo left, as facades
+                pair.paste(tensor_to_pil(a), (128, 0))
+                pairs.append(pair)
+        (out / "aligned" / phase).mkdir(parents=True)
+        (out / "unaligned" / f"{phase}A").mkdir(parents=True)
+        (out / "unaligned" / f"{phase}B").mkdir(parents=True)
+        for i, pair in enumerate(pairs):
+            w, h = pair.size
+            pair.save(out / "aligned" / phase / f"{i}.png")
+            pair.crop((0, 0, w // 2, h)).save(out / "unaligned" / f"{phase}A" / f"{i}.png")
+            pairs[(i + 1) % n].crop((w // 2, 0, w, h)).save(out / "unaligned" / f"{phase}B" / f"{i}.png")
+    return out

@@ -1,0 +1,99 @@
+"""Every difference between the upstream versions MGGC runs against, handled in one place.
+
+Checked versions of junyanz/pytorch-CycleGAN-and-pix2pix:
+
+============================  ======================  =======================================
+what                          2021 (00d5574),         2025 (2a7afba)
+                              2024 (c3268ed)
+============================  ======================  =======================================
+device                        ``--gpu_ids``;          no ``--gpu_ids``; ``train.py``/``test.py``
+                              ``BaseModel`` derives   set ``opt.device``, ``BaseModel`` copies it
+                              ``self.device``         to ``self.device``
+``setup()``                   loads ``model_names``   re-initialises every net in ``model_names``
+                              when testing or         with ``init_net`` (pretrained weights lost),
+                              ``--continue_train``    loads when testing/continuing, moves nets to
+                                                      the device, wraps them in DDP under torchrun
+``save_networks``             ``net.module`` when     unwraps DDP/``torch.compile``
+                              ``gpu_ids`` (assumes
+                              DataParallel)
+visualizer / CLI              visdom; ``train.py``    no visdom, no ``--display_id``; imports
+                              needs ``--display_id    wandb unconditionally
+                              0`` without a server
+lr scheduler                  stepped at the start    stepped at the end of every epoch
+                              of every epoch
+============================  ======================  =======================================
+
+How the MGGC models absorb them, without asking which version runs:
+
+- device: ``BaseModel.__init__`` sets ``self.device`` in every version; the models move every
+  network they build there themselves (none goes through upstream's ``init_net``).
+- ``setup()``: :func:`weights_kept_through_setup` restores, after upstream's ``setup``, the
+  weights of every net in ``model_names`` that was not loaded from disk (a no-op where setup
+  does not re-initialise); teachers are never in ``model_names``.
+- saving: the models write ``<epoch>_net_<name>.pth`` themselves, unwrapped (:func:`unwrap`)
+  and atomically, with upstream's file names and state-dict keys (the same in all versions), so
+  upstream's loading code reads them in every version.
+- DDP: the pruning game and the finetuner run on one device; :func:`require_single_process`
+  refuses a torchrun launch with a clear message instead of a wrapped, half-synchronised model.
+- CLI flags for running on the CPU: :func:`cpu_flags` (tests and examples).
+- schedulers: the prune phase trains its agents at a constant rate (no scheduler); the finetune
+  phase follows the running version's scheduling, as upstream's own models do. With 2021/2024,
+  ``--n_epochs 1 --n_epochs_decay 0`` therefore finetunes at learning rate 0 (the scheduler is
+  stepped before the only epoch): give at least one more epoch, or ``--lr_policy step``.
+"""
+from __future__ import annotations
+
+import contextlib
+import re
+from pathlib import Path
+from typing import Dict, Iterator, List, Union
+
+import torch
+from torch import nn
+
+
+def unwrap(net: nn.Module) -> nn.Module:
+    """The module itself inside DataParallel/DDP (``.module``) or ``torch.compile`` (``._orig_mod``)."""
+    while isinstance(net, (nn.DataParallel, nn.parallel.DistributedDataParallel)) or hasattr(net, "_orig_mod"):
+        net = net.module if hasattr(net, "module") else net._orig_mod
+    return net
+
+
+@contextlib.contextmanager
+def weights_kept_through_setup(model, restore: bool) -> Iterator[None]:
+    """Around upstream's ``model.setup(opt)``: when ``restore`` (setup does not load the nets from
+    disk, i.e. a fresh training run), put back every ``model_names`` net's state as it was before
+    setup, undoing 2025's ``init_net`` re-initialisation of pretrained or slimmed weights."""
+    saved: Dict[str, Dict[str, torch.Tensor]] = {}
+    if restore:
+        for name in model.model_names:
+            state = unwrap(getattr(model, "net" + name)).state_dict()
+            saved[name] = {k: v.detach().clone() for k, v in state.items()}
+    yield
+    for name, state in saved.items():
+        unwrap(getattr(model, "net" + name)).load_state_dict(state)
+
+
+def require_single_process() -> None:
+    """Raise when launched as several processes (torchrun / 2025's DDP): MGGC's phases are
+    single-device."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized() \
+            and torch.distributed.get_world_size() > 1:
+        raise RuntimeError("the MGGC models run on one device: launch train.py with python, not torchrun")
+
+
+def _defines(path: Path, flag: str) -> bool:
+    return path.is_file() and re.search(rf"""['"]{re.escape(flag)}['"]""", path.read_text()) is not None
+
+
+def cpu_flags(upstream_dir: Union[str, Path], script: str) -> List[str]:
+    """The flags ``train.py`` or ``test.py`` of the checkout at ``upstream_dir`` needs to run on
+    the CPU without a visdom server: ``--gpu_ids -1`` where the version has ``--gpu_ids``, and,
+    for ``train.py``, ``--display_id 0`` where it has visdom (``test.py`` rejects that flag)."""
+    if script not in ("train", "test"):
+        raise ValueError(f"script {script!r}: train or test")
+    options = Path(upstream_dir) / "options"
+    flags = ["--gpu_ids", "-1"] if _defines(options / "base_options.py", "--gpu_ids") else []
+    if script == "train" and _defines(options / "train_options.py", "--display_id"):
+        flags += ["--display_id", "0"]
+    return flags

@@ -1,0 +1,271 @@
+"""What an MGGC model does in each phase: the pruning game, finetuning the slim pair, testing.
+
+An upstream model (:mod:`mggc_plugin.upstream.models`) owns one phase and shows it to
+upstream's ``train.py``/``test.py``: :attr:`Phase.nets` become its ``model_names`` (saved as
+``<epoch>_net_<name>.pth`` and loaded by upstream), :attr:`Phase.optimizers` get upstream's
+learning-rate schedulers, :attr:`Phase.loss_names` are logged and plotted. Nothing here imports
+upstream; ``opt`` is upstream's option namespace with the options of :mod:`.options`.
+"""
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import torch
+from torch import nn
+
+from ..agents import gumbel_sigmoid
+from ..finetune import Finetuner
+from ..pruner import MGGCPruner, teacher_mode
+from ..fileio import atomic_write
+from ..slim import load_slim, save_slim, slim
+from . import options, summary
+from .record import RunRecord
+from .specs import GanSpec
+from .teacher import Teacher, find_teacher, inference_spec, load_D, load_G
+
+
+@dataclass
+class Batch:
+    """One batch in the direction of ``--direction``: source x, target y (paired ground truth,
+    or an unpaired real target), and for the prune phase y' and y''."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    y_center: Optional[torch.Tensor] = None
+    y_neighbor: Optional[torch.Tensor] = None
+
+
+def load_suffix(opt: argparse.Namespace) -> str:
+    """The checkpoint prefix upstream loads: ``iter_<load_iter>`` or ``--epoch``."""
+    return f"iter_{opt.load_iter}" if opt.load_iter > 0 else opt.epoch
+
+
+def example_input(opt: argparse.Namespace) -> torch.Tensor:
+    """A zero source batch of the training shape, which channel groups and MACs are traced at."""
+    return torch.zeros(1, opt.input_nc, opt.crop_size, opt.crop_size)
+
+
+class Phase:
+    """The contract a phase fulfils for the upstream model.
+
+    nets: ``model_names`` → module; upstream saves and (when testing or continuing) loads them.
+    optimizers: handed to upstream's schedulers (empty: no learning-rate schedule).
+    loss_names: keys of :meth:`step`'s result. visual_names: extra visuals beyond ``real_A``,
+    ``fake_B``, ``real_B``, produced by :meth:`visuals` or set from the batch by the model.
+    """
+
+    nets: Dict[str, nn.Module]
+    optimizers: List[torch.optim.Optimizer]
+    loss_names: List[str]
+    visual_names: List[str]
+
+    def step(self, batch: Batch) -> Dict[str, float]:
+        """One training iteration; returns the losses named in :attr:`loss_names`."""
+        raise NotImplementedError
+
+    def visuals(self, batch: Batch) -> Dict[str, torch.Tensor]:
+        """``fake_B`` (and the phase's own extra visuals) for ``batch``, without training."""
+        raise NotImplementedError
+
+    def save(self, run_dir: Path, epoch: str) -> None:
+        """Write what the phase needs beyond upstream's ``<epoch>_net_<name>.pth`` files."""
+
+    def resume(self, run_dir: Path, epoch: str) -> None:
+        """After upstream loaded :attr:`nets` for ``--continue_train``: restore the rest."""
+
+
+class PrunePhase(Phase):
+    """Trains the agents gen_G/gen_D on the frozen teacher (Eq. 2). ``nets`` are the agents
+    (``<epoch>_net_gen_G.pth``); ``<epoch>_mggc_pruner.pt`` holds the whole game state (agents,
+    optimisers, embeddings, step count, RNG) so ``--continue_train`` resumes exactly.
+    ``mggc_run.json`` records the teacher and the configuration for the finetune phase. The agents
+    learn at the constant ``--mggc_agent_lr``, as the authors' pruning hypernetwork does."""
+
+    loss_names = ["G", "D", "R", "L", "kept_macs"]
+    visual_names = ["teacher_B", "neighbor_B"]
+
+    def __init__(self, opt: argparse.Namespace, spec: GanSpec, run_dir: Path, device: torch.device):
+        teacher = find_teacher(opt.checkpoints_dir, opt.teacher_name, opt.teacher_epoch, spec.teacher, run_dir)
+        teacher.check_options(opt)
+        config = options.pruner_config(opt, spec)
+        if opt.continue_train:
+            RunRecord.read(run_dir).check(opt, teacher)
+        G, D = load_G(teacher, opt).to(device), load_D(teacher, opt).to(device)
+        self.pruner = MGGCPruner(G, D, example_input(opt).to(device), config)
+        RunRecord.of_prune_run(opt, teacher, config).write(run_dir)
+        p = self.pruner
+        print(f"MGGC prune: teacher {teacher.G_path} ({opt.netG}, ngf {opt.ngf}): {p.groups_G.full_macs / 1e9:.4f} G "
+              f"MACs at {opt.crop_size}x{opt.crop_size}, {len(p.groups_G)} channel groups; target "
+              f"{config.target_macs:.2%} = {config.target_macs * p.groups_G.full_macs / 1e9:.4f} G MACs "
+              f"(p = {p.p:.4f} of the prunable MACs); D {teacher.D_path}: {len(p.groups_D)} groups")
+        self.nets = {"gen_G": p.gen_G, **({"gen_D": p.gen_D} if p.gen_D is not None else {})}
+        self.optimizers = []
+
+    def step(self, batch: Batch) -> Dict[str, float]:
+        logs = self.pruner.step(batch.x, batch.y_center, batch.y_neighbor)
+        return {"G": logs["loss_G"], "D": logs["loss_D"], "R": logs["R"], "L": logs["L"],
+                "kept_macs": logs["kept_macs_G_total"]}
+
+    @torch.no_grad()
+    def visuals(self, batch: Batch) -> Dict[str, torch.Tensor]:
+        """G(x) under the agent's current deterministic architecture (no Gumbel noise)."""
+        p = self.pruner
+        o_G, _ = p.gen_G(p.h_D)
+        v_G = gumbel_sigmoid(o_G, p.config.tau, deterministic=True)
+        with teacher_mode(p.G), p.groups_G.gated(v_G):
+            return {"fake_B": p.G(batch.x)}
+
+    def save(self, run_dir: Path, epoch: str) -> None:
+        self.pruner.save(run_dir / f"{epoch}_mggc_pruner.pt")
+
+    def resume(self, run_dir: Path, epoch: str) -> None:
+        path = run_dir / f"{epoch}_mggc_pruner.pt"
+        if not path.is_file():
+            raise FileNotFoundError(f"--continue_train: {path} does not exist; pass --epoch with a saved epoch")
+        self.pruner.load(path)
+        print(f"MGGC prune: resumed the pruning game at step {self.pruner.step_count} from {path}")
+
+
+class FinetunePhase(Phase):
+    """Slims the teacher's G and D by the agents' final architecture (``--mggc_prune_epoch``,
+    rounded to ``--mggc_round_to``) and trains the slim pair with :class:`Finetuner`: the GAN's
+    own objective, ``--lambda_L1``·L1 to :attr:`GanSpec.l1_target`, and with ``--mggc_kd``
+    feature distillation through 1×1 adapters (``nets['KD']``). Saves, besides upstream's
+    ``<epoch>_net_G.pth``/``_net_D.pth``, the self-describing ``<epoch>_slim_G.pt`` and
+    ``<epoch>_slim_D.pt`` and the optimiser states ``<epoch>_mggc_finetune.pt``; writes
+    ``mggc_report.json`` when it slims."""
+
+    def __init__(self, opt: argparse.Namespace, spec: GanSpec, run_dir: Path, device: torch.device):
+        record = RunRecord.read(run_dir)
+        if opt.teacher_name and opt.teacher_name != record.teacher_name:
+            raise ValueError(f"--teacher_name {opt.teacher_name}: the prune phase of {opt.name} compressed "
+                             f"{record.teacher_name}; leave --teacher_name out or prune again")
+        teacher = find_teacher(opt.checkpoints_dir, record.teacher_name, record.teacher["epoch"], spec.teacher, run_dir)
+        teacher.check_options(opt)
+        record.check(opt, teacher)
+        self.spec, self.kd = spec, opt.mggc_kd
+        if opt.continue_train:
+            G, D = self._reload(opt, run_dir)
+        else:
+            G, D = self._slim(opt, record, teacher, run_dir)
+        G, D = G.to(device), D.to(device)
+        G.train()
+        D.train()
+        needs_teacher = self.kd or spec.l1_target == "teacher"
+        self.teacher = inference_spec(teacher, opt, record.norm_stats).load().to(device) if needs_teacher else None
+        self.finetuner = Finetuner(G, D, options.finetune_config(opt, spec), teacher=self.teacher,
+                                   kd_layers=G.mggc_slim["groups"])
+        self.nets = {"G": G, "D": D, **({"KD": self.finetuner.adapters} if self.kd else {})}
+        self.optimizers = [self.finetuner.opt_G, self.finetuner.opt_D]
+        self.loss_names = ["G_GAN", "G_L1", "D"] + (["G_KD"] if self.kd else [])
+        self.visual_names = ["teacher_B"] if spec.l1_target == "teacher" else []
+        self.teacher_B: Optional[torch.Tensor] = None
+
+    def _slim(self, opt: argparse.Namespace, record: RunRecord, teacher: Teacher, run_dir: Path):
+        pruner_file = run_dir / f"{opt.mggc_prune_epoch}_mggc_pruner.pt"
+        if not pruner_file.is_file():
+            raise FileNotFoundError(f"{pruner_file} does not exist: the prune phase saves it (at --save_epoch_freq "
+                                    f"epochs and every --save_latest_freq iterations); pass --mggc_prune_epoch with "
+                                    f"a saved epoch")
+        G_T, D_T = load_G(teacher, opt), load_D(teacher, opt)
+        pruner = MGGCPruner(G_T, D_T, example_input(opt), record.config())
+        pruner.load(pruner_file)
+        arch = pruner.finalize(round_to=opt.mggc_round_to)
+        G, D = slim(G_T, pruner.groups_G, arch.v_G), slim(D_T, pruner.groups_D, arch.v_D)
+        self._report(opt, record, pruner, pruner_file, G_T, D_T, G, D, run_dir)
+        return G, D
+
+    @staticmethod
+    def _report(opt: argparse.Namespace, record: RunRecord, pruner: MGGCPruner, pruner_file: Path, G_T: nn.Module,
+                D_T: nn.Module, G: nn.Module, D: nn.Module, run_dir: Path) -> None:
+        shape_G, shape_D = pruner.groups_G.input_shape, pruner.groups_D.input_shape
+        nets = {"teacher": {"G": summary.describe(G_T, shape_G), "D": summary.describe(D_T, shape_D)},
+                "slim": {"G": summary.describe(G, shape_G), "D": summary.describe(D, shape_D)}}
+        path = summary.write_report(run_dir, {
+            "model": opt.model, "teacher_files": record.teacher, "target_macs": record.pruner["target_macs"],
+            "pruner_state": str(pruner_file), "pruning_steps": pruner.step_count, "round_to": opt.mggc_round_to,
+            "input_shape_G": list(shape_G), "input_shape_D": list(shape_D), **nets,
+            "widths_G": summary.widths(pruner.groups_G, G), "widths_D": summary.widths(pruner.groups_D, D)})
+        print(f"MGGC finetune: slimmed by {pruner_file} (after {pruner.step_count} pruning steps), at "
+              f"{opt.crop_size}x{opt.crop_size}:")
+        for net in ("G", "D"):
+            print("  " + summary.ratio_line(net, nets["teacher"][net], nets["slim"][net]))
+        print(f"  target {record.pruner['target_macs']:.2%} of G's MACs; widths and totals in {path}")
+
+    def _reload(self, opt: argparse.Namespace, run_dir: Path):
+        suffix = load_suffix(opt)
+        paths = [run_dir / f"{suffix}_slim_{net}.pt" for net in ("G", "D")]
+        if self.kd:
+            paths.append(run_dir / f"{suffix}_net_KD.pth")
+        missing = [str(p) for p in paths if not p.is_file()]
+        if missing:
+            raise FileNotFoundError(f"--continue_train: {', '.join(missing)} missing: continue a finetune run from "
+                                    f"a saved --epoch (with --mggc_kd only if that run used it)")
+        return load_slim(paths[0]), load_slim(paths[1])
+
+    def _target(self, batch: Batch) -> torch.Tensor:
+        if self.spec.l1_target == "ground_truth":
+            return batch.y
+        with torch.no_grad():
+            self.teacher_B = self.teacher(batch.x)
+        return self.teacher_B
+
+    def step(self, batch: Batch) -> Dict[str, float]:
+        logs = self.finetuner.step(batch.x, batch.y, self._target(batch))
+        return {name: logs[name] for name in self.loss_names}
+
+    @torch.no_grad()
+    def visuals(self, batch: Batch) -> Dict[str, torch.Tensor]:
+        G = self.nets["G"]
+        with teacher_mode(G):  # train mode as in training, BatchNorm statistics left untouched
+            out = {"fake_B": G(batch.x)}
+        if self.spec.l1_target == "teacher":
+            out["teacher_B"] = self.teacher_B if self.teacher_B is not None else self._target(batch)
+        return out
+
+    def save(self, run_dir: Path, epoch: str) -> None:
+        save_slim(self.nets["G"], run_dir / f"{epoch}_slim_G.pt")
+        save_slim(self.nets["D"], run_dir / f"{epoch}_slim_D.pt")
+        state = {"opt_G": self.finetuner.opt_G.state_dict(), "opt_D": self.finetuner.opt_D.state_dict()}
+        atomic_write(run_dir / f"{epoch}_mggc_finetune.pt", lambda tmp: torch.save(state, tmp))
+
+    def resume(self, run_dir: Path, epoch: str) -> None:
+        path = run_dir / f"{epoch}_mggc_finetune.pt"
+        if path.is_file():
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            self.finetuner.opt_G.load_state_dict(state["opt_G"])
+            self.finetuner.opt_D.load_state_dict(state["opt_D"])
+            print(f"MGGC finetune: resumed the optimisers from {path}")
+
+
+class TestPhase(Phase):
+    """Rebuilds the slim G from ``<epoch>_slim_G.pt`` (its architecture and widths); upstream's
+    ``setup`` then loads ``<epoch>_net_G.pth`` into it. G stays in train mode unless test.py's
+    ``--eval`` is given, as upstream's own models behave."""
+
+    loss_names: List[str] = []
+    visual_names: List[str] = []
+
+    def __init__(self, opt: argparse.Namespace, spec: GanSpec, run_dir: Path, device: torch.device):
+        path = run_dir / f"{load_suffix(opt)}_slim_G.pt"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} does not exist: finetune first (python train.py --model {spec.name} "
+                                    f"--name {opt.name} --mggc_phase finetune ...), or pass --epoch with a saved epoch")
+        G = load_slim(path).to(device).train()
+        info = G.mggc_slim
+        print(f"MGGC test: slim G rebuilt from {path} ({G.mggc_arch.kwargs['netG']}, widths {info['widths']})")
+        self.nets = {"G": G}
+        self.optimizers = []
+
+    def visuals(self, batch: Batch) -> Dict[str, torch.Tensor]:
+        return {"fake_B": self.nets["G"](batch.x)}
+
+
+def build_phase(opt: argparse.Namespace, spec: GanSpec, run_dir: Path, device: torch.device) -> Phase:
+    """The phase ``opt`` asks for: test outside training, else ``--mggc_phase``."""
+    if not opt.isTrain:
+        return TestPhase(opt, spec, run_dir, device)
+    return {"prune": PrunePhase, "finetune": FinetunePhase}[opt.mggc_phase](opt, spec, run_dir, device)

@@ -1,0 +1,99 @@
+"""Mistakes a user can make with the MGGC models inside upstream's train.py/test.py end in one
+clear error that names the bad value and the fix, before any work is done (MGGC_UPSTREAM_DIR)."""
+from pathlib import Path
+
+import pytest
+import torch
+
+from mggc_plugin import networks
+
+pytestmark = pytest.mark.upstream
+
+TEACHER_OPT = dict(model="pix2pix", netG="unet_128", ngf=16, ndf=8, norm="batch", no_dropout=False, direction="BtoA",
+                   input_nc=3, output_nc=3, netD="basic", n_layers_D=3, crop_size=128)
+
+
+@pytest.fixture
+def run(upstream_checkout, facades_subset, tmp_path):
+    """Runs train.py/test.py with a pix2pix teacher ``teacher`` (unet_128, ngf 16, saved as
+    upstream saves it) in a fresh checkpoints folder; returns (exit code, output, checkpoints)."""
+    ckpt = tmp_path / "checkpoints"
+    folder = ckpt / "teacher"
+    folder.mkdir(parents=True)
+    G = networks.define_G(3, 3, 16, "unet_128", "batch", use_dropout=True)
+    torch.save(G.state_dict(), folder / "latest_net_G.pth")
+    torch.save(networks.define_D(6, 8, "basic", norm="batch").state_dict(), folder / "latest_net_D.pth")
+    lines = "".join(f"{k:>25}: {str(v):<30}\n" for k, v in TEACHER_OPT.items())
+    (folder / "train_opt.txt").write_text(f"----------------- Options ---------------\n{lines}"
+                                          f"----------------- End -------------------\n")
+
+    def go(script: str, *args: str):
+        base = ["--dataroot", str(facades_subset / "aligned"), "--checkpoints_dir", str(ckpt),
+                "--model", "mggc_pix2pix", "--netG", "unet_128", "--ndf", "8", "--direction", "BtoA",
+                "--crop_size", "128", "--num_threads", "0"]
+        proc = upstream_checkout.run(script, *base, *args, check=False, timeout=300)
+        return proc.returncode, proc.stdout, ckpt
+
+    return go
+
+
+PRUNE = ["--name", "student", "--mggc_phase", "prune", "--mggc_target_macs", "0.1", "--mggc_encoder", "inception"]
+
+
+def nothing_built(ckpt: Path) -> bool:
+    run = ckpt / "student"
+    return not (run / "mggc_cache").exists() and not (run / "neighbors.pt").exists()
+
+
+def test_missing_teacher_epoch(run):
+    code, out, ckpt = run("train", *PRUNE, "--ngf", "16", "--teacher_name", "teacher", "--teacher_epoch", "7")
+    assert code != 0
+    assert "7_net_G.pth does not exist (saved epochs: latest): pass --teacher_epoch" in out
+    assert nothing_built(ckpt)
+
+
+def test_missing_teacher_folder(run):
+    code, out, _ = run("train", *PRUNE, "--ngf", "16", "--teacher_name", "nobody")
+    assert code != 0 and "teacher folder" in out and "nobody does not exist" in out
+
+
+def test_teacher_trained_with_other_architecture(run):
+    code, out, ckpt = run("train", *PRUNE, "--ngf", "8", "--teacher_name", "teacher")
+    assert code != 0
+    assert "trained with other options than this run (--ngf 8)" in out and "Pass the teacher's options: --ngf 16" in out
+    assert nothing_built(ckpt)
+
+
+def test_never_writes_into_the_teachers_folder(run, tmp_path):
+    teacher = tmp_path / "checkpoints" / "teacher"
+    before = {p.name: p.read_bytes() for p in teacher.iterdir()}
+    code, out, _ = run("train", *PRUNE[2:], "--name", "teacher", "--ngf", "16", "--teacher_name", "teacher")
+    assert code != 0 and "is the teacher's folder: MGGC never writes there" in out
+    code, out, _ = run("train", "--name", "teacher", "--mggc_phase", "finetune", "--ngf", "16")
+    assert code != 0 and "holds another experiment's networks" in out
+    assert {p.name: p.read_bytes() for p in teacher.iterdir()} == before, "upstream's train_opt.txt was rewritten"
+
+
+def test_prune_needs_a_teacher_and_a_budget(run):
+    code, out, _ = run("train", "--name", "student", "--mggc_phase", "prune", "--ngf", "16",
+                       "--mggc_target_macs", "0.1", "--mggc_encoder", "inception")
+    assert code != 0 and "pass --teacher_name" in out
+    code, out, _ = run("train", "--name", "student", "--mggc_phase", "prune", "--ngf", "16",
+                       "--teacher_name", "teacher", "--mggc_encoder", "inception", "--dataset_mode", "aligned")
+    assert code != 0 and "--mggc_target_macs None: give the fraction" in out
+
+
+def test_finetune_before_prune(run):
+    code, out, _ = run("train", "--name", "student", "--mggc_phase", "finetune", "--ngf", "16")
+    assert code != 0 and "mggc_run.json does not exist: run --mggc_phase prune with the same --name first" in out
+
+
+def test_test_before_finetune(run):
+    code, out, _ = run("test", "--name", "student", "--ngf", "16")
+    assert code != 0 and "latest_slim_G.pt does not exist: finetune first" in out
+
+
+def test_a_pix2pix_model_for_a_cycle_gan_teacher(run):
+    code, out, ckpt = run("train", *PRUNE, "--ngf", "16", "--teacher_name", "teacher", "--model", "mggc_cycle_gan",
+                          "--dataset_mode", "neighborhood", "--mggc_base_mode", "aligned")
+    assert code != 0 and "was trained with --model pix2pix" in out and "use --model mggc_pix2pix" in out
