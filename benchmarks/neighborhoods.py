@@ -33,7 +33,8 @@ import torch
 from PIL import Image, ImageDraw
 
 from mggc_plugin import encoders
-from mggc_plugin.neighborhoods import _atomic_json, _atomic_write, pil_to_tensor, topk_cosine
+from mggc_plugin.fileio import atomic_write
+from mggc_plugin.neighborhoods import _atomic_json, pil_to_tensor, topk_cosine
 
 CLASSES = ("disk", "square", "triangle", "plus", "ring", "star")
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -225,7 +226,7 @@ def main() -> int:
               f"speed measured around it ({gf[0]:.0f} / {gf[1]:.0f} GFLOPS before / after); "
               f"load average before / after the benchmark: {load_before[0]:.1f} / "
               f"{result['machine']['loadavg_after'][0]:.1f}.", ""]
-    _atomic_write(RESULTS / "neighborhoods.md", lambda tmp: tmp.write_text("\n".join(lines)))
+    atomic_write(RESULTS / "neighborhoods.md", lambda tmp: tmp.write_text("\n".join(lines)))
     print("\n".join(lines))
     return 0
 

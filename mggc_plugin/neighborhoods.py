@@ -130,24 +130,30 @@ class ImageRef:
 @dataclass(frozen=True)
 class DatasetSpec:
     """A training set in an upstream layout. ``direction`` picks the source side x (A for
-    ``AtoB``) and the target side y, as upstream's datasets and models do."""
+    ``AtoB``) and the target side y, as upstream's datasets and models do. ``max_size`` keeps the
+    first images of each side only, like upstream's ``--max_dataset_size`` (None: all)."""
 
     dataroot: Path
     dataset_mode: str = "aligned"
     direction: str = "AtoB"
     phase: str = "train"
+    max_size: Optional[int] = None
 
     def __post_init__(self) -> None:
         if self.dataset_mode not in DATASET_MODES:
             raise ValueError(f"unknown dataset_mode {self.dataset_mode!r}: choose one of {', '.join(DATASET_MODES)}")
         if self.direction not in DIRECTIONS:
             raise ValueError(f"unknown direction {self.direction!r}: choose AtoB or BtoA")
+        if self.max_size is not None and self.max_size < 1:
+            raise ValueError(f"max_size={self.max_size}: keep at least one image, or None for all")
 
     def _side(self, side: str) -> List[ImageRef]:
         if self.dataset_mode == "aligned":
-            return [ImageRef(p, "left" if side == "A" else "right")
-                    for p in list_images(Path(self.dataroot) / self.phase)]
-        return [ImageRef(p) for p in list_images(Path(self.dataroot) / f"{self.phase}{side}")]
+            half = "left" if side == "A" else "right"
+            refs = [ImageRef(p, half) for p in list_images(Path(self.dataroot) / self.phase)]
+        else:
+            refs = [ImageRef(p) for p in list_images(Path(self.dataroot) / f"{self.phase}{side}")]
+        return refs[:self.max_size]
 
     def sources(self) -> List[ImageRef]:
         """The training sources x_i, in upstream's order (index i of D'_y)."""
@@ -618,8 +624,8 @@ def topk_cosine(embeddings: torch.Tensor, k: int = 5, chunk_size: int = 1024) ->
     Each pair is computed once: row chunk c is multiplied with the columns from c's start on,
     and that block serves both c's rows and (transposed) the later rows, so the work is N²·D/2
     multiply-adds and the extra memory ~2·chunk_size·N floats (plus 17·N·k candidates), linear
-    in N. N = 50,000 × D = 2,048 takes 77.5 s of CPU time on one thread here (80 % of it the
-    matrix product), 0.7 GB extra; benchmarks/neighborhoods.py times it on 2. Computation is in
+    in N. N = 50,000 × D = 2,048 takes about 37 s on 2 idle CPU cores (80 % of it the matrix
+    product) and 0.7 GB extra (benchmarks/results/neighborhoods.md). Computation is in
     float64 for float64 input and float32 otherwise. Raises ``ValueError`` for N ≤ k, for a
     zero row (cosine undefined) and for NaN/inf.
     """

@@ -97,6 +97,17 @@ def test_cache_is_rebuilt_when_the_file_list_changes(setup, tmp_path):
     assert not out.path(10).exists()  # no stale output left behind
 
 
+def test_max_size_keeps_the_first_images_and_is_part_of_the_fingerprint(setup, tmp_path):
+    data, teacher, dataset, pre = setup
+    small = nbh.DatasetSpec(data, "aligned", "BtoA", max_size=4)
+    assert small.sources() == dataset.sources()[:4] and small.targets() == dataset.targets()[:4]
+    build(tmp_path / "cache", dataset, teacher, pre)
+    out, report = build(tmp_path / "cache", small, teacher, pre)
+    assert not report.reused and len(out) == 4
+    with pytest.raises(ValueError, match="max_size=0"):
+        nbh.DatasetSpec(data, max_size=0)
+
+
 def test_cache_is_rebuilt_when_preprocessing_changes(setup, tmp_path):
     _, teacher, dataset, pre = setup
     build(tmp_path / "cache", dataset, teacher, pre)
