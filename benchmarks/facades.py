@@ -340,6 +340,7 @@ def run_method(name: str, target: float, ctx: Context, task: Task, train: Dict[s
 
 def run(args: argparse.Namespace, schedule: Schedule) -> Dict[str, object]:
     task = TASKS[args.task]
+    commit = _git_commit()  # at the start: the code that runs, not what is checked out when it ends
     work_root = Path(args.work).expanduser()
     teacher_dir = ensure_teacher(task, Path(args.teacher or SHARED / "teachers" / task.teacher), Path(args.dataroot),
                                  work_root, args.upstream or os.environ.get("MGGC_UPSTREAM_DIR"), args.device,
@@ -418,7 +419,7 @@ def run(args: argparse.Namespace, schedule: Schedule) -> Dict[str, object]:
     seconds["latency"] = time.perf_counter() - t
 
     histories = {f"{r['method']}-{r['target']:g}": thin_history(r["history"]) for r in runs if r["history"]}
-    return {"task": args.task, "commit": _git_commit(), "config": config, "quick": args.quick,
+    return {"task": args.task, "commit": commit, "config": config, "quick": args.quick,
             "teacher_options": {k: getattr(opt, k) for k in ("model", "netG", "ngf", "norm", "netD", "ndf",
                                                              "crop_size", "load_size", "direction")},
             "n_train": len(train_x), "n_test": len(x_test), "rows": rows, "stage_seconds": seconds,
@@ -515,7 +516,9 @@ def save_samples(samples, path: Path) -> None:
 
 
 def write_results(result: Dict[str, object], targets: Sequence[float]) -> Path:
-    stem = "facades" + TASKS[result["task"]].suffix + ("_quick" if result["quick"] else "")
+    seed = result["config"]["schedule"]["seed"]
+    stem = ("facades" + TASKS[result["task"]].suffix + (f"_seed{seed}" if seed else "")
+            + ("_quick" if result["quick"] else ""))
     RESULTS.mkdir(parents=True, exist_ok=True)
     samples = result.pop("samples")
     save_samples(samples, RESULTS / f"{stem}_samples.jpg")
@@ -544,6 +547,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--targets", nargs="+", type=float, help="MACs budgets as fractions (default 0.25 0.10)")
     p.add_argument("--prune_steps", type=int, help="pruning game steps (default: 10 %% of the teacher's iterations)")
     p.add_argument("--finetune_epochs", type=int, help="finetuning epochs for every student (default 20)")
+    p.add_argument("--seed", type=int, help="seed of games, initialisations and data order (default 0; others "
+                   "write facades[_cycle_gan]_seed<N>.*)")
     p.add_argument("--encoder", choices=("inception", "swav"), help="neighbourhood encoder (default inception)")
     p.add_argument("--swav_checkpoint", help="official SwAV weights for --encoder swav")
     args = p.parse_args(argv)
@@ -554,7 +559,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     schedule = QUICK if args.quick else Schedule()
     overrides = {"methods": tuple(check_methods(args.methods)) if args.methods else None,
                  "targets": tuple(args.targets) if args.targets else None, "prune_steps": args.prune_steps,
-                 "finetune_epochs": args.finetune_epochs, "encoder": args.encoder}
+                 "finetune_epochs": args.finetune_epochs, "encoder": args.encoder, "seed": args.seed}
     schedule = replace(schedule, **{k: v for k, v in overrides.items() if v is not None})
     start = time.perf_counter()
     result = run(args, schedule)
