@@ -14,9 +14,11 @@ with the *same* objective and schedule as every other method: the MGGC model's o
 (:class:`~mggc_plugin.finetune.Finetuner`: pix2pix hinge GAN + 100·L1 to the ground truth;
 CycleGAN least-squares GAN against unpaired real labels + 10·L1 to the teacher's output), no KD,
 batch size 1, upstream's augmentation (resize to the teacher's ``load_size``, random crop to
-``crop_size``, random flip) and learning-rate policy (constant, then linear decay to 0 over the
-second half). Reported per student: MACs, parameters, FID on the test set (FID Inception, 8-bit
-outputs as upstream saves them), CPU latency speed-up over the teacher (all generators timed in
+``crop_size``, random flip) and learning-rate policy (constant for the first half of the
+epochs, then upstream's ``linear`` decay). The default 5 epochs keep a run of both budgets
+and all methods near an hour on 2 CPU cores; ``--finetune_epochs`` gives every method more.
+Reported per student: MACs, parameters, FID on the test set (FID Inception, 8-bit outputs as
+upstream saves them), CPU latency speed-up over the teacher (all generators timed in
 interleaved rounds in one process) and the time each stage took.
 
 Pruning games run 10 % of the teacher's training iterations (the paper's budget; 3,200 steps for
@@ -32,12 +34,14 @@ trained there with the command in the teacher's README, into ``<work>/checkpoint
 
 Everything is cached in ``--work`` under a folder named by the configuration's digest, one
 sub-folder per (method, budget) with the pruning game's state (saved every 200 steps); an
-interrupted run resumes where it stopped. Results: ``benchmarks/results/facades[_cycle_gan]
+interrupted run keeps its finished students and games and resumes a game from its last save (a
+student's finetuning starts over). Results: ``benchmarks/results/facades[_cycle_gan][_<tag>]
 [_quick].{json,md}``, ``..._dynamics.png`` (Fig. 4: the games' losses and R) and
-``..._samples.png``. ``--quick`` runs every stage on a few images for a smoke test (minutes).
+``..._samples.jpg`` (rows: source, ground truth, teacher, then the students in table order).
+``--quick`` runs every stage on a few images for a smoke test (minutes).
 
-    python benchmarks/facades.py                      # pix2pix, about 3 h on 2 CPU cores
-    python benchmarks/facades.py --task cycle_gan
+    python benchmarks/facades.py                      # pix2pix: about 1 h on 2 CPU cores
+    python benchmarks/facades.py --task cycle_gan     # about 40 min
     python benchmarks/facades.py --quick --device cuda
 """
 from __future__ import annotations
@@ -113,7 +117,7 @@ class Schedule:
     targets: Tuple[float, ...] = (0.25, 0.10)
     methods: Tuple[str, ...] = tuple(METHODS)
     prune_steps: Optional[int] = None
-    finetune_epochs: int = 20
+    finetune_epochs: int = 5
     batch_size: int = 1
     k: int = 5
     round_to: int = 8
@@ -338,6 +342,43 @@ def run_method(name: str, target: float, ctx: Context, task: Task, train: Dict[s
     return result
 
 
+def run_key(result: Dict[str, object]) -> str:
+    """``<method>-<budget>``: a student's folder in the work folder and its key in the results."""
+    return f"{result['method']}-{result['target']:g}"
+
+
+def evaluate(G_T: nn.Module, teacher_label: str, students: Dict[str, nn.Module], runs: List[Dict[str, object]],
+             x_test: torch.Tensor, y_test: torch.Tensor, schedule: Schedule, device: str,
+             seconds: Dict[str, float]) -> Tuple[List[Dict[str, object]], Dict[str, torch.Tensor]]:
+    """One table row per generator (teacher first): MACs, parameters, FID to the real test
+    targets, latency and speed-up; also returns every generator's test outputs. Adds the
+    stages' times to ``seconds``."""
+    t = time.perf_counter()
+    shape = (1, x_test.shape[1], x_test.shape[2], x_test.shape[3])
+    real = metrics.inception_features((y_test + 1) / 2, progress=False)
+    nets = {"teacher": G_T, **students}
+    outputs = {key: translate(G, x_test, device) for key, G in nets.items()}
+    by_key = {run_key(r): r for r in runs}
+    teacher_macs = count_macs(G_T, shape).total
+    rows = []
+    for key, G in nets.items():
+        r = by_key.get(key, {"method": "teacher", "target": 1.0, "seconds": {}, "info": {}})
+        macs = count_macs(G, shape).total
+        rows.append({"key": key, "method": r["method"], "target": r["target"],
+                     "label": METHODS[r["method"]].label if key in by_key else teacher_label,
+                     "macs": macs, "macs_ratio": macs / teacher_macs, "params": sum(p.numel() for p in G.parameters()),
+                     "fid": fid_to(real, outputs[key]), "seconds": r["seconds"], "info": r["info"]})
+    seconds["evaluate_fid"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    lat = interleaved_latency(nets, shape, schedule.latency_rounds, schedule.latency_runs, device)
+    for row in rows:
+        row["latency_ms"] = 1e3 * lat[row["key"]]
+        row["speedup"] = lat["teacher"] / lat[row["key"]]
+    seconds["latency"] = time.perf_counter() - t
+    return rows, outputs
+
+
 def run(args: argparse.Namespace, schedule: Schedule) -> Dict[str, object]:
     task = TASKS[args.task]
     commit = _git_commit()  # at the start: the code that runs, not what is checked out when it ends
@@ -390,35 +431,10 @@ def run(args: argparse.Namespace, schedule: Schedule) -> Dict[str, object]:
         for name in schedule.methods:
             runs.append(run_method(name, target, ctx, task, train, schedule, crop, work / f"{name}-{target:g}"))
 
-    t = time.perf_counter()
-    real = metrics.inception_features((y_test + 1) / 2, progress=False)
-    shape = (1, opt.input_nc, crop, crop)
-    students = {f"{r['method']}-{r['target']:g}": load_slim(work / f"{r['method']}-{r['target']:g}" / "slim_G.pt")
-                for r in runs}
-    outputs_test = {"teacher": translate(G_T, x_test, args.device)}
-    outputs_test.update({key: translate(G, x_test, args.device) for key, G in students.items()})
-    teacher_macs = count_macs(G_T, shape).total
-    rows = []
-    for key, images in outputs_test.items():
-        G = G_T if key == "teacher" else students[key]
-        r = next((r for r in runs if f"{r['method']}-{r['target']:g}" == key), None)
-        rows.append({"key": key, "method": r["method"] if r else "teacher",
-                     "label": METHODS[r["method"]].label if r else f"Teacher ({opt.netG}, ngf {opt.ngf})",
-                     "target": r["target"] if r else 1.0, "macs": count_macs(G, shape).total,
-                     "params": sum(p.numel() for p in G.parameters()), "fid": fid_to(real, images),
-                     "seconds": r["seconds"] if r else {}, "info": r["info"] if r else {}})
-        rows[-1]["macs_ratio"] = rows[-1]["macs"] / teacher_macs
-    seconds["evaluate_fid"] = time.perf_counter() - t
-
-    t = time.perf_counter()
-    models = {"teacher": G_T, **students}
-    lat = interleaved_latency(models, shape, schedule.latency_rounds, schedule.latency_runs, args.device)
-    for row in rows:
-        row["latency_ms"] = 1e3 * lat[row["key"]]
-        row["speedup"] = lat["teacher"] / lat[row["key"]]
-    seconds["latency"] = time.perf_counter() - t
-
-    histories = {f"{r['method']}-{r['target']:g}": thin_history(r["history"]) for r in runs if r["history"]}
+    students = {run_key(r): load_slim(work / run_key(r) / "slim_G.pt") for r in runs}
+    rows, outputs_test = evaluate(G_T, f"Teacher ({opt.netG}, ngf {opt.ngf})", students, runs, x_test, y_test,
+                                  schedule, args.device, seconds)
+    histories = {run_key(r): thin_history(r["history"]) for r in runs if r["history"]}
     return {"task": args.task, "commit": commit, "config": config, "quick": args.quick,
             "teacher_options": {k: getattr(opt, k) for k in ("model", "netG", "ngf", "norm", "netD", "ndf",
                                                              "crop_size", "load_size", "direction")},
@@ -440,14 +456,16 @@ def markdown(result: Dict[str, object]) -> str:
     m = result["machine"]
     where = f"{m['cuda']}" if m["device"] == "cuda" else f"CPU, {m['cpus']} cores, {m['cpu_threads']} torch threads"
     direction = "labels → photo" if opt["model"] == "pix2pix" else "photo → labels (G_A)"
-    lines = [f"# Facades {result['task']}{' (quick: a smoke run, not a result)' if result['quick'] else ''}", "",
+    title = f"Facades {result['task']}" + (f", {result['tag']}" if result.get("tag") else "")
+    lines = [f"# {title}{' (quick: a smoke run, not a result)' if result['quick'] else ''}", "",
              f"Teacher: upstream {opt['model']} `{opt['netG']}` ngf {opt['ngf']} ({opt['norm']} norm), "
              f"{opt['crop_size']}², {direction}; "
              f"{result['n_train']} training images, FID on {result['n_test']} test images. Commit {result['commit']}, "
              f"{where}.", "",
              f"Every student: pruning game {sched['prune_steps']} steps (game methods), then the same finetuning, "
              f"{sched['finetune_epochs']} epochs at batch size {sched['batch_size']}; widths multiples of "
-             f"{sched['round_to']}; neighbourhoods k = {sched['k']} with the {sched['encoder']} encoder.", "",
+             f"{sched['round_to']}; neighbourhoods k = {sched['k']} with the {sched['encoder']} encoder; "
+             f"seed {sched['seed']}.", "",
              "| Method | budget | MACs (G) | MACs kept | #Params (M) | FID ↓ | CPU speed-up | compress (s) | "
              "finetune (s) |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in result["rows"]:
@@ -516,9 +534,8 @@ def save_samples(samples, path: Path) -> None:
 
 
 def write_results(result: Dict[str, object], targets: Sequence[float]) -> Path:
-    seed = result["config"]["schedule"]["seed"]
-    stem = ("facades" + TASKS[result["task"]].suffix + (f"_seed{seed}" if seed else "")
-            + ("_quick" if result["quick"] else ""))
+    tag = result["tag"]
+    stem = "facades" + TASKS[result["task"]].suffix + (f"_{tag}" if tag else "") + ("_quick" if result["quick"] else "")
     RESULTS.mkdir(parents=True, exist_ok=True)
     samples = result.pop("samples")
     save_samples(samples, RESULTS / f"{stem}_samples.jpg")
@@ -546,9 +563,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--methods", nargs="+", help=f"subset of {', '.join(METHODS)}")
     p.add_argument("--targets", nargs="+", type=float, help="MACs budgets as fractions (default 0.25 0.10)")
     p.add_argument("--prune_steps", type=int, help="pruning game steps (default: 10 %% of the teacher's iterations)")
-    p.add_argument("--finetune_epochs", type=int, help="finetuning epochs for every student (default 20)")
-    p.add_argument("--seed", type=int, help="seed of games, initialisations and data order (default 0; others "
-                   "write facades[_cycle_gan]_seed<N>.*)")
+    p.add_argument("--finetune_epochs", type=int, help="finetuning epochs for every student (default 5)")
+    p.add_argument("--seed", type=int, help="seed of games, initialisations and data order (default 0)")
+    p.add_argument("--tag", default="", help="results go to facades[_cycle_gan]_<tag>.* (for runs beside the default)")
     p.add_argument("--encoder", choices=("inception", "swav"), help="neighbourhood encoder (default inception)")
     p.add_argument("--swav_checkpoint", help="official SwAV weights for --encoder swav")
     args = p.parse_args(argv)
@@ -564,6 +581,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     start = time.perf_counter()
     result = run(args, schedule)
     result["wall_seconds"] = time.perf_counter() - start
+    result["tag"] = args.tag
     write_results(result, schedule.targets)
     return 0
 
