@@ -68,6 +68,7 @@ class Context:
     save_every: int = 200
 
     def example_x(self) -> torch.Tensor:
+        """One source image: the shape channel groups and MACs are traced at."""
         return self.game.x[:1]
 
 
@@ -90,7 +91,8 @@ def _play(ctx: Context, target: float, ablation: str) -> Student:
     history: List[Dict[str, float]] = []
     if ctx.checkpoint is not None and ctx.checkpoint.is_file():
         pruner.load(ctx.checkpoint)
-        history = torch.load(ctx.checkpoint.with_suffix(".history.pt"), weights_only=True)
+        # The history is saved just before the state: an interruption between the two leaves it ahead.
+        history = torch.load(ctx.checkpoint.with_suffix(".history.pt"), weights_only=True)[:pruner.step_count]
     game = ctx.game
     # One generator per step index, so a resumed game draws the same batches as an uninterrupted one.
     with tqdm(total=ctx.prune_steps, initial=pruner.step_count, desc=f"prune {ablation}", leave=False) as bar:

@@ -1,6 +1,7 @@
 """The facades benchmark's non-MGGC methods (benchmarks/compressors.py): L1-norm filter pruning
 ranks filters as Li et al. and meets the budget; the from-scratch baseline's ngf fits it."""
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -70,3 +71,18 @@ def test_scratch_takes_the_largest_ngf_within_the_budget(pair):
 def test_unknown_methods_are_named():
     with pytest.raises(ValueError, match="magnitude"):
         compressors.check_methods(["mggc", "magnitude"])
+
+
+def test_an_interrupted_game_resumes_to_the_same_student(pair, tmp_path, monkeypatch):
+    ctx = context(*pair)
+    whole = compressors.METHODS["mggc"].make(
+        replace(ctx, prune_steps=4, checkpoint=tmp_path / "a" / "game.pt", save_every=1), 0.3)
+    first = replace(ctx, prune_steps=2, checkpoint=tmp_path / "b" / "game.pt", save_every=1)
+    compressors.METHODS["mggc"].make(first, 0.3)
+    steps = []
+    real_step = compressors.MGGCPruner.step
+    monkeypatch.setattr(compressors.MGGCPruner, "step", lambda self, *a: steps.append(1) or real_step(self, *a))
+    resumed = compressors.METHODS["mggc"].make(replace(first, prune_steps=4), 0.3)
+    assert len(steps) == 2  # it went on from step 2, not from scratch
+    assert [h["loss_G"] for h in resumed.history] == [h["loss_G"] for h in whole.history]
+    assert resumed.G.mggc_slim["widths"] == whole.G.mggc_slim["widths"]
