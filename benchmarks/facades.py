@@ -70,11 +70,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from compressors import METHODS, Context, GameData, Student, check_methods  # noqa: E402
 
 from mggc_plugin import metrics, networks  # noqa: E402
-from mggc_plugin.fileio import atomic_write  # noqa: E402
+from mggc_plugin.fileio import atomic_write, atomic_write_json  # noqa: E402
 from mggc_plugin.finetune import FinetuneConfig, Finetuner  # noqa: E402
 from mggc_plugin.macs import count_macs  # noqa: E402
 from mggc_plugin.neighborhoods import (DatasetSpec, Preprocess, TeacherSpec, build_neighborhoods,  # noqa: E402
-                                       read_train_opt, tensor_to_pil)
+                                       per_image_norm, read_train_opt, tensor_to_pil)
 from mggc_plugin.slim import load_slim, save_slim  # noqa: E402
 from mggc_plugin.upstream.compat import cpu_flags  # noqa: E402
 from mggc_plugin.upstream.specs import SPECS, GanSpec  # noqa: E402
@@ -185,7 +185,7 @@ def write_unpaired(dataroot: Path, out: Path) -> Path:
             for ref in refs:
                 atomic_write(out / f"{phase}{side}" / f"{ref.path.stem}.png",
                              lambda tmp, ref=ref: ref.load().save(tmp, format="PNG"))
-    atomic_write(done, lambda tmp: tmp.write_text(json.dumps({"from": str(dataroot)})))
+    atomic_write_json(done, {"from": str(dataroot)})
     return out
 
 
@@ -220,12 +220,7 @@ def random_crops(images: torch.Tensor, idx: torch.Tensor, crop: int, g: torch.Ge
 def inference_copy(G: nn.Module) -> nn.Module:
     """G as upstream's test.py runs it, made deterministic: BatchNorm normalises each image by
     its own statistics (pix2pix trains with batch size 1), dropout off. A copy; G is untouched."""
-    G = copy.deepcopy(G).eval()
-    for m in G.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.train()
-            m.track_running_stats = False
-    return G.requires_grad_(False)
+    return per_image_norm(copy.deepcopy(G).eval()).requires_grad_(False)
 
 
 @torch.no_grad()
@@ -336,7 +331,7 @@ def run_method(name: str, target: float, ctx: Context, task: Task, train: Dict[s
     save_slim(student.D, folder / "slim_D.pt")
     result = {"method": name, "target": target, "info": student.info, "finetune_epochs": epochs,
               "history": student.history, "seconds": {"compress": t1 - t0, "finetune": t2 - t1}}
-    atomic_write(result_file, lambda tmp: tmp.write_text(json.dumps(result)))
+    atomic_write_json(result_file, result, indent=None)
     print(f"  {name} @ {target:.0%}: compress {t1 - t0:.0f} s, finetune {t2 - t1:.0f} s, "
           f"final L1 {epochs[-1]['G_L1']:.3f}", flush=True)
     return result
@@ -399,7 +394,7 @@ def run(args: argparse.Namespace, schedule: Schedule) -> Dict[str, object]:
               "schedule": asdict(schedule), "device": args.device}
     work = work_root / f"{args.task}-{_digest(config)}"
     work.mkdir(parents=True, exist_ok=True)
-    atomic_write(work / "config.json", lambda tmp: tmp.write_text(json.dumps(config, indent=1)))
+    atomic_write_json(work / "config.json", config)
     print(f"{args.task}: teacher {teacher.G_path} ({opt.netG}, ngf {opt.ngf}, {crop}²), work folder {work}\n"
           f"  schedule: {schedule}", flush=True)
 
@@ -541,7 +536,7 @@ def write_results(result: Dict[str, object], targets: Sequence[float]) -> Path:
     save_samples(samples, RESULTS / f"{stem}_samples.jpg")
     plot_dynamics(result["histories"], targets, RESULTS / f"{stem}_dynamics.png")
     result["sample_rows"] = ["source", "ground truth", *samples[2].keys()]
-    atomic_write(RESULTS / f"{stem}.json", lambda tmp: tmp.write_text(json.dumps(result, indent=1)))
+    atomic_write_json(RESULTS / f"{stem}.json", result)
     md = markdown(result)
     atomic_write(RESULTS / f"{stem}.md", lambda tmp: tmp.write_text(md))
     print(md)

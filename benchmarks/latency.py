@@ -11,7 +11,6 @@ models (median of --runs passes after warm-up) and reports the speed-up beside t
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import platform
 from pathlib import Path
@@ -19,6 +18,7 @@ from pathlib import Path
 import torch
 
 from mggc_plugin import ChannelGroups, count_macs, networks, slim
+from mggc_plugin.fileio import atomic_write, atomic_write_json
 from mggc_plugin.metrics import latency
 
 MODELS = {"resnet_9blocks": "instance", "unet_256": "batch"}
@@ -86,10 +86,9 @@ def main() -> None:
             print(f"{netG} at {macs / groups.full_macs:.1%} MACs: {full_time / t:.2f}x faster "
                   f"(ideal {groups.full_macs / macs:.2f}x)")
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     result = dict(machine=machine, device=args.device, torch=torch.__version__, input_shape=list(shape),
                   runs=args.runs, warmup=args.warmup, rows=rows)
-    (out / "latency.json").write_text(json.dumps(result, indent=2) + "\n")
+    atomic_write_json(out / "latency.json", result, indent=2)
     lines = [f"Latency, batch 1, 256², median of {args.runs} runs after {args.warmup} warm-up — {machine}, "
              f"torch {torch.__version__}", "",
              "| generator | MACs kept | G MACs | params (M) | latency (ms) | speed-up | ideal (MAC ratio) |",
@@ -97,7 +96,7 @@ def main() -> None:
     for r in rows:
         lines.append(f"| {r['netG']} | {r['macs_fraction']:.1%} | {r['gmacs']:.2f} | {r['params_m']:.2f} | "
                      f"{r['latency_ms']:.1f} | {r['speedup']:.2f}× | {r['ideal_speedup']:.2f}× |")
-    (out / "latency.md").write_text("\n".join(lines) + "\n")
+    atomic_write(out / "latency.md", lambda tmp: tmp.write_text("\n".join(lines) + "\n"))
     print("\n".join(lines))
 
 

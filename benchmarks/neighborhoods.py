@@ -33,8 +33,8 @@ import torch
 from PIL import Image, ImageDraw
 
 from mggc_plugin import encoders
-from mggc_plugin.fileio import atomic_write
-from mggc_plugin.neighborhoods import _atomic_json, pil_to_tensor, topk_cosine
+from mggc_plugin.fileio import atomic_write, atomic_write_json
+from mggc_plugin.neighborhoods import pil_to_tensor, topk_cosine
 
 CLASSES = ("disk", "square", "triangle", "plus", "ring", "star")
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -211,7 +211,7 @@ def main() -> int:
         "quick": args.quick,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    _atomic_json(result, RESULTS / "neighborhoods.json")
+    atomic_write_json(RESULTS / "neighborhoods.json", result)
     lines = [f"# Neighbourhoods (Eq. 1) benchmark{' (quick)' if args.quick else ''}", "",
              f"Synthetic shapes: {len(CLASSES)} classes × {per_class} images, {args.size}², random colours, "
              f"position, scale, rotation. precision@5 = share of the 5 cosine neighbours with the centre's class "

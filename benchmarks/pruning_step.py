@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import os
 import platform
 import statistics
@@ -34,7 +33,7 @@ import torch
 from mggc_plugin import networks
 from mggc_plugin.losses import f_D, f_G
 from mggc_plugin.pruner import MGGCConfig, MGGCPruner
-from mggc_plugin.slim import atomic_write
+from mggc_plugin.fileio import atomic_write, atomic_write_json
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -132,7 +131,7 @@ def main() -> None:
               "G_macs": pruner.groups_G.full_macs, "D_macs": pruner.groups_D.full_macs,
               "runs": [measure(plain, prune, t, args.warmup, args.repeats) for t in args.threads]}
     table = report(result, args)
-    atomic_write(args.out.with_suffix(".json"), lambda tmp: tmp.write_text(json.dumps(result, indent=2)))
+    atomic_write_json(args.out.with_suffix(".json"), result, indent=2)
     atomic_write(args.out.with_suffix(".md"), lambda tmp: tmp.write_text(table))
     print(table)
 

@@ -36,7 +36,7 @@ from .metrics import latency
 from .neighborhoods import (DatasetSpec, Neighborhoods, Preprocess, TeacherOutputs, TeacherSpec, build_neighborhoods,
                             list_images, write_neighborhood_html)
 from .pruner import MGGCConfig, MGGCPruner
-from .fileio import atomic_write
+from .fileio import atomic_write, atomic_write_json
 from .slim import save_slim, slim
 
 
@@ -97,7 +97,7 @@ def _write_dataset(root: Path, cfg: DemoConfig) -> Tuple[DatasetSpec, str]:
             stale.unlink()
         for i in range(len(pairs)):
             _save_png(torch.cat([pairs.A[i], pairs.B[i]], dim=2), root / phase / f"{i:05d}.png")
-    atomic_write(config_file, lambda tmp: tmp.write_text(json.dumps(key)))
+    atomic_write_json(config_file, key)
     return dataset, summary
 
 
@@ -158,7 +158,7 @@ def _teacher(out: Path, cfg: DemoConfig, x: torch.Tensor, y: torch.Tensor) -> Tu
                 crop_size=cfg.size, load_size=cfg.size, direction="AtoB", no_dropout=True)
     text = "----------------- Options ---------------\n" + "".join(f"{k:>25}: {v}\n" for k, v in opts.items())
     atomic_write(folder / "train_opt.txt", lambda tmp: tmp.write_text(text + "----------------- End -------------------\n"))
-    atomic_write(config_file, lambda tmp: tmp.write_text(json.dumps(key)))
+    atomic_write_json(config_file, key)
     return (G, D), f"{cfg.netG} (ngf {cfg.ngf}) trained {cfg.teacher_epochs} epochs, final L1 {logs['G_L1']:.3f}"
 
 

@@ -1,10 +1,11 @@
 """Atomic file writes: every file the plugin writes goes through :func:`atomic_write`."""
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Callable, Union
+from typing import Any, Callable, Union
 
 PathLike = Union[str, Path]
 
@@ -27,3 +28,8 @@ def atomic_write(path: PathLike, write: Callable[[Path], None]) -> Path:
         if os.path.exists(tmp):
             os.remove(tmp)
     return path
+
+
+def atomic_write_json(path: PathLike, obj: Any, indent: int = 1) -> Path:
+    """Write ``obj`` as JSON to ``path`` with :func:`atomic_write`."""
+    return atomic_write(path, lambda tmp: tmp.write_text(json.dumps(obj, indent=indent)))

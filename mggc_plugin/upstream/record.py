@@ -16,7 +16,7 @@ from typing import Any, Dict
 
 from ..neighborhoods import sha256_file
 from ..pruner import MGGCConfig
-from ..fileio import atomic_write
+from ..fileio import atomic_write_json
 from .options import RUN_RECORD
 from .teacher import Teacher, arch_D, arch_G
 
@@ -46,7 +46,7 @@ class RunRecord:
 
     def write(self, run_dir: Path) -> Path:
         payload = {"format": FORMAT, "version": VERSION, **asdict(self)}
-        return atomic_write(Path(run_dir) / FILE_NAME, lambda tmp: tmp.write_text(json.dumps(payload, indent=1)))
+        return atomic_write_json(Path(run_dir) / FILE_NAME, payload)
 
     @classmethod
     def read(cls, run_dir: Path) -> "RunRecord":

@@ -2,7 +2,6 @@
 parameters and kept widths of the teacher and slim networks. Nothing here imports upstream."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Dict, Sequence
 
@@ -10,7 +9,7 @@ from torch import nn
 
 from ..channels import ChannelGroups
 from ..macs import count_macs
-from ..fileio import atomic_write
+from ..fileio import atomic_write_json
 
 REPORT_NAME = "mggc_report.json"
 
@@ -34,4 +33,4 @@ def ratio_line(what: str, teacher: Dict[str, Any], slim: Dict[str, Any]) -> str:
 
 def write_report(run_dir: Path, report: Dict[str, Any]) -> Path:
     """Write ``report`` as ``<run_dir>/mggc_report.json`` atomically."""
-    return atomic_write(Path(run_dir) / REPORT_NAME, lambda tmp: tmp.write_text(json.dumps(report, indent=1)))
+    return atomic_write_json(Path(run_dir) / REPORT_NAME, report)
