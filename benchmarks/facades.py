@@ -1,59 +1,54 @@
-"""MGGC against baselines at equal MACs on CMP Facades, measured side by side in one run.
+"""MGGC against baselines at equal MACs on CMP Facades, over seeds, with intervals.
 
-Two tasks, each against a teacher trained by upstream (pytorch-CycleGAN-and-pix2pix):
+Tasks and teachers: :mod:`facades_setup` (pix2pix labels → photo at 128²; CycleGAN photo →
+labels at 64²; both teachers trained by upstream). Methods: :data:`compressors.METHODS` (MGGC;
+MGGC with k = 0; Table 2's Baseline; L1-norm filter pruning; from scratch at uniform widths).
 
-* ``pix2pix`` — labels → photo at 128², ``unet_128`` ngf 32 (``../shared/teachers/
-  facades_pix2pix_unet128_ngf32``), evaluated on the 106 test pairs;
-* ``cycle_gan`` — photo → labels (G_A) at 64², ``resnet_6blocks`` ngf 32, trained unpaired
-  (``../shared/teachers/facades_cycle_gan_res6_ngf32_64``), evaluated on the 106 test photos.
+The protocol (the evaluation issue's), for every (budget, method, seed) — a *unit*:
 
-For every MACs budget (default 25 % and 10 % of the teacher's) and every method of
-:data:`compressors.METHODS` (MGGC; MGGC with k = 0; Table 2's Baseline; L1-norm filter pruning;
-a generator trained from scratch with a smaller ngf), the student pair is made, then finetuned
-with the *same* objective and schedule as every other method: the MGGC model's own finetuning
-(:class:`~mggc_plugin.finetune.Finetuner`: pix2pix hinge GAN + 100·L1 to the ground truth;
-CycleGAN least-squares GAN against unpaired real labels + 10·L1 to the teacher's output), no KD,
-batch size 1, upstream's augmentation (resize to the teacher's ``load_size``, random crop to
-``crop_size``, random flip) and learning-rate policy (constant for the first half of the
-epochs, then upstream's ``linear`` decay). The default 5 epochs keep a run of both budgets
-and all methods near an hour on 2 CPU cores; ``--finetune_epochs`` gives every method more.
-Reported per student: MACs, parameters, FID on the test set (FID Inception, 8-bit outputs as
-upstream saves them), CPU latency speed-up over the teacher (all generators timed in
-interleaved rounds in one process) and the time each stage took.
+1. **make** the student pair at the budget (default 10 % and 5 % of the teacher's MACs; the
+   games run 10 % of the teacher's training iterations, the paper's budget), then fill it up to
+   the budget (:func:`mggc_plugin.baselines.fill_to_budget`), so every student lands within
+   95–100 % of its budget;
+2. **finetune** with the same objective and schedule for every method
+   (:func:`mggc_plugin.finetune.fit`: pix2pix GAN + 100·L1 to the ground truth; CycleGAN GAN
+   against unpaired real labels + 10·L1 to the teacher's output; upstream's augmentation and
+   ``linear`` learning-rate policy; batch size 1; the GAN loss of the ``--model mggc_*`` spec, as
+   the paper: hinge for pix2pix, least squares for CycleGAN — the games use it too), an EMA
+   of G's weights (decay ``--ema_decay``, default 0.999) being what is evaluated. The same seed
+   gives every method the same data order, crops and flips. ``--d_policy teacher`` (default)
+   finetunes every student against the teacher's full D; ``method`` uses the D the method made
+   (MGGC's pruned D; L1-norm keeps the teacher's; from scratch a new one). ``--kd`` adds feature
+   distillation to every method alike;
+3. **evaluate** on the 106 test images (outputs rounded to 8 bits as upstream saves them):
+   KID and FID against all 506 real targets of the dataset (train + test, the task's half,
+   resized to the task's size; features cached by :func:`mggc_plugin.metrics.reference_features`),
+   FID against the 106 test targets (for comparability with earlier tables), per-image L1 and
+   PSNR to the ground truth and L1 to the teacher's output; for label maps (CycleGAN), pixel
+   accuracy and mIoU after snapping to the 12-colour palette of the ground-truth maps.
 
-Pruning games run 10 % of the teacher's training iterations (the paper's budget; 3,200 steps for
-the pix2pix teacher's 80 epochs × 400 images). The neighbourhoods (Eq. 1) use the frozen FID
-Inception encoder: the paper's SwAV is ImageNet-pretrained, no such weights can be downloaded
-here, and SwAV trained from scratch on small data finds no better neighbours than raw pixels
-(``benchmarks/results/neighborhoods.md``); pass ``--encoder swav --swav_checkpoint FILE`` to use
-official SwAV weights.
+Each finished unit's metrics (with the per-image values, for paired bootstraps) are written to
+``benchmarks/results/facades_units/<task>/<method>-<budget>-s<seed>.json`` — small files meant to
+be committed. A unit whose file exists with the same protocol is skipped, so a run resumes on
+another machine from the repository alone; games and finetuned students are also cached under
+``--work`` (games resume from their last save). :mod:`facades_summary` then writes
+``<task>_summary.{json,md}`` and ``<task>_pareto.png`` with means, stds and the per-seed paired
+differences to L1-norm pruning with Student-t 95 % intervals. This script also writes
+``facades[_cycle_gan][_<tag>].json`` (the run's record), ``..._dynamics.png`` (Fig. 4: the
+games of the first seed) and ``..._samples.jpg``.
 
-Teachers are read from ``--teacher`` (never written). When the folder holds no generator and
-``--upstream DIR`` (or ``MGGC_UPSTREAM_DIR``) names an upstream checkout, the teacher is first
-trained there with the command in the teacher's README, into ``<work>/checkpoints``.
-
-Everything is cached in ``--work`` under a folder named by the configuration's digest, one
-sub-folder per (method, budget) with the pruning game's state (saved every 200 steps); an
-interrupted run keeps its finished students and games and resumes a game from its last save (a
-student's finetuning starts over). Results: ``benchmarks/results/facades[_cycle_gan][_<tag>]
-[_quick].{json,md}``, ``..._dynamics.png`` (Fig. 4: the games' losses and R) and
-``..._samples.jpg`` (rows: source, ground truth, teacher, then the students in table order).
-``--quick`` runs every stage on a few images for a smoke test (minutes).
-
-    python benchmarks/facades.py                      # pix2pix: about 1 h on 2 CPU cores
-    python benchmarks/facades.py --task cycle_gan     # about 40 min
-    python benchmarks/facades.py --quick --device cuda
+    python benchmarks/facades.py --threads 1 &                   # pix2pix, 3 seeds
+    python benchmarks/facades.py --task cycle_gan --threads 1 &  # one task per core
+    python benchmarks/facades.py --quick                         # a smoke run (minutes)
 """
 from __future__ import annotations
 
 import argparse
-import copy
 import hashlib
 import json
 import math
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import time
@@ -64,239 +59,183 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compressors import METHODS, Context, GameData, Student, check_methods  # noqa: E402
+from mggc_plugin import metrics, networks
+from mggc_plugin.data import DatasetSpec, Preprocess, tensor_to_pil
+from mggc_plugin.fileio import atomic_write, atomic_write_json
+from mggc_plugin.finetune import FinetuneConfig, Finetuner, fit
+from mggc_plugin.macs import count_macs
+from mggc_plugin.neighborhoods.pipeline import build_neighborhoods
+from mggc_plugin.slim import load_slim, save_slim
+from mggc_plugin.teacher import TeacherSpec
+from mggc_plugin.upstream.teacher import arch_D, arch_G, find_teacher
 
-from mggc_plugin import metrics, networks  # noqa: E402
-from mggc_plugin.fileio import atomic_write, atomic_write_json  # noqa: E402
-from mggc_plugin.finetune import FinetuneConfig, Finetuner  # noqa: E402
-from mggc_plugin.macs import count_macs  # noqa: E402
-from mggc_plugin.neighborhoods import (DatasetSpec, Preprocess, TeacherSpec, build_neighborhoods,  # noqa: E402
-                                       per_image_norm, read_train_opt, tensor_to_pil)
-from mggc_plugin.slim import load_slim, save_slim  # noqa: E402
-from mggc_plugin.upstream.compat import cpu_flags  # noqa: E402
-from mggc_plugin.upstream.specs import SPECS, GanSpec  # noqa: E402
-from mggc_plugin.upstream.teacher import arch_D, arch_G, find_teacher  # noqa: E402
+from compressors import METHODS, Context, GameData, Student, check_methods
+from facades_setup import (
+    TASKS,
+    Task,
+    ensure_teacher,
+    inference_copy,
+    load_pairs,
+    random_crops,
+    teacher_options,
+    translate,
+)
+from facades_summary import UNITS, write_summary
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 SHARED = ROOT.parent / "shared"
-
-
-@dataclass(frozen=True)
-class Task:
-    """One benchmark: the MGGC model whose objective it uses (``spec``), the shared teacher
-    folder's name, the upstream ``train.py`` arguments that trained that teacher (its README)
-    and its epochs (``--n_epochs``, ``--n_epochs_decay``), whether the teacher trained on an
-    unpaired split, and the file-name suffix of the results."""
-
-    spec: GanSpec
-    teacher: str
-    train_args: Tuple[str, ...]
-    epochs: Tuple[int, int]
-    unpaired: bool
-    suffix: str
-
-
-TASKS: Dict[str, Task] = {
-    "pix2pix": Task(SPECS["mggc_pix2pix"], "facades_pix2pix_unet128_ngf32", (
-        "--model", "pix2pix", "--direction", "BtoA", "--netG", "unet_128", "--ngf", "32", "--ndf", "32",
-        "--load_size", "143", "--crop_size", "128"), (40, 40), False, ""),
-    "cycle_gan": Task(SPECS["mggc_cycle_gan"], "facades_cycle_gan_res6_ngf32_64", (
-        "--model", "cycle_gan", "--netG", "resnet_6blocks", "--ngf", "32", "--ndf", "32", "--load_size", "72",
-        "--crop_size", "64"), (10, 10), True, "_cycle_gan"),
-}
+D_POLICIES = ("teacher", "method")
 
 
 @dataclass(frozen=True)
 class Schedule:
-    """How much work each method gets. ``prune_steps`` None: 10 % of the teacher's iterations."""
+    """The protocol (module docstring). ``prune_steps`` None: 10 % of the teacher's iterations.
+    Everything here except ``targets``, ``methods`` and ``seeds`` is part of a unit's identity."""
 
-    targets: Tuple[float, ...] = (0.25, 0.10)
+    targets: Tuple[float, ...] = (0.10, 0.05)
     methods: Tuple[str, ...] = tuple(METHODS)
+    seeds: Tuple[int, ...] = (0, 1, 2)
     prune_steps: Optional[int] = None
-    finetune_epochs: int = 5
+    finetune_epochs: int = 10
+    ema_decay: Optional[float] = 0.999
+    d_policy: str = "teacher"
+    kd: bool = False
+    lambda_kd: float = 1.0
+    fill: bool = True
     batch_size: int = 1
     k: int = 5
     round_to: int = 8
     encoder: str = "inception"
     n_train: Optional[int] = None
     n_test: Optional[int] = None
-    latency_rounds: int = 7
-    latency_runs: int = 5
-    seed: int = 0
+
+    def protocol(self) -> Dict[str, object]:
+        """What a unit's metrics depend on besides its method, budget and seed."""
+        return {k: v for k, v in asdict(self).items() if k not in ("targets", "methods", "seeds")}
 
 
-QUICK = Schedule(prune_steps=8, finetune_epochs=1, n_train=12, n_test=8, latency_rounds=2, latency_runs=2)
-
-
-# ---------------------------------------------------------------------------------------------
-# Teacher and data
-# ---------------------------------------------------------------------------------------------
-
-def teacher_options(folder: Path) -> argparse.Namespace:
-    """The teacher's upstream options (``train_opt.txt``) with the types upstream parses them to."""
-    raw = read_train_opt(folder / "train_opt.txt")
-    ints = ("ngf", "ndf", "n_layers_D", "input_nc", "output_nc", "load_size", "crop_size", "n_epochs",
-            "n_epochs_decay", "batch_size")
-    return argparse.Namespace(**{**raw, **{k: int(raw[k]) for k in ints}, "no_dropout": raw["no_dropout"] == "True"})
-
-
-def ensure_teacher(task: Task, folder: Path, dataroot: Path, work: Path, upstream: Optional[str],
-                   device: str, epochs: Optional[int] = None) -> Path:
-    """``folder`` if it holds the teacher; else train it with upstream into ``<work>/checkpoints``
-    (``epochs``: fewer than the README's, split evenly into constant and decaying epochs)."""
-    G_file = folder / f"latest_net_{task.spec.teacher.G}.pth"
-    if G_file.is_file():
-        return folder
-    trained = work / "checkpoints" / task.teacher
-    if (trained / G_file.name).is_file():
-        return trained
-    if not upstream:
-        raise FileNotFoundError(f"no teacher at {G_file}: pass --teacher with the folder of an upstream "
-                                f"{task.spec.teacher.model} run, or --upstream <checkout> to train one")
-    data = dataroot
-    if task.unpaired:
-        data = write_unpaired(dataroot, work / "facades_unpaired")
-    keep, decay = task.epochs if epochs is None else ((epochs + 1) // 2, epochs // 2)
-    cmd = [sys.executable, "train.py", "--dataroot", str(data), "--name", task.teacher,
-           "--checkpoints_dir", str(work / "checkpoints"), *task.train_args, "--n_epochs", str(keep),
-           "--n_epochs_decay", str(decay), "--save_epoch_freq", str(keep + decay), "--num_threads", "2",
-           *([] if device == "cuda" else cpu_flags(upstream, "train"))]
-    print(f"training the teacher with upstream: {' '.join(cmd)}", flush=True)
-    subprocess.run(cmd, cwd=upstream, check=True)
-    return trained
-
-
-def write_unpaired(dataroot: Path, out: Path) -> Path:
-    """The unpaired split the CycleGAN teacher trained on: trainA = photos (left halves),
-    trainB = label maps (right halves) shifted by one index, so that no pair lines up."""
-    done = out / "done.json"
-    if done.is_file():
-        return out
-    for phase in ("train", "test"):
-        sources = DatasetSpec(dataroot, "aligned", "AtoB", phase)
-        photos, labels = sources.sources(), sources.targets()
-        labels = labels[1:] + labels[:1]
-        for side, refs in (("A", photos), ("B", labels)):
-            (out / f"{phase}{side}").mkdir(parents=True, exist_ok=True)
-            for ref in refs:
-                atomic_write(out / f"{phase}{side}" / f"{ref.path.stem}.png",
-                             lambda tmp, ref=ref: ref.load().save(tmp, format="PNG"))
-    atomic_write_json(done, {"from": str(dataroot)})
-    return out
-
-
-def load_pairs(dataroot: Path, direction: str, phase: str, size: int, limit: Optional[int]
-               ) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Sources x and targets y of the aligned dataset, resized to ``size``², in [-1, 1]."""
-    spec = DatasetSpec(dataroot, "aligned", direction, phase, max_size=limit)
-    pre = Preprocess(size)
-    sources, targets = spec.sources(), spec.targets()
-    x = torch.stack([pre.tensor(r.load(), 3) for r in tqdm(sources, desc=f"{phase} sources", leave=False)])
-    y = torch.stack([pre.tensor(r.load(), 3) for r in tqdm(targets, desc=f"{phase} targets", leave=False)])
-    return x, y
-
-
-def random_crops(images: torch.Tensor, idx: torch.Tensor, crop: int, g: torch.Generator) -> torch.Tensor:
-    """Upstream's training augmentation on preloaded ``load_size`` images: a random ``crop``²
-    window and a random horizontal flip per sample (the same for every tensor given the same
-    generator state)."""
-    size = images.shape[-1]
-    out = []
-    for i in idx.tolist():
-        top, left = torch.randint(size - crop + 1, (2,), generator=g).tolist()
-        patch = images[i, :, top:top + crop, left:left + crop]
-        out.append(patch.flip(-1) if torch.rand((), generator=g) < 0.5 else patch)
-    return torch.stack(out)
+QUICK = Schedule(targets=(0.10,), seeds=(0,), prune_steps=8, finetune_epochs=1, n_train=12, n_test=8)
 
 
 # ---------------------------------------------------------------------------------------------
-# Finetuning and evaluation
+# Finetuning
 # ---------------------------------------------------------------------------------------------
 
-def inference_copy(G: nn.Module) -> nn.Module:
-    """G as upstream's test.py runs it, made deterministic: BatchNorm normalises each image by
-    its own statistics (pix2pix trains with batch size 1), dropout off. A copy; G is untouched."""
-    return per_image_norm(copy.deepcopy(G).eval()).requires_grad_(False)
-
-
-@torch.no_grad()
-def translate(G: nn.Module, x: torch.Tensor, device: str) -> torch.Tensor:
-    """G(x) image by image, rounded to 8 bits as upstream saves results, in [0, 1], on the CPU."""
-    G = inference_copy(G).to(device)
-    out = torch.cat([G(x[i:i + 1].to(device)).cpu() for i in range(len(x))])
-    return ((out.clamp(-1, 1) + 1) * 127.5).round() / 255
-
-
-def finetune(student: Student, task: Task, train: Dict[str, torch.Tensor], teacher: nn.Module,
-             schedule: Schedule, crop: int, device: str) -> List[Dict[str, float]]:
-    """The shared finetuning (module docstring); returns the mean losses of each epoch."""
+def finetune(student: Student, task: Task, train: Dict[str, torch.Tensor], teacher: nn.Module, gan_mode: str,
+             schedule: Schedule, seed: int, crop: int, device: str) -> Tuple[nn.Module, List[Dict[str, float]]]:
+    """The shared finetuning (module docstring, step 2). Returns the G to evaluate (the EMA of
+    G's weights when ``schedule.ema_decay`` is set) and the per-epoch mean losses."""
     spec = task.spec
     G, D = student.G.to(device).train(), student.D.to(device).train()
-    tuner = Finetuner(G, D, FinetuneConfig(gan_mode=spec.gan_mode, conditional_D=spec.teacher.conditional_D,
-                                           lambda_L1=spec.lambda_L1))
-    keep = schedule.finetune_epochs // 2
-    decay = schedule.finetune_epochs - keep
-    # Upstream's "linear" policy: lr·(1 - max(0, epoch + 1 - n_epochs) / (n_epochs_decay + 1)).
-    rule = lambda epoch: 1.0 - max(0, epoch + 1 - keep) / float(decay + 1)  # noqa: E731
-    schedulers = [torch.optim.lr_scheduler.LambdaLR(o, rule) for o in (tuner.opt_G, tuner.opt_D)]
-    teacher = inference_copy(teacher).to(device) if spec.l1_target == "teacher" else None
-    g = torch.Generator().manual_seed(schedule.seed)
+    config = FinetuneConfig(gan_mode=gan_mode, conditional_D=spec.teacher.conditional_D, lambda_L1=spec.lambda_L1,
+                            lambda_kd=schedule.lambda_kd if schedule.kd else 0.0)
+    kd_layers = list(G.mggc_slim["groups"]) if schedule.kd else None
+    tuner = Finetuner(G, D, config, teacher=teacher.to(device) if schedule.kd else None, kd_layers=kd_layers)
+    teacher_T = inference_copy(teacher).to(device) if spec.l1_target == "teacher" else None
+    g = torch.Generator().manual_seed(seed)
     n = len(train["x"])
-    epochs = []
-    with tqdm(total=schedule.finetune_epochs * math.ceil(n / schedule.batch_size), desc="finetune", leave=False) as bar:
-        for _ in range(schedule.finetune_epochs):
-            sums: Dict[str, float] = {}
-            order = torch.randperm(n, generator=g)
-            for start in range(0, n, schedule.batch_size):
-                idx = order[start:start + schedule.batch_size]
-                state = g.get_state()
-                x = random_crops(train["x"], idx, crop, g).to(device)
-                if task.unpaired:
-                    real = random_crops(train["y"], torch.randint(n, (len(idx),), generator=g), crop, g).to(device)
-                else:
-                    g.set_state(state)  # the paired target gets the source's crop and flip
-                    real = random_crops(train["y"], idx, crop, g).to(device)
-                if teacher is not None:
-                    with torch.no_grad():
-                        target = teacher(x)
-                else:
-                    target = real
-                for key, value in tuner.step(x, real, target).items():
-                    sums[key] = sums.get(key, 0.0) + value
-                bar.update()
-            for s in schedulers:
-                s.step()
-            steps = math.ceil(n / schedule.batch_size)
-            epochs.append({k: v / steps for k, v in sums.items()})
-            bar.set_postfix(L1=f"{epochs[-1]['G_L1']:.3f}")
+
+    def batches(epoch: int):
+        order = torch.randperm(n, generator=g)
+        for start in range(0, n, schedule.batch_size):
+            idx = order[start:start + schedule.batch_size]
+            state = g.get_state()
+            x = random_crops(train["x"], idx, crop, g).to(device)
+            if task.unpaired:
+                real = random_crops(train["y"], torch.randint(n, (len(idx),), generator=g), crop, g).to(device)
+            else:
+                g.set_state(state)  # the paired target gets the source's crop and flip
+                real = random_crops(train["y"], idx, crop, g).to(device)
+            if teacher_T is not None:
+                with torch.no_grad():
+                    target = teacher_T(x)
+            else:
+                target = real
+            yield x, real, target
+
+    result = fit(tuner, batches, schedule.finetune_epochs, ema_decay=schedule.ema_decay,
+                 steps_per_epoch=math.ceil(n / schedule.batch_size))
     tuner.close()
     student.G, student.D = G.cpu(), D.cpu()
-    return epochs
-
-
-def fid_to(real_features: np.ndarray, images01: torch.Tensor) -> float:
-    fake = metrics.inception_features(images01, progress=False)
-    return metrics.frechet_distance(real_features.mean(0), np.cov(real_features, rowvar=False),
-                                    fake.mean(0), np.cov(fake, rowvar=False))
-
-
-def interleaved_latency(models: Dict[str, nn.Module], shape: Tuple[int, ...], rounds: int, runs: int,
-                        device: str) -> Dict[str, float]:
-    """Median over ``rounds`` of each model's median time over ``runs`` passes, the models taking
-    turns in every round so that a change in the machine's load hits all of them alike."""
-    times: Dict[str, List[float]] = {name: [] for name in models}
-    for _ in tqdm(range(rounds), desc="latency", leave=False):
-        for name, model in models.items():
-            times[name].append(metrics.latency(model, shape, runs=runs, warmup=2, device=device))
-    return {name: statistics.median(t) for name, t in times.items()}
+    evaluated = result.ema_G.cpu() if result.ema_G is not None else student.G
+    return evaluated, [{k: v for k, v in epoch.items() if k != "lr"} for epoch in result.epochs]
 
 
 # ---------------------------------------------------------------------------------------------
-# The run
+# Evaluation
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class EvalData:
+    """What every unit is scored against: test sources/targets at the task's size, the
+    teacher's test outputs, Inception features of all real targets and of the test targets,
+    and for label-map tasks the palette and the ground-truth class maps."""
+
+    x_test: torch.Tensor
+    y_test01: torch.Tensor
+    teacher_out: torch.Tensor
+    ref_all: np.ndarray
+    ref_test: np.ndarray
+    palette: Optional[np.ndarray] = None
+    gt_classes: Optional[np.ndarray] = None
+
+
+def _rounded(values: np.ndarray) -> List[float]:
+    return [float(f"{v:.6g}") for v in np.asarray(values, dtype=np.float64)]
+
+
+def score(outputs01: torch.Tensor, data: EvalData, task: Task, is_teacher: bool = False
+          ) -> Tuple[Dict[str, float], Dict[str, List[float]]]:
+    """The unit's metrics (module docstring, step 3) and their per-image values."""
+    fake = metrics.inception_features(outputs01, progress=False)
+    kid = metrics.kid(data.ref_all, fake, progress=False)
+    values = {"kid": kid.mean, "kid_std": kid.std, "fid_all": metrics.fid(data.ref_all, fake, progress=False),
+              "fid_test": metrics.fid(data.ref_test, fake, progress=False)}
+    gt = metrics.paired(outputs01, data.y_test01)
+    per_image = {"l1_gt": _rounded(gt.l1), "psnr_gt": _rounded(gt.psnr)}
+    values.update(l1_gt=float(gt.l1.mean()), psnr_gt=float(gt.psnr.mean()))
+    if not is_teacher:  # the teacher's distance to itself is 0 (PSNR infinite)
+        fidelity = metrics.paired(outputs01, data.teacher_out)
+        per_image.update(l1_teacher=_rounded(fidelity.l1), psnr_teacher=_rounded(fidelity.psnr))
+        values.update(l1_teacher=float(fidelity.l1.mean()), psnr_teacher=float(fidelity.psnr.mean()))
+    if data.palette is not None and task.label_classes:
+        labels = metrics.label_scores(metrics.snap_to_palette(outputs01, data.palette), data.gt_classes,
+                                      task.label_classes)
+        per_image.update(pixel_acc=_rounded(labels.pixel_accuracy), miou=_rounded(labels.miou))
+        values.update(pixel_acc=float(labels.pixel_accuracy.mean()), miou=float(labels.dataset_miou))
+    return values, per_image
+
+
+def eval_data(task: Task, dataroot: Path, G_T: nn.Module, x_test: torch.Tensor, y_test: torch.Tensor, size: int,
+              cache: Path, device: str) -> EvalData:
+    """:class:`EvalData` for ``task``; reference features and the palette are cached in ``cache``."""
+    files = {phase: [r.path for r in DatasetSpec(dataroot, "aligned", "AtoB", phase).sources()]
+             for phase in ("train", "test")}
+    ref_all = metrics.reference_features(files["train"] + files["test"], cache, half=task.target_half, size=size,
+                                         device=device)
+    ref_test = metrics.reference_features(files["test"], cache, half=task.target_half, size=size, device=device)
+    if len(x_test) < len(files["test"]):  # --n_test: score against the images used
+        ref_test = ref_test[:len(x_test)]
+    y01 = (y_test + 1) / 2
+    data = EvalData(x_test, y01, translate(G_T, x_test, device), ref_all, ref_test)
+    if task.label_classes:
+        palette_file = cache / f"palette_{task.target_half}_{task.label_classes}.npy"
+        if not palette_file.is_file():
+            palette = metrics.label_palette(files["test"], task.label_classes, half=task.target_half)
+            def write(tmp: Path) -> None:
+                with open(tmp, "wb") as f:  # a handle: np.save would append .npy to a bare path
+                    np.save(f, palette)
+
+            atomic_write(palette_file, write)
+        data.palette = np.load(palette_file)
+        data.gt_classes = metrics.snap_to_palette(y01, data.palette)
+    return data
+
+
+# ---------------------------------------------------------------------------------------------
+# Units
 # ---------------------------------------------------------------------------------------------
 
 def _digest(obj: object) -> str:
@@ -314,168 +253,9 @@ def _git_commit() -> str:
         return "unknown"
 
 
-def run_method(name: str, target: float, ctx: Context, task: Task, train: Dict[str, torch.Tensor],
-               schedule: Schedule, crop: int, folder: Path) -> Dict[str, object]:
-    """Make, finetune and save one student in ``folder``; reuses a finished one."""
-    result_file = folder / "result.json"
-    if result_file.is_file():
-        print(f"  {name} @ {target:.0%}: reused {folder}", flush=True)
-        return json.loads(result_file.read_text())
-    folder.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    student = METHODS[name].make(replace(ctx, checkpoint=folder / "game.pt"), target)
-    t1 = time.perf_counter()
-    epochs = finetune(student, task, train, ctx.G_T, schedule, crop, ctx.device)
-    t2 = time.perf_counter()
-    save_slim(student.G, folder / "slim_G.pt")
-    save_slim(student.D, folder / "slim_D.pt")
-    result = {"method": name, "target": target, "info": student.info, "finetune_epochs": epochs,
-              "history": student.history, "seconds": {"compress": t1 - t0, "finetune": t2 - t1}}
-    atomic_write_json(result_file, result, indent=None)
-    print(f"  {name} @ {target:.0%}: compress {t1 - t0:.0f} s, finetune {t2 - t1:.0f} s, "
-          f"final L1 {epochs[-1]['G_L1']:.3f}", flush=True)
-    return result
-
-
-def run_key(result: Dict[str, object]) -> str:
-    """``<method>-<budget>``: a student's folder in the work folder and its key in the results."""
-    return f"{result['method']}-{result['target']:g}"
-
-
-def evaluate(G_T: nn.Module, teacher_label: str, students: Dict[str, nn.Module], runs: List[Dict[str, object]],
-             x_test: torch.Tensor, y_test: torch.Tensor, schedule: Schedule, device: str,
-             seconds: Dict[str, float]) -> Tuple[List[Dict[str, object]], Dict[str, torch.Tensor]]:
-    """One table row per generator (teacher first): MACs, parameters, FID to the real test
-    targets, latency and speed-up; also returns every generator's test outputs. Adds the
-    stages' times to ``seconds``."""
-    t = time.perf_counter()
-    shape = (1, x_test.shape[1], x_test.shape[2], x_test.shape[3])
-    real = metrics.inception_features((y_test + 1) / 2, progress=False)
-    nets = {"teacher": G_T, **students}
-    outputs = {key: translate(G, x_test, device) for key, G in nets.items()}
-    by_key = {run_key(r): r for r in runs}
-    teacher_macs = count_macs(G_T, shape).total
-    rows = []
-    for key, G in nets.items():
-        r = by_key.get(key, {"method": "teacher", "target": 1.0, "seconds": {}, "info": {}})
-        macs = count_macs(G, shape).total
-        rows.append({"key": key, "method": r["method"], "target": r["target"],
-                     "label": METHODS[r["method"]].label if key in by_key else teacher_label,
-                     "macs": macs, "macs_ratio": macs / teacher_macs, "params": sum(p.numel() for p in G.parameters()),
-                     "fid": fid_to(real, outputs[key]), "seconds": r["seconds"], "info": r["info"]})
-    seconds["evaluate_fid"] = time.perf_counter() - t
-
-    t = time.perf_counter()
-    lat = interleaved_latency(nets, shape, schedule.latency_rounds, schedule.latency_runs, device)
-    for row in rows:
-        row["latency_ms"] = 1e3 * lat[row["key"]]
-        row["speedup"] = lat["teacher"] / lat[row["key"]]
-    seconds["latency"] = time.perf_counter() - t
-    return rows, outputs
-
-
-def run(args: argparse.Namespace, schedule: Schedule) -> Dict[str, object]:
-    task = TASKS[args.task]
-    commit = _git_commit()  # at the start: the code that runs, not what is checked out when it ends
-    work_root = Path(args.work).expanduser()
-    teacher_dir = ensure_teacher(task, Path(args.teacher or SHARED / "teachers" / task.teacher), Path(args.dataroot),
-                                 work_root, args.upstream or os.environ.get("MGGC_UPSTREAM_DIR"), args.device,
-                                 args.teacher_epochs)
-    opt = teacher_options(teacher_dir)
-    kind = task.spec.teacher
-    teacher = find_teacher(str(teacher_dir.parent), teacher_dir.name, "latest", kind)
-    G_T, D_T = networks.load_state(networks.define_G(**arch_G(opt)), teacher.G_path), \
-        networks.load_state(networks.define_D(**arch_D(opt, kind)), teacher.D_path)
-    crop, load = opt.crop_size, opt.load_size
-    direction = opt.direction if not task.unpaired else "AtoB"  # G_A maps A (photos) to B (labels)
-    n_teacher_iters = (opt.n_epochs + opt.n_epochs_decay) * len(DatasetSpec(args.dataroot, "aligned").sources())
-    schedule = replace(schedule, prune_steps=schedule.prune_steps or round(0.1 * n_teacher_iters / opt.batch_size))
-    config = {"task": args.task, "teacher": teacher.describe(), "dataroot": str(Path(args.dataroot).resolve()),
-              "schedule": asdict(schedule), "device": args.device}
-    work = work_root / f"{args.task}-{_digest(config)}"
-    work.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(work / "config.json", config)
-    print(f"{args.task}: teacher {teacher.G_path} ({opt.netG}, ngf {opt.ngf}, {crop}²), work folder {work}\n"
-          f"  schedule: {schedule}", flush=True)
-
-    seconds: Dict[str, float] = {}
-    t = time.perf_counter()
-    x_game, _ = load_pairs(Path(args.dataroot), direction, "train", crop, schedule.n_train)
-    train_x, train_y = load_pairs(Path(args.dataroot), direction, "train", load, schedule.n_train)
-    if task.unpaired:  # the teacher's unpaired split: B shifted by one index
-        train_y = train_y.roll(-1, 0)
-    x_test, y_test = load_pairs(Path(args.dataroot), direction, "test", crop, schedule.n_test)
-    seconds["data"] = time.perf_counter() - t
-
-    t = time.perf_counter()
-    a = arch_G(opt)
-    spec_T = TeacherSpec(teacher.G_path, a["netG"], a["ngf"], a["norm"], a["use_dropout"], norm_stats="per_image")
-    dataset = DatasetSpec(Path(args.dataroot), "aligned", direction, max_size=schedule.n_train)
-    nb, outputs = build_neighborhoods(dataset, spec_T, Preprocess(crop), work / "neighbors.pt",
-                                      work_root / f"{args.task}-cache-{schedule.n_train or 'all'}", k=schedule.k,
-                                      encoder=schedule.encoder, swav_checkpoint=args.swav_checkpoint)
-    y_center = torch.stack([outputs.tensor(i) for i in range(len(outputs))])
-    seconds["neighbourhoods"] = time.perf_counter() - t
-
-    ctx = Context(G_T, D_T, arch_G(opt), arch_D(opt, kind), task.spec.gan_mode, kind.conditional_D,
-                  GameData(x_game, y_center, nb.indices), schedule.prune_steps, schedule.batch_size, args.device,
-                  schedule.round_to, schedule.seed)
-    train = {"x": train_x, "y": train_y}
-    runs = []
-    for target in schedule.targets:
-        for name in schedule.methods:
-            runs.append(run_method(name, target, ctx, task, train, schedule, crop, work / f"{name}-{target:g}"))
-
-    students = {run_key(r): load_slim(work / run_key(r) / "slim_G.pt") for r in runs}
-    rows, outputs_test = evaluate(G_T, f"Teacher ({opt.netG}, ngf {opt.ngf})", students, runs, x_test, y_test,
-                                  schedule, args.device, seconds)
-    histories = {run_key(r): thin_history(r["history"]) for r in runs if r["history"]}
-    return {"task": args.task, "commit": commit, "config": config, "quick": args.quick,
-            "teacher_options": {k: getattr(opt, k) for k in ("model", "netG", "ngf", "norm", "netD", "ndf",
-                                                             "crop_size", "load_size", "direction")},
-            "n_train": len(train_x), "n_test": len(x_test), "rows": rows, "stage_seconds": seconds,
-            "machine": {"device": args.device, "cpu_threads": torch.get_num_threads(), "cpus": os.cpu_count(),
-                        "torch": torch.__version__, "python": platform.python_version(),
-                        "cuda": torch.cuda.get_device_name() if args.device == "cuda" else None,
-                        "loadavg_end": os.getloadavg()},
-            "histories": histories, "samples": (x_test[:4], y_test[:4], {k: v[:4] for k, v in outputs_test.items()})}
-
-
-# ---------------------------------------------------------------------------------------------
-# Writing the results
-# ---------------------------------------------------------------------------------------------
-
-def markdown(result: Dict[str, object]) -> str:
-    cfg, opt = result["config"], result["teacher_options"]
-    sched = cfg["schedule"]
-    m = result["machine"]
-    where = f"{m['cuda']}" if m["device"] == "cuda" else f"CPU, {m['cpus']} cores, {m['cpu_threads']} torch threads"
-    direction = "labels → photo" if opt["model"] == "pix2pix" else "photo → labels (G_A)"
-    title = f"Facades {result['task']}" + (f", {result['tag']}" if result.get("tag") else "")
-    lines = [f"# {title}{' (quick: a smoke run, not a result)' if result['quick'] else ''}", "",
-             f"Teacher: upstream {opt['model']} `{opt['netG']}` ngf {opt['ngf']} ({opt['norm']} norm), "
-             f"{opt['crop_size']}², {direction}; "
-             f"{result['n_train']} training images, FID on {result['n_test']} test images. Commit {result['commit']}, "
-             f"{where}.", "",
-             f"Every student: pruning game {sched['prune_steps']} steps (game methods), then the same finetuning, "
-             f"{sched['finetune_epochs']} epochs at batch size {sched['batch_size']}; widths multiples of "
-             f"{sched['round_to']}; neighbourhoods k = {sched['k']} with the {sched['encoder']} encoder; "
-             f"seed {sched['seed']}.", "",
-             "| Method | budget | MACs (G) | MACs kept | #Params (M) | FID ↓ | CPU speed-up | compress (s) | "
-             "finetune (s) |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for r in result["rows"]:
-        s = r["seconds"]
-        extra = ""
-        if "ngf" in r["info"]:
-            extra = f" (ngf {r['info']['ngf']})"
-        lines.append(f"| {r['label']}{extra} | {'—' if r['method'] == 'teacher' else format(r['target'], '.0%')} | "
-                     f"{r['macs'] / 1e9:.3f} | {r['macs_ratio']:.1%} | {r['params'] / 1e6:.2f} | {r['fid']:.1f} | "
-                     f"{r['speedup']:.2f}× | {s.get('compress', 0):.0f} | {s.get('finetune', 0):.0f} |")
-    st = result["stage_seconds"]
-    lines += ["", "Shared stages (s): " + ", ".join(f"{k} {v:.0f}" for k, v in st.items()) + ".",
-              f"Speed-up: latency of the teacher over the student's, batch 1, medians of interleaved rounds on "
-              f"the machine above (load average at the end: {m['loadavg_end'][0]:.1f}).", ""]
-    return "\n".join(lines)
+def unit_file(units: Path, task: str, method: str, target: float, seed: int) -> Path:
+    """Where the metrics of one unit are committed."""
+    return units / task / f"{method}-{target:g}-s{seed}.json"
 
 
 def thin_history(history: List[Dict[str, float]], points: int = 100) -> List[Dict[str, float]]:
@@ -487,25 +267,163 @@ def thin_history(history: List[Dict[str, float]], points: int = 100) -> List[Dic
             for i, w in enumerate(windows)]
 
 
-def plot_dynamics(histories: Dict[str, List[Dict[str, float]]], targets: Sequence[float], path: Path) -> None:
-    """Fig. 4: for each budget, MGGC's loss_G, loss_D and R against iterations, and the kept
-    MACs of every game's sampled G (``histories``: :func:`thin_history` windows)."""
+@dataclass
+class Run:
+    """One task's shared state for its units."""
+
+    task: Task
+    task_name: str
+    schedule: Schedule
+    ctx: Context
+    train: Dict[str, torch.Tensor]
+    G_T: nn.Module
+    gan_mode: str
+    crop: int
+    data: EvalData
+    work: Path
+    units: Path
+    header: Dict[str, object]
+
+
+def run_unit(run: Run, method: str, target: float, seed: int) -> Dict[str, object]:
+    """Make, finetune, evaluate and commit one unit; reuses its metrics file when the protocol
+    matches, and its finetuned student when the work folder has it."""
+    path = unit_file(run.units, run.task_name, method, target, seed)
+    protocol = run.schedule.protocol()
+    if path.is_file():
+        unit = json.loads(path.read_text())
+        if unit.get("protocol") == protocol:
+            print(f"  {method} @ {target:.0%} seed {seed}: done ({path.relative_to(ROOT)})", flush=True)
+            return unit
+        print(f"  {method} @ {target:.0%} seed {seed}: {path.name} is from another protocol; redoing it", flush=True)
+    folder = run.work / f"s{seed}" / f"{method}-{target:g}"
+    folder.mkdir(parents=True, exist_ok=True)
+    student_file = folder / "eval_G.pt"
+    t0 = time.perf_counter()
+    if student_file.is_file():
+        record = json.loads((folder / "student.json").read_text())
+        G_eval = load_slim(student_file)
+    else:
+        ctx = replace(run.ctx, seed=seed, checkpoint=folder / "game.pt", fill=run.schedule.fill)
+        student = METHODS[method].make(ctx, target)
+        if run.schedule.d_policy == "teacher":
+            student.D = METHODS["l1_norm"].make(replace(ctx, fill=False), 1.0).D  # the teacher's D, slim-wrapped
+        t1 = time.perf_counter()
+        G_eval, epochs = finetune(student, run.task, run.train, run.G_T, run.gan_mode, run.schedule, seed,
+                                  run.crop, run.ctx.device)
+        t2 = time.perf_counter()
+        save_slim(G_eval, student_file)
+        record = {"info": student.info, "finetune_epochs": epochs, "history": thin_history(student.history),
+                  "seconds": {"compress": t1 - t0, "finetune": t2 - t1}}
+        atomic_write_json(folder / "student.json", record, indent=None)
+    t3 = time.perf_counter()
+    outputs = translate(G_eval, run.data.x_test, run.ctx.device)
+    values, per_image = score(outputs, run.data, run.task)
+    shape = (1, *run.data.x_test.shape[1:])
+    macs, teacher_macs = count_macs(G_eval, shape).total, count_macs(run.G_T, shape).total
+    unit = {"task": run.task_name, "method": method, "budget": target, "seed": seed, "protocol": protocol,
+            "macs": macs, "macs_ratio": macs / teacher_macs, "params": sum(p.numel() for p in G_eval.parameters()),
+            "widths": list(G_eval.mggc_slim["widths"]), "metrics": values, "per_image": per_image,
+            "seconds": {**record["seconds"], "evaluate": time.perf_counter() - t3}, **record, **run.header}
+    atomic_write_json(path, unit, indent=None)
+    print(f"  {method} @ {target:.0%} seed {seed}: MACs {unit['macs_ratio']:.2%}, KID {values['kid']:.4f}, "
+          f"FID(all) {values['fid_all']:.1f}, L1(gt) {values['l1_gt']:.4f}"
+          + (f", mIoU {values['miou']:.3f}" if "miou" in values else ""), flush=True)
+    return unit
+
+
+def teacher_unit(run: Run) -> Dict[str, object]:
+    """The teacher scored like a student (budget 1.0, seed 0): the reference row."""
+    path = unit_file(run.units, run.task_name, "teacher", 1.0, 0)
+    protocol = {k: run.schedule.protocol()[k] for k in ("n_test",)}
+    if path.is_file() and json.loads(path.read_text()).get("protocol") == protocol:
+        return json.loads(path.read_text())
+    values, per_image = score(run.data.teacher_out, run.data, run.task, is_teacher=True)
+    shape = (1, *run.data.x_test.shape[1:])
+    unit = {"task": run.task_name, "method": "teacher", "budget": 1.0, "seed": 0, "protocol": protocol,
+            "macs": count_macs(run.G_T, shape).total, "macs_ratio": 1.0,
+            "params": sum(p.numel() for p in run.G_T.parameters()), "metrics": values, "per_image": per_image,
+            **run.header}
+    atomic_write_json(path, unit, indent=None)
+    return unit
+
+
+# ---------------------------------------------------------------------------------------------
+# The run
+# ---------------------------------------------------------------------------------------------
+
+def prepare(args: argparse.Namespace, schedule: Schedule) -> Run:
+    """Teacher, data, neighbourhoods and evaluation data of ``args.task``."""
+    task = TASKS[args.task]
+    work_root = Path(args.work).expanduser()
+    teacher_dir = ensure_teacher(task, Path(args.teacher or SHARED / "teachers" / task.teacher), Path(args.dataroot),
+                                 work_root, args.upstream or os.environ.get("MGGC_UPSTREAM_DIR"), args.device,
+                                 args.teacher_epochs)
+    opt = teacher_options(teacher_dir)
+    kind = task.spec.teacher
+    teacher = find_teacher(str(teacher_dir.parent), teacher_dir.name, "latest", kind)
+    G_T = networks.load_state(networks.define_G(**arch_G(opt)), teacher.G_path)
+    D_T = networks.load_state(networks.define_D(**arch_D(opt, kind)), teacher.D_path)
+    crop, load = opt.crop_size, opt.load_size
+    direction = opt.direction if not task.unpaired else "AtoB"  # G_A maps A (photos) to B (labels)
+    dataroot = Path(args.dataroot)
+    n_teacher_iters = (opt.n_epochs + opt.n_epochs_decay) * len(DatasetSpec(dataroot, "aligned").sources())
+    schedule = replace(schedule, prune_steps=schedule.prune_steps or round(0.1 * n_teacher_iters / opt.batch_size))
+    config = {"task": args.task, "teacher": teacher.describe(), "dataroot": str(dataroot.resolve()),
+              "protocol": schedule.protocol(), "device": args.device}
+    work = work_root / f"{args.task}-{_digest(config)}"
+    work.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(work / "config.json", config)
+    print(f"{args.task}: teacher {teacher.G_path} ({opt.netG}, ngf {opt.ngf}, {crop}²), "
+          f"work folder {work}\n  protocol: {schedule.protocol()}", flush=True)
+
+    x_game, _ = load_pairs(dataroot, direction, "train", crop, schedule.n_train)
+    train_x, train_y = load_pairs(dataroot, direction, "train", load, schedule.n_train)
+    if task.unpaired:  # the teacher's unpaired split: B shifted by one index
+        train_y = train_y.roll(-1, 0)
+    x_test, y_test = load_pairs(dataroot, direction, "test", crop, schedule.n_test)
+
+    a = arch_G(opt)
+    spec_T = TeacherSpec(teacher.G_path, a["netG"], a["ngf"], a["norm"], a["use_dropout"], norm_stats="per_image")
+    dataset = DatasetSpec(dataroot, "aligned", direction, max_size=schedule.n_train)
+    nb, outputs = build_neighborhoods(dataset, spec_T, Preprocess(crop), work / "neighbors.pt",
+                                      work_root / f"{args.task}-cache-{schedule.n_train or 'all'}", k=schedule.k,
+                                      encoder=schedule.encoder, swav_checkpoint=args.swav_checkpoint)
+    y_center = torch.stack([outputs.tensor(i) for i in range(len(outputs))])
+    ctx = Context(G_T, D_T, arch_G(opt), arch_D(opt, kind), task.spec.gan_mode, kind.conditional_D,
+                  GameData(x_game, y_center, nb.indices), schedule.prune_steps, schedule.batch_size, args.device,
+                  schedule.round_to, 0)
+    data = eval_data(task, dataroot, G_T, x_test, y_test, crop, work_root / "reference-features", args.device)
+    machine = {"device": args.device, "cpu_threads": torch.get_num_threads(), "cpus": os.cpu_count(),
+               "torch": torch.__version__, "python": platform.python_version(),
+               "cuda": torch.cuda.get_device_name() if args.device == "cuda" else None}
+    header = {"commit": _git_commit(), "machine": machine}
+    units = Path(args.units) if args.units else UNITS
+    return Run(task, args.task, schedule, ctx, {"x": train_x, "y": train_y}, G_T, task.spec.gan_mode, crop, data, work,
+               units, header)
+
+
+def plot_dynamics(units: Sequence[Dict[str, object]], targets: Sequence[float], path: Path) -> None:
+    """Fig. 4 for the first seed: for each budget, MGGC's loss_G, loss_D and R against
+    iterations, and the kept MACs of every game's sampled G."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    seed = min(int(u["seed"]) for u in units)
+    histories = {(u["method"], u["budget"]): u["history"] for u in units if u["seed"] == seed and u.get("history")}
     fig, axes = plt.subplots(len(targets), 2, figsize=(11, 3.2 * len(targets)), squeeze=False)
     for row, target in zip(axes, targets):
-        mggc = histories.get(f"mggc-{target:g}")
+        mggc = histories.get(("mggc", target))
         if mggc:
             for key in ("loss_G", "loss_D", "R"):
                 row[0].plot([h["step"] for h in mggc], [h[key] for h in mggc], label=key)
             row[0].legend()
-            row[0].set_title(f"MGGC game at {target:.0%} MACs (means of {mggc[0]['step']}-step windows)")
+            row[0].set_title(f"MGGC game at {target:.0%} MACs, seed {seed} (means of {mggc[0]['step']}-step windows)")
         row[0].set_xlabel("iteration")
         for name in ("mggc", "mggc_k0", "baseline"):
-            h = histories.get(f"{name}-{target:g}")
+            h = histories.get((name, target))
             if h:
                 row[1].plot([s["step"] for s in h], [s["kept_macs_G_total"] for s in h], label=METHODS[name].label)
         row[1].axhline(target, color="grey", linestyle="--", label="budget")
@@ -518,33 +436,24 @@ def plot_dynamics(histories: Dict[str, List[Dict[str, float]]], targets: Sequenc
     plt.close(fig)
 
 
-def save_samples(samples, path: Path) -> None:
-    """Rows: source, ground truth, teacher, then every student; columns: test images."""
+def save_samples(run: Run, seed: int, targets: Sequence[float], methods: Sequence[str], path: Path) -> None:
+    """Rows: source, ground truth, teacher, then every student of ``seed`` whose finetuned G is in
+    the work folder; columns: the first 4 test images."""
     from torchvision.utils import make_grid
 
-    x, y, outs = samples
-    rows = [(x + 1) / 2, (y + 1) / 2] + list(outs.values())
+    x = run.data.x_test[:4]
+    rows = [(x + 1) / 2, run.data.y_test01[:4], run.data.teacher_out[:4]]
+    for target in targets:
+        for method in methods:
+            file = run.work / f"s{seed}" / f"{method}-{target:g}" / "eval_G.pt"
+            if file.is_file():
+                rows.append(translate(load_slim(file), x, run.ctx.device))
     grid = make_grid(torch.cat(rows), nrow=len(x), padding=2, pad_value=1.0)
     atomic_write(path, lambda tmp: tensor_to_pil(grid * 2 - 1).save(tmp, format="JPEG", quality=90))
 
 
-def write_results(result: Dict[str, object], targets: Sequence[float]) -> Path:
-    tag = result["tag"]
-    stem = "facades" + TASKS[result["task"]].suffix + (f"_{tag}" if tag else "") + ("_quick" if result["quick"] else "")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    samples = result.pop("samples")
-    save_samples(samples, RESULTS / f"{stem}_samples.jpg")
-    plot_dynamics(result["histories"], targets, RESULTS / f"{stem}_dynamics.png")
-    result["sample_rows"] = ["source", "ground truth", *samples[2].keys()]
-    atomic_write_json(RESULTS / f"{stem}.json", result)
-    md = markdown(result)
-    atomic_write(RESULTS / f"{stem}.md", lambda tmp: tmp.write_text(md))
-    print(md)
-    return RESULTS / f"{stem}.md"
-
-
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+    p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--task", choices=tuple(TASKS), default="pix2pix")
     p.add_argument("--quick", action="store_true", help="every stage on a few images (a smoke run, not a result)")
@@ -553,14 +462,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--upstream", help="upstream checkout to train a missing teacher (default $MGGC_UPSTREAM_DIR)")
     p.add_argument("--teacher_epochs", type=int, help="epochs when training a missing teacher (default: its README's)")
     p.add_argument("--work", default="~/.cache/mggc-plugin/benchmarks", help="cache of games, students, features")
+    p.add_argument("--units", help=f"folder of the per-unit metrics (default {UNITS.relative_to(ROOT)}; "
+                                   "--quick: a folder in --work)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     p.add_argument("--methods", nargs="+", help=f"subset of {', '.join(METHODS)}")
-    p.add_argument("--targets", nargs="+", type=float, help="MACs budgets as fractions (default 0.25 0.10)")
+    p.add_argument("--targets", nargs="+", type=float, help="MACs budgets as fractions (default 0.10 0.05)")
+    p.add_argument("--seeds", type=int, help="seeds 0..N-1 (default 3)")
+    p.add_argument("--seed_list", type=int, nargs="+", help="these seeds instead of 0..N-1")
     p.add_argument("--prune_steps", type=int, help="pruning game steps (default: 10 %% of the teacher's iterations)")
-    p.add_argument("--finetune_epochs", type=int, help="finetuning epochs for every student (default 5)")
-    p.add_argument("--seed", type=int, help="seed of games, initialisations and data order (default 0)")
-    p.add_argument("--tag", default="", help="results go to facades[_cycle_gan]_<tag>.* (for runs beside the default)")
+    p.add_argument("--finetune_epochs", type=int, help="finetuning epochs for every student (default 10)")
+    p.add_argument("--ema_decay", type=float, help="EMA decay of G's weights, evaluated (default 0.999; 0: off)")
+    p.add_argument("--d_policy", choices=D_POLICIES, help="D finetuned against: the teacher's (default) or the "
+                                                          "method's own")
+    p.add_argument("--kd", action="store_true", help="feature distillation from the teacher, for every method")
+    p.add_argument("--no_fill", action="store_true", help="leave students where their method's rounding left them")
+    p.add_argument("--tag", default="", help="run record goes to facades[_cycle_gan]_<tag>.json")
     p.add_argument("--encoder", choices=("inception", "swav"), help="neighbourhood encoder (default inception)")
     p.add_argument("--swav_checkpoint", help="official SwAV weights for --encoder swav")
     args = p.parse_args(argv)
@@ -569,15 +486,38 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     schedule = QUICK if args.quick else Schedule()
+    seeds = tuple(args.seed_list) if args.seed_list else tuple(range(args.seeds)) if args.seeds else None
     overrides = {"methods": tuple(check_methods(args.methods)) if args.methods else None,
-                 "targets": tuple(args.targets) if args.targets else None, "prune_steps": args.prune_steps,
-                 "finetune_epochs": args.finetune_epochs, "encoder": args.encoder, "seed": args.seed}
+                 "targets": tuple(args.targets) if args.targets else None, "seeds": seeds,
+                 "prune_steps": args.prune_steps, "finetune_epochs": args.finetune_epochs,
+                 "ema_decay": (args.ema_decay or None) if args.ema_decay is not None else schedule.ema_decay,
+                 "d_policy": args.d_policy, "encoder": args.encoder, "kd": args.kd or None,
+                 "fill": False if args.no_fill else None}
     schedule = replace(schedule, **{k: v for k, v in overrides.items() if v is not None})
+    if args.quick and not args.units:
+        args.units = str(Path(args.work).expanduser() / "quick-units")
     start = time.perf_counter()
-    result = run(args, schedule)
-    result["wall_seconds"] = time.perf_counter() - start
-    result["tag"] = args.tag
-    write_results(result, schedule.targets)
+    run = prepare(args, schedule)
+    done = [teacher_unit(run)]
+    for seed in schedule.seeds:
+        for target in schedule.targets:
+            for method in schedule.methods:
+                done.append(run_unit(run, method, target, seed))
+    stem = "facades" + run.task.suffix + (f"_{args.tag}" if args.tag else "") + ("_quick" if args.quick else "")
+    students = [u for u in done if u["method"] != "teacher"]
+    if students:
+        plot_dynamics(students, schedule.targets, RESULTS / f"{stem}_dynamics.png")
+        save_samples(run, schedule.seeds[0], schedule.targets, schedule.methods, RESULTS / f"{stem}_samples.jpg")
+    record = {"task": args.task, "protocol": schedule.protocol(), "seeds": list(schedule.seeds),
+              "targets": list(schedule.targets), "methods": list(schedule.methods), "quick": args.quick,
+              "wall_seconds": time.perf_counter() - start, **run.header,
+              "units": [str(unit_file(run.units, args.task, u["method"], u["budget"], u["seed"])) for u in done],
+              "sample_rows": ["source", "ground truth", "teacher"]
+              + [f"{m} {t:g}" for t in schedule.targets for m in schedule.methods]}
+    atomic_write_json(RESULTS / f"{stem}.json", record)
+    summary = write_summary(args.task, run.units, RESULTS if not args.quick else run.units)
+    if summary:
+        print(summary.read_text())
     return 0
 
 

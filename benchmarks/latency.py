@@ -1,8 +1,9 @@
 """Latency of full vs physically slimmed generators (the issue-2 benchmark).
 
 For ``resnet_9blocks`` and ``unet_256`` (ngf 64, batch 1, 256²) it slims every channel group to
-the same kept fraction r, with widths rounded to multiples of 8, choosing r by bisection so that
-the slim generator has at most ~25 % and ~10 % of the full MACs; then it times full and slim
+the same kept fraction r of its first channels, with widths rounded to multiples of 8, r the
+largest whose slim generator has at most 25 % and 10 % of the full MACs
+(:func:`mggc_plugin.baselines.masks_to_budget`, ``uniform``); then it times full and slim
 models (median of --runs passes after warm-up) and reports the speed-up beside the ideal one
 (the MAC ratio). Results: benchmarks/results/latency.{json,md}.
 
@@ -11,36 +12,18 @@ models (median of --runs passes after warm-up) and reports the speed-up beside t
 from __future__ import annotations
 
 import argparse
-import math
 import platform
 from pathlib import Path
 
 import torch
 
 from mggc_plugin import ChannelGroups, count_macs, networks, slim
+from mggc_plugin.baselines import masks_to_budget
 from mggc_plugin.fileio import atomic_write, atomic_write_json
 from mggc_plugin.metrics import latency
 
 MODELS = {"resnet_9blocks": "instance", "unet_256": "batch"}
 TARGETS = (0.25, 0.10)
-
-
-def uniform_masks(groups: ChannelGroups, r: float, round_to: int = 8) -> list:
-    """Keep the first max(round_to, ceil(r·n / round_to)·round_to) channels of every group."""
-    widths = [min(n, max(round_to, math.ceil(r * n / round_to) * round_to)) for n in groups.sizes]
-    return [torch.arange(n) < w for n, w in zip(groups.sizes, widths)]
-
-
-def masks_for(groups: ChannelGroups, target: float) -> list:
-    """The largest uniform fraction whose MACs stay at or below ``target`` of the full MACs."""
-    lo, hi = 0.0, 1.0
-    for _ in range(30):
-        mid = (lo + hi) / 2
-        if groups.macs(uniform_masks(groups, mid)).item() <= target * groups.full_macs:
-            lo = mid
-        else:
-            hi = mid
-    return uniform_masks(groups, lo)
 
 
 def cpu_name() -> str:
@@ -76,7 +59,7 @@ def main() -> None:
                          params_m=sum(p.numel() for p in G.parameters()) / 1e6, latency_ms=full_time * 1e3,
                          speedup=1.0, ideal_speedup=1.0))
         for target in TARGETS:
-            small = slim(G.cpu(), groups, masks_for(groups, target))
+            small = slim(G.cpu(), groups, masks_to_budget(groups, target, "uniform", round_to=8))
             macs = count_macs(small, shape).total
             t = latency(small, shape, args.runs, args.warmup, args.device)
             rows.append(dict(netG=netG, macs_fraction=macs / groups.full_macs, gmacs=macs / 1e9,

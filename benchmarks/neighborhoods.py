@@ -33,8 +33,9 @@ import torch
 from PIL import Image, ImageDraw
 
 from mggc_plugin import encoders
+from mggc_plugin.data import pil_to_tensor
 from mggc_plugin.fileio import atomic_write, atomic_write_json
-from mggc_plugin.neighborhoods import pil_to_tensor, topk_cosine
+from mggc_plugin.neighborhoods.topk import topk_cosine
 
 CLASSES = ("disk", "square", "triangle", "plus", "ring", "star")
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -105,7 +106,7 @@ def topk_timing(n: int, dim: int, k: int) -> Dict[str, float]:
     the wall time moves with other load, the ratio of the two much less."""
     code = f"""
 import json, time, torch
-from mggc_plugin.neighborhoods import topk_cosine
+from mggc_plugin.neighborhoods.topk import topk_cosine
 def status_mb(key):  # VmHWM, not ru_maxrss: the latter keeps the forking parent's peak across exec
     return next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith(key)) / 1024
 torch.manual_seed(0)

@@ -31,9 +31,9 @@ from typing import Callable, Dict, List
 import torch
 
 from mggc_plugin import networks
+from mggc_plugin.fileio import atomic_write, atomic_write_json
 from mggc_plugin.losses import f_D, f_G
 from mggc_plugin.pruner import MGGCConfig, MGGCPruner
-from mggc_plugin.fileio import atomic_write, atomic_write_json
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

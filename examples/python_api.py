@@ -1,12 +1,28 @@
-"""Prune your own generator with the Python API: groups, the pruning game, slimming, a slim file.
+"""Prune your own generator with the Python API: the pruning game, slimming, finetuning, a slim
+file, and the L1-norm baseline at the same budget.
 
     python examples/python_api.py
 """
 import torch
 from torch import nn
 
-from mggc_plugin import (ArchSpec, MGGCConfig, MGGCPruner, count_macs, load_slim, networks, register_builder,
-                         save_slim, slim)
+from mggc_plugin import (
+    ArchSpec,
+    FinetuneConfig,
+    Finetuner,
+    MGGCConfig,
+    MGGCPruner,
+    count_macs,
+    fit,
+    load_slim,
+    neighbor_batches,
+    networks,
+    play,
+    prune_to_budget,
+    register_builder,
+    save_slim,
+    slim,
+)
 
 
 def my_generator(width: int = 32) -> nn.Module:
@@ -26,19 +42,38 @@ D = networks.define_D(3, 16, "basic", norm="instance")            # or your own 
 x = torch.rand(64, 3, 64, 64) * 2 - 1               # your training sources
 with torch.no_grad():
     y_center = G(x)                                 # the teacher's outputs y'
-y_neighbor = y_center.roll(1, dims=0)               # use mggc_plugin.neighborhoods for real neighbours y''
+neighbors = torch.arange(len(x)).roll(1)[:, None]  # N×k indices of neighbours y''; build_neighborhoods finds real ones
 
 pruner = MGGCPruner(G, D, x[:1], MGGCConfig(target_macs=0.25, gan_mode="lsgan"))
-for step in range(150):
-    i = torch.randint(len(x), (8,))
-    logs = pruner.step(x[i], y_center[i], y_neighbor[i])
-    if step % 50 == 0:
-        print(f"step {step}: kept MACs {logs['kept_macs_G_total']:.2f}, R {logs['R']:.3f}")
+# Saved every 50 steps; run the script again after an interruption and the game resumes there.
+history = play(pruner, neighbor_batches(x, y_center, neighbors, batch_size=8), steps=150, save_every=50,
+               checkpoint="my_generator.game.pt")
+for step in (0, 50, 100, 149):
+    print(f"step {step}: kept MACs {history[step]['kept_macs_G_total']:.2f}, R {history[step]['R']:.3f}")
 
 arch = pruner.finalize(round_to=4)                  # binary masks, G within the budget
-small = slim(G, pruner.groups_G, arch.v_G)          # physically smaller; finetune it next
+small = slim(G, pruner.groups_G, arch.v_G)          # physically smaller
+small_D = slim(D, pruner.groups_D, arch.v_D)
 full_macs, small_macs = (count_macs(net, (1, 3, 64, 64)).total for net in (G, small))
 print(f"MACs {full_macs / 1e6:.1f} M -> {small_macs / 1e6:.1f} M ({small_macs / full_macs:.1%})")
+
+# Finetune the slim pair: GAN + L1 to the teacher's outputs, upstream's linear lr policy, an EMA of G.
+tuner = Finetuner(small, small_D, FinetuneConfig(gan_mode="lsgan", conditional_D=False, lambda_L1=10))
+
+
+def batches(epoch):
+    """One epoch of (x, real, target): D's real samples and the L1 target are the teacher's outputs."""
+    for i in range(0, len(x), 8):
+        yield x[i:i + 8], y_center[i:i + 8], y_center[i:i + 8]
+
+
+result = fit(tuner, batches, epochs=2, ema_decay=0.9)
+small = result.ema_G.eval()                         # evaluate (and ship) the EMA weights
+print(f"finetuned: L1 to the teacher {result.epochs[-1]['G_L1']:.3f}")
+
+# The L1-norm filter pruning baseline (Li et al. 2017) at the same budget, for comparison.
+l1 = prune_to_budget(G, x[:1], 0.25, method="l1_norm", round_to=4)
+print(f"L1-norm baseline: {count_macs(l1, (1, 3, 64, 64)).total / full_macs:.1%} of the MACs")
 
 register_builder("examples:my_generator", my_generator)
 save_slim(small, "my_generator.slim.pt")

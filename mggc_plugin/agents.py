@@ -14,14 +14,16 @@ first) means lowest keep logit, i.e. highest ``o``. (The earlier hypernetwork co
 keep side; we follow Eq. 3–4 as written, so the noise's long tail drops channels.)
 
 **Start from the full model.** Every agent adds a constant ``-base`` to its head outputs
-(``base = 3``, the offset of the authors' earlier hypernetwork, DESIGN.md §4), so at
-initialisation ``o ≈ -3`` for every channel: the deterministic architecture keeps every channel,
-and a sampled one keeps each channel with probability ``P(g < 3) = exp(-e^{-3}) ≈ 0.95``.
+(``base = 3``, the offset of the authors' earlier gates in ``Alii-Ganjj/InterpretationsSteeredPruning``,
+branch ``CIFAR10``, ``Models/hypernet.py``: ``Simplified_Gate(base=3)``; its ``HyperStructure``
+defaults to 2), so at initialisation ``o ≈ -3`` for every channel: the deterministic architecture
+keeps every channel, and a sampled one keeps each channel with probability
+``P(g < 3) = exp(-e^{-3}) ≈ 0.95``.
 
 The paper leaves the agents' internals to its unavailable supplement; :class:`ArchitectureAgent`
-follows the authors' earlier hypernetwork (``Alii-Ganjj/InterpretationsSteeredPruning``,
-``Models/hypernet.py``): fixed orthogonal input tokens (one 64-d token per channel group), a
-bidirectional GRU with 128 hidden units each way, LayerNorm + ReLU on every GRU output and one
+follows the authors' earlier hypernetwork (the same file, class ``HyperStructure``): fixed
+orthogonal input tokens (one 64-d token per channel group), a bidirectional GRU with 128 hidden
+units each way, LayerNorm + ReLU on every GRU output and one
 weight-normalised, bias-free linear head per group. MGGC's G↔D feedback enters as the GRU's
 input: the peer's embedding is concatenated to every token. The embedding ``h`` is the mean of
 the GRU outputs over the groups ("the outputs of the GRU units ... as their corresponding
@@ -32,7 +34,7 @@ a learned vector θ per channel and no embedding.
 """
 from __future__ import annotations
 
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import nn
@@ -109,6 +111,10 @@ class ArchitectureAgent(nn.Module):
     agent's own architecture embedding (a ``2 * hidden`` vector, the mean GRU output).
     """
 
+    # Registered as a buffer in __init__; declared so that it reads as a tensor, not as
+    # nn.Module.__getattr__'s ``Tensor | Module``.
+    tokens: torch.Tensor
+
     def __init__(self, sizes: Sequence[int], peer_dim: int, hidden: int = 128, token_dim: int = 64,
                  base: float = BASE, feedback: bool = True):
         super().__init__()
@@ -142,3 +148,7 @@ class ArchitectureAgent(nn.Module):
         features = torch.relu(self.norm(out))
         o = [head(features[i]) - self.base for i, head in enumerate(self.heads)]
         return o, h
+
+
+#: Either agent: both map the peer's embedding to ``(o, h)`` and have an ``embed_dim``.
+Agent = Union[LogitAgent, ArchitectureAgent]

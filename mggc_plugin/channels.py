@@ -23,13 +23,17 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Dict, Iterator, List, Sequence, Tuple
+from typing import Dict, Iterator, List, Sequence, Set, Tuple
 
 import torch
 import torch_pruning as tp
 from torch import nn
 
 from .macs import COUNTED_LAYERS, count_macs
+
+#: The flag of in-place activations and dropouts, read and set by name: nn.Module's attribute
+#: typing covers only tensors and submodules.
+_INPLACE = "inplace"
 
 
 @dataclass(frozen=True)
@@ -61,17 +65,18 @@ def traceable(model: nn.Module) -> Iterator[nn.Module]:
     torch-pruning trace; both restored afterwards. In-place ReLU/LeakyReLU after InstanceNorm
     returns a view that hides the norm from the dependency graph."""
     modes = {m: m.training for m in model.modules()}
-    inplace = {m: m.inplace for m in model.modules() if isinstance(getattr(m, "inplace", None), bool)}
+    inplace: Dict[nn.Module, bool] = {m: getattr(m, _INPLACE) for m in model.modules()
+                                      if isinstance(getattr(m, _INPLACE, None), bool)}
     model.eval()
     for m in inplace:
-        m.inplace = False
+        setattr(m, _INPLACE, False)
     try:
         yield model
     finally:
         for m, training in modes.items():
             m.training = training
         for m, flag in inplace.items():
-            m.inplace = flag
+            setattr(m, _INPLACE, flag)
 
 
 def dependency_graph(model: nn.Module, input_shape: Sequence[int]) -> tp.DependencyGraph:
@@ -129,14 +134,15 @@ class ChannelGroups:
 
         found = []
         for g in tp_groups:
-            producers, consumers = set(), set()
+            producer_set: Set[str] = set()
+            consumer_set: Set[str] = set()
             for item in g.items:
                 m = item.dep.target.module
                 if isinstance(m, COUNTED_LAYERS):
-                    (producers if dg.is_out_channel_pruning_fn(item.dep.handler) else consumers).add(names[m])
-            producers = tuple(sorted(producers, key=order.get))
+                    (producer_set if dg.is_out_channel_pruning_fn(item.dep.handler) else consumer_set).add(names[m])
+            producers = tuple(sorted(producer_set, key=order.__getitem__))
             found.append((g, ChannelGroup(producers[0], len(g[0].idxs), producers,
-                                          tuple(sorted(consumers, key=order.get)))))
+                                          tuple(sorted(consumer_set, key=order.__getitem__)))))
         found.sort(key=lambda pair: order[pair[1].root])
 
         const = sum(group.size for _, group in found)

@@ -5,39 +5,44 @@ Stages, each printing a one-line summary (all engine code, the same the upstream
 1. **data** — :mod:`mggc_plugin.synthetic` label→photo pairs, written as an upstream ``aligned``
    dataset (A|B side by side) so the neighbourhood code reads it as it reads facades.
 2. **teacher** — a reference pix2pix pair (``define_G``/``define_D``) trained with the GAN
-   objective (:class:`~mggc_plugin.finetune.Finetuner` on the full networks) and saved as upstream
+   objective (:func:`~mggc_plugin.finetune.fit` of a :class:`~mggc_plugin.finetune.Finetuner` on
+   the full networks, upstream's linear learning-rate policy) and saved as upstream
    does (``latest_net_G.pth``, ``train_opt.txt``); reused when its configuration is unchanged.
 3. **neighbourhoods** — Eq. 1: teacher outputs, SwAV trained from scratch on the real targets,
    top-k cosine neighbours (:func:`~mggc_plugin.neighborhoods.build_neighborhoods`, cached).
-4. **prune** — the pruning game of Eq. 2 (:class:`~mggc_plugin.pruner.MGGCPruner`).
+4. **prune** — the pruning game of Eq. 2 (:class:`~mggc_plugin.pruner.MGGCPruner`, played by
+   :func:`~mggc_plugin.game.play` on batches of :func:`~mggc_plugin.game.neighbor_batches`).
 5. **slim + finetune** — the agents' final masks, physical slimming, finetuning with KD.
 6. **evaluate** — MACs, parameters, latency and PSNR to the ground truth on held-out pairs,
    for teacher and slim generator; the slim G saved as a slim checkpoint.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Tuple, TypeVar
 
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from . import networks, synthetic
-from .encoders import SwAVConfig
-from .finetune import FinetuneConfig, Finetuner
+from .data import DatasetSpec, Preprocess, list_images
+from .encoders.swav import SwAVConfig
+from .fileio import atomic_torch_save, atomic_write, atomic_write_json
+from .finetune import FinetuneConfig, Finetuner, fit
+from .game import neighbor_batches, play
 from .macs import count_macs
 from .metrics import latency
-from .neighborhoods import (DatasetSpec, Neighborhoods, Preprocess, TeacherOutputs, TeacherSpec, build_neighborhoods,
-                            list_images, write_neighborhood_html)
+from .neighborhoods.cache import TeacherOutputs
+from .neighborhoods.html import write_neighborhood_html
+from .neighborhoods.pipeline import build_neighborhoods
+from .neighborhoods.store import Neighborhoods
 from .pruner import MGGCConfig, MGGCPruner
-from .fileio import atomic_write, atomic_write_json
 from .slim import save_slim, slim
+from .teacher import TeacherSpec
 
 
 @dataclass(frozen=True)
@@ -68,14 +73,18 @@ class DemoConfig:
 QUICK = DemoConfig(n_train=24, n_test=6, batch_size=8, teacher_epochs=1, swav_epochs=1, prune_steps=6,
                    target_macs=0.3, finetune_epochs=1)
 
+T = TypeVar("T")
+
 
 class Stages:
     """Times the demo's stages and prints one summary line per stage."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.seconds: Dict[str, float] = {}
 
-    def run(self, name: str, fn, *args, **kwargs):
+    def run(self, name: str, fn: Callable[..., Tuple[T, str]], *args: Any, **kwargs: Any) -> T:
+        """Call ``fn(*args, **kwargs)``, which returns ``(result, summary)``; print the summary
+        and the time taken, and return the result."""
         start = time.perf_counter()
         result, summary = fn(*args, **kwargs)
         self.seconds[name] = time.perf_counter() - start
@@ -102,7 +111,7 @@ def _write_dataset(root: Path, cfg: DemoConfig) -> Tuple[DatasetSpec, str]:
 
 
 def _save_png(t: torch.Tensor, path: Path) -> None:
-    from .neighborhoods import tensor_to_pil
+    from .data import tensor_to_pil
 
     atomic_write(path, lambda tmp: tensor_to_pil(t).save(tmp, format="PNG"))
 
@@ -125,17 +134,17 @@ def _build_pair(cfg: DemoConfig) -> Tuple[nn.Module, nn.Module]:
     return G.to(cfg.device), D.to(cfg.device)
 
 
-def _train(tuner: Finetuner, x: torch.Tensor, y: torch.Tensor, epochs: int, cfg: DemoConfig, desc: str) -> Dict[str, float]:
+def _train(tuner: Finetuner, x: torch.Tensor, y: torch.Tensor, epochs: int, cfg: DemoConfig, desc: str
+           ) -> Dict[str, float]:
+    """Train on (x, y) in shuffled batches with :func:`~mggc_plugin.finetune.fit`; the last epoch's mean losses."""
     g = torch.Generator().manual_seed(cfg.seed)
-    logs: Dict[str, float] = {}
-    with tqdm(total=epochs * math.ceil(len(x) / cfg.batch_size), desc=desc, leave=False) as bar:
-        for _ in range(epochs):
-            for idx in _batches(len(x), cfg.batch_size, g):
-                xb, yb = x[idx].to(cfg.device), y[idx].to(cfg.device)
-                logs = tuner.step(xb, yb, yb)
-                bar.update()
-                bar.set_postfix(L1=f"{logs['G_L1']:.3f}")
-    return logs
+
+    def batches(epoch: int):
+        for idx in _batches(len(x), cfg.batch_size, g):
+            xb, yb = x[idx].to(cfg.device), y[idx].to(cfg.device)
+            yield xb, yb, yb
+
+    return fit(tuner, batches, epochs, steps_per_epoch=math.ceil(len(x) / cfg.batch_size), desc=desc).epochs[-1]
 
 
 def _teacher(out: Path, cfg: DemoConfig, x: torch.Tensor, y: torch.Tensor) -> Tuple[Tuple[nn.Module, nn.Module], str]:
@@ -152,12 +161,13 @@ def _teacher(out: Path, cfg: DemoConfig, x: torch.Tensor, y: torch.Tensor) -> Tu
     G, D = _build_pair(cfg)
     logs = _train(Finetuner(G, D, FinetuneConfig(gan_mode="hinge")), x, y, cfg.teacher_epochs, cfg, "teacher")
     for name, net in (("G", G), ("D", D)):
-        atomic_write(folder / f"latest_net_{name}.pth", lambda tmp, net=net: torch.save(net.state_dict(), tmp))
+        atomic_torch_save(net.state_dict(), folder / f"latest_net_{name}.pth")
     # train_opt.txt as upstream writes it, so `mggc neighbors --teacher <folder>` reads the options.
     opts = dict(model="pix2pix", netG=cfg.netG, ngf=cfg.ngf, ndf=cfg.ndf, norm=cfg.norm, input_nc=3, output_nc=3,
                 crop_size=cfg.size, load_size=cfg.size, direction="AtoB", no_dropout=True)
     text = "----------------- Options ---------------\n" + "".join(f"{k:>25}: {v}\n" for k, v in opts.items())
-    atomic_write(folder / "train_opt.txt", lambda tmp: tmp.write_text(text + "----------------- End -------------------\n"))
+    text += "----------------- End -------------------\n"
+    atomic_write(folder / "train_opt.txt", lambda tmp: tmp.write_text(text))
     atomic_write_json(config_file, key)
     return (G, D), f"{cfg.netG} (ngf {cfg.ngf}) trained {cfg.teacher_epochs} epochs, final L1 {logs['G_L1']:.3f}"
 
@@ -180,21 +190,12 @@ def _prune(cfg: DemoConfig, G: nn.Module, D: nn.Module, x: torch.Tensor, nb: Nei
     y_center = torch.stack([outputs.tensor(i) for i in range(len(outputs))])
     pruner = MGGCPruner(G, D, x[:1].to(cfg.device), MGGCConfig(target_macs=cfg.target_macs, gan_mode="hinge",
                                                                 conditional_D=True, seed=cfg.seed))
-    g = torch.Generator().manual_seed(cfg.seed)
-    history: List[Dict[str, float]] = []
-    with tqdm(total=cfg.prune_steps, desc="prune", leave=False) as bar:
-        while len(history) < cfg.prune_steps:
-            for idx in _batches(len(x), cfg.batch_size, g):
-                pick = nb.indices[idx, torch.randint(nb.k, (len(idx),), generator=g)]
-                logs = pruner.step(x[idx].to(cfg.device), y_center[idx].to(cfg.device), y_center[pick].to(cfg.device))
-                history.append(logs)
-                bar.update()
-                bar.set_postfix(kept=f"{logs['kept_macs_G_total']:.2f}")
-                if len(history) == cfg.prune_steps:
-                    break
+    batches = neighbor_batches(x, y_center, nb.indices, cfg.batch_size, cfg.seed, cfg.device)
+    history = play(pruner, batches, cfg.prune_steps)
     last = history[-1]
     return (pruner, history), (f"{cfg.prune_steps} steps of the game: G keeps {last['kept_macs_G_total']:.1%} of its "
-                               f"MACs (target {cfg.target_macs:.0%}), D keeps {last['kept_channels_D']:.1%} of its channels")
+                               f"MACs (target {cfg.target_macs:.0%}), "
+                               f"D keeps {last['kept_channels_D']:.1%} of its channels")
 
 
 def _slim_and_finetune(cfg: DemoConfig, pruner: MGGCPruner, x: torch.Tensor, y: torch.Tensor
@@ -217,7 +218,7 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def _evaluate(out: Path, cfg: DemoConfig, teacher: nn.Module, student: nn.Module, x: torch.Tensor, y: torch.Tensor
-              ) -> Tuple[Dict[str, Dict[str, float]], str]:
+              ) -> Tuple[Tuple[Dict[str, Dict[str, float]], Dict[str, torch.Tensor]], str]:
     shape = (1, 3, cfg.size, cfg.size)
     rows = {}
     teacher = teacher.eval()
@@ -254,17 +255,3 @@ def run_demo(out: Path, cfg: DemoConfig = DemoConfig()) -> Path:
     index = write_report(out, cfg, rows, stages.seconds, history, x_test, y_test, outs, nb, outputs)
     print(f"report: {index}")
     return index
-
-
-def configure_demo_command(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", default="mggc_demo", help="folder for the data, checkpoints and report (default ./mggc_demo)")
-    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
-    p.add_argument("--quick", action="store_true", help="tiny schedules (a smoke test, not a result)")
-
-
-def run_demo_command(args: argparse.Namespace) -> int:
-    if args.device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda: no CUDA device is visible to torch here; use --device cpu")
-    cfg = replace(QUICK if args.quick else DemoConfig(), device=args.device)
-    run_demo(Path(args.out), cfg)
-    return 0

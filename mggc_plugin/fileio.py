@@ -1,18 +1,22 @@
-"""Atomic file writes: every file the plugin writes goes through :func:`atomic_write`."""
+"""Atomic file writes and content digests: every file the plugin writes goes through
+:func:`atomic_write`; caches recognise their inputs by the digests below."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Union
+from typing import Any, Callable, Dict, Union
+
+import torch
 
 PathLike = Union[str, Path]
 
 
-def atomic_write(path: PathLike, write: Callable[[Path], None]) -> Path:
+def atomic_write(path: PathLike, write: Callable[[Path], object]) -> Path:
     """Call ``write(tmp)`` on a temporary file beside ``path`` and move it into place only when it
-    succeeded, so a failure never leaves a partial file."""
+    succeeded, so a failure never leaves a partial file. What ``write`` returns is ignored."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -33,3 +37,33 @@ def atomic_write(path: PathLike, write: Callable[[Path], None]) -> Path:
 def atomic_write_json(path: PathLike, obj: Any, indent: int = 1) -> Path:
     """Write ``obj`` as JSON to ``path`` with :func:`atomic_write`."""
     return atomic_write(path, lambda tmp: tmp.write_text(json.dumps(obj, indent=indent)))
+
+
+def atomic_torch_save(obj: Any, path: PathLike) -> Path:
+    """``torch.save(obj)`` to ``path`` with :func:`atomic_write`."""
+    return atomic_write(path, lambda tmp: torch.save(obj, tmp))
+
+
+def sha256_file(path: PathLike) -> str:
+    """Hex SHA-256 of a file's bytes (streamed)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def json_digest(obj: Any) -> str:
+    """Hex SHA-256 of ``obj`` as JSON with sorted keys: equal for equal plain data, whatever the
+    order its dicts were built in. ``obj`` must be JSON-serialisable."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
+
+
+def state_dict_digest(state: Dict[str, torch.Tensor]) -> str:
+    """Hex SHA-256 of a state dict's names and tensor bytes (in key order): identifies trained
+    weights exactly, wherever they live."""
+    h = hashlib.sha256()
+    for k in sorted(state):
+        h.update(k.encode())
+        h.update(state[k].detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()

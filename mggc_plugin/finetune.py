@@ -14,17 +14,22 @@ GCC, the works it compares with:
   teacher's width and the mean squared error to the teacher's feature is added; the adapters are
   trained with G and are not part of the saved generator.
 
-The caller owns the loop and the data; :meth:`Finetuner.step` is one D update and one G update,
-as upstream's ``optimize_parameters``.
+:meth:`Finetuner.step` is one D update and one G update, as upstream's ``optimize_parameters``;
+:func:`fit` is the loop around it for callers outside upstream (upstream's ``train.py`` drives its
+own): upstream's ``linear`` learning-rate policy, per-epoch mean losses, and optionally an
+exponential moving average (EMA) of G's weights.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.optim.lr_scheduler import LambdaLR
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from tqdm import tqdm
 
 from .losses import GAN_MODES, f_D, f_G
 
@@ -90,6 +95,7 @@ class Finetuner:
         self.adapters = nn.ModuleDict()
         self.kd_layers: List[str] = list(kd_layers) if config.lambda_kd > 0 else []
         if self.kd_layers:
+            assert teacher is not None, "checked above: lambda_kd > 0 needs the teacher"
             self.teacher = teacher.eval().requires_grad_(False)
             self._taps_S, self._taps_T = FeatureTaps(G, self.kd_layers), FeatureTaps(teacher, self.kd_layers)
             s_mods, t_mods = dict(G.named_modules()), dict(teacher.named_modules())
@@ -97,7 +103,8 @@ class Finetuner:
                 self.adapters[name.replace(".", "_")] = nn.Conv2d(
                     s_mods[name].out_channels, t_mods[name].out_channels, kernel_size=1).to(device)
         betas = (config.beta1, 0.999)
-        self.opt_G = torch.optim.Adam(list(G.parameters()) + list(self.adapters.parameters()), lr=config.lr, betas=betas)
+        self.opt_G = torch.optim.Adam(list(G.parameters()) + list(self.adapters.parameters()), lr=config.lr,
+                                      betas=betas)
         self.opt_D = torch.optim.Adam(D.parameters(), lr=config.lr, betas=betas)
 
     def _d(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -140,3 +147,76 @@ class Finetuner:
         if self.kd_layers:
             self._taps_S.remove()
             self._taps_T.remove()
+
+
+def linear_lr(epochs: int, decay_epochs: Optional[int] = None) -> Callable[[int], float]:
+    """Upstream's ``linear`` learning-rate policy as a ``LambdaLR`` factor of the 0-based epoch
+    e: with ``keep = epochs − decay_epochs`` constant epochs (default: the first half, ``epochs //
+    2``), ``1 − max(0, e + 1 − keep) / (decay_epochs + 1)``."""
+    decay = epochs - epochs // 2 if decay_epochs is None else decay_epochs
+    if epochs < 1 or not 0 <= decay <= epochs:
+        raise ValueError(f"epochs={epochs}, decay_epochs={decay_epochs}: need epochs >= 1 and 0 <= decay_epochs "
+                         f"<= epochs")
+    keep = epochs - decay
+    return lambda epoch: 1.0 - max(0, epoch + 1 - keep) / float(decay + 1)
+
+
+#: ``batches(epoch)``: the epoch's batches ``(x, real, target)`` as :meth:`Finetuner.step` takes them.
+EpochBatches = Callable[[int], Iterable[Tuple[torch.Tensor, torch.Tensor, torch.Tensor]]]
+
+
+@dataclass
+class FitResult:
+    """What :func:`fit` returns. ``epochs``: per epoch, the mean of every loss of
+    :meth:`Finetuner.step` over its steps and ``lr``, G's learning rate during it. ``ema_G``: the
+    EMA copy of G (parameters and buffers) when ``ema_decay`` was given, else None; evaluate it
+    instead of G then."""
+
+    epochs: List[Dict[str, float]]
+    ema_G: Optional[nn.Module] = None
+
+
+def _ema_of(G: nn.Module, decay: float) -> AveragedModel:
+    """torch's ``AveragedModel`` with its EMA rule, over parameters and buffers, already holding
+    G's current state, so that after the next update it is ``decay·old + (1 − decay)·new``."""
+    if not 0 <= decay <= 1:
+        raise ValueError(f"ema_decay={decay}: give a decay in [0, 1], e.g. 0.999")
+    ema = AveragedModel(G, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+    ema.module.requires_grad_(False)
+    ema.update_parameters(G)  # the first update copies G: the average starts at G's current weights
+    return ema
+
+
+def fit(tuner: Finetuner, batches: EpochBatches, epochs: int, decay_epochs: Optional[int] = None,
+        ema_decay: Optional[float] = None, steps_per_epoch: Optional[int] = None, progress: bool = True,
+        desc: str = "finetune") -> FitResult:
+    """Finetune for ``epochs`` epochs: every batch of ``batches(epoch)`` is one
+    :meth:`Finetuner.step`; both optimisers follow :func:`linear_lr` (stepped after each epoch,
+    as upstream's schedulers). With ``ema_decay`` (e.g. 0.999) an EMA copy of G is updated after
+    every step (``decay·ema + (1 − decay)·G``, parameters and buffers) and returned in
+    :class:`FitResult`. ``steps_per_epoch`` only sizes the progress bar (shown when
+    ``progress``). Returns the per-epoch mean losses."""
+    rule = linear_lr(epochs, decay_epochs)
+    schedulers = [LambdaLR(opt, rule) for opt in (tuner.opt_G, tuner.opt_D)]
+    ema = _ema_of(tuner.G, ema_decay) if ema_decay is not None else None
+    history: List[Dict[str, float]] = []
+    total = epochs * steps_per_epoch if steps_per_epoch else None
+    with tqdm(total=total, desc=desc, leave=False, disable=not progress) as bar:
+        for epoch in range(epochs):
+            lr = tuner.opt_G.param_groups[0]["lr"]
+            sums: Dict[str, float] = {}
+            steps = 0
+            for x, real, target in batches(epoch):
+                for key, value in tuner.step(x, real, target).items():
+                    sums[key] = sums.get(key, 0.0) + value
+                steps += 1
+                if ema is not None:
+                    ema.update_parameters(tuner.G)
+                bar.update()
+            if steps == 0:
+                raise ValueError(f"batches({epoch}) yielded no batch: every epoch needs at least one")
+            for scheduler in schedulers:
+                scheduler.step()
+            history.append({**{k: v / steps for k, v in sums.items()}, "lr": lr})
+            bar.set_postfix(L1=f"{history[-1]['G_L1']:.3f}")
+    return FitResult(history, ema.module if ema is not None else None)

@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import contextlib
 import math
-from dataclasses import dataclass
-from typing import Dict, Iterator, List, Sequence, Tuple
-
 import warnings
+from dataclasses import dataclass
+from typing import Dict, Iterator, List, Sequence, Tuple, Union
 
 import torch
 from torch import nn
@@ -30,6 +29,9 @@ with warnings.catch_warnings():
 
 COUNTED_LAYERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,
                   nn.ConvTranspose3d, nn.Linear)
+#: The layers of COUNTED_LAYERS as a type.
+CountedLayer = Union[nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,
+                     nn.ConvTranspose3d, nn.Linear]
 
 
 def _conv_macs(inputs, outputs) -> int:
@@ -103,7 +105,7 @@ def frozen_eval(model: nn.Module) -> Iterator[nn.Module]:
             m.training = training
 
 
-def _channels(m: nn.Module) -> Tuple[int, int, int]:
+def _channels(m: CountedLayer) -> Tuple[int, int, int]:
     if isinstance(m, nn.Linear):
         return m.in_features, m.out_features, 1
     return m.in_channels, m.out_channels, m.groups

@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Union
+from typing import Any, Callable, Dict, Optional, Union
 
 import torch
 from torch import nn
@@ -41,6 +41,21 @@ class ArchSpec:
 
     def to_dict(self) -> Dict[str, Any]:
         return {"builder": self.builder, "kwargs": dict(self.kwargs)}
+
+
+#: The attribute holding a network's :class:`ArchSpec`. It is read and set by name (getattr,
+#: setattr) because nn.Module's attribute typing covers only tensors and submodules.
+ARCH_ATTR = "mggc_arch"
+
+
+def set_arch(net: nn.Module, arch: ArchSpec) -> None:
+    """Record how to rebuild ``net`` as ``net.mggc_arch`` (the same as assigning it)."""
+    setattr(net, ARCH_ATTR, arch)
+
+
+def arch_of(net: nn.Module) -> Optional[ArchSpec]:
+    """``net.mggc_arch``, or None when ``net`` carries no architecture description."""
+    return getattr(net, ARCH_ATTR, None)
 
 
 class Identity(nn.Module):
@@ -120,6 +135,12 @@ class ResnetGenerator(nn.Module):
         return self.model(x)
 
 
+def _next_level(submodule: nn.Module | None) -> nn.Module:
+    if submodule is None:
+        raise ValueError("submodule=None: every U-Net level but the innermost wraps the next level's block")
+    return submodule
+
+
 class UnetSkipConnectionBlock(nn.Module):
     """One level of the U-Net: ``cat([x, up(sub(down(x)))])``, or ``up(sub(down(x)))`` at the
     outermost level, which produces the image."""
@@ -134,13 +155,13 @@ class UnetSkipConnectionBlock(nn.Module):
         downconv = nn.Conv2d(input_nc, inner_nc, kernel_size=4, stride=2, padding=1, bias=bias)
         if outermost:
             upconv = nn.ConvTranspose2d(2 * inner_nc, outer_nc, kernel_size=4, stride=2, padding=1)
-            layers = [downconv, submodule, nn.ReLU(True), upconv, nn.Tanh()]
+            layers = [downconv, _next_level(submodule), nn.ReLU(True), upconv, nn.Tanh()]
         elif innermost:
             upconv = nn.ConvTranspose2d(inner_nc, outer_nc, kernel_size=4, stride=2, padding=1, bias=bias)
             layers = [nn.LeakyReLU(0.2, True), downconv, nn.ReLU(True), upconv, make_norm(outer_nc)]
         else:
             upconv = nn.ConvTranspose2d(2 * inner_nc, outer_nc, kernel_size=4, stride=2, padding=1, bias=bias)
-            layers = [nn.LeakyReLU(0.2, True), downconv, make_norm(inner_nc), submodule,
+            layers = [nn.LeakyReLU(0.2, True), downconv, make_norm(inner_nc), _next_level(submodule),
                       nn.ReLU(True), upconv, make_norm(outer_nc)]
             if use_dropout:
                 layers.append(nn.Dropout(0.5))
@@ -249,8 +270,8 @@ def define_G(input_nc: int, output_nc: int, ngf: int, netG: str, norm: str = "ba
     _check_choice("netG", netG, GENERATORS)
     _check_choice("norm", norm, NORMS)
     net = init_weights(_G_BUILDERS[netG](input_nc, output_nc, ngf, norm, use_dropout))
-    net.mggc_arch = ArchSpec("mggc_plugin.networks:define_G", dict(
-        input_nc=input_nc, output_nc=output_nc, ngf=ngf, netG=netG, norm=norm, use_dropout=use_dropout))
+    set_arch(net, ArchSpec("mggc_plugin.networks:define_G", dict(
+        input_nc=input_nc, output_nc=output_nc, ngf=ngf, netG=netG, norm=norm, use_dropout=use_dropout)))
     return net
 
 
@@ -260,8 +281,8 @@ def define_D(input_nc: int, ndf: int, netD: str, n_layers_D: int = 3, norm: str 
     _check_choice("netD", netD, DISCRIMINATORS)
     _check_choice("norm", norm, NORMS)
     net = init_weights(_D_BUILDERS[netD](input_nc, ndf, n_layers_D, norm))
-    net.mggc_arch = ArchSpec("mggc_plugin.networks:define_D", dict(
-        input_nc=input_nc, ndf=ndf, netD=netD, n_layers_D=n_layers_D, norm=norm))
+    set_arch(net, ArchSpec("mggc_plugin.networks:define_D", dict(
+        input_nc=input_nc, ndf=ndf, netD=netD, n_layers_D=n_layers_D, norm=norm)))
     return net
 
 
@@ -276,7 +297,7 @@ def load_state(net: nn.Module, path: Union[str, Path]) -> nn.Module:
     try:
         net.load_state_dict(state, strict=True)
     except RuntimeError as err:
-        arch = getattr(net, "mggc_arch", None)
+        arch = arch_of(net)
         built = f" ({arch.kwargs})" if arch else ""
         raise ValueError(
             f"{path} was saved from another architecture than the one built here{built}: check "

@@ -37,11 +37,11 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 import torch
 from torch import nn
 
-from .agents import ArchitectureAgent, LogitAgent, gumbel_sigmoid
+from .agents import Agent, ArchitectureAgent, LogitAgent, gumbel_sigmoid
 from .channels import ChannelGroups
+from .fileio import atomic_write
 from .losses import GAN_MODES, L, R, f_D, f_G
 from .macs import frozen_eval
-from .fileio import atomic_write
 
 FORMAT = "mggc-pruner"
 VERSION = 1
@@ -277,7 +277,11 @@ class MGGCPruner:
                                  f"output channels stay inside the network): there is nothing to prune")
         self.T_fixed = fixed_macs(self.groups_G)
         self.T_total = self.groups_G.full_macs - self.T_fixed
-        self.p = config.p if config.p is not None else prunable_fraction(self.groups_G, config.target_macs)
+        if config.p is not None:
+            self.p = config.p
+        else:
+            assert config.target_macs is not None, "MGGCConfig checks that exactly one of p and target_macs is given"
+            self.p = prunable_fraction(self.groups_G, config.target_macs)
 
         # The agents' initialisation is seeded without touching the caller's global RNG.
         with torch.random.fork_rng(devices=[]):
@@ -292,7 +296,7 @@ class MGGCPruner:
         self.generator = torch.Generator().manual_seed(config.seed)
         self.step_count = 0
 
-    def _build_agents(self) -> Tuple[nn.Module, Optional[nn.Module]]:
+    def _build_agents(self) -> Tuple[Agent, Optional[Agent]]:
         c, row = self.config, self.row
         if not row.agents:
             return LogitAgent(self.groups_G.sizes), (LogitAgent(self.groups_D.sizes) if row.prune_D else None)
@@ -332,10 +336,13 @@ class MGGCPruner:
         ``kept_channels_D`` (fraction of D's prunable channels, equal to L by Eq. 6).
         """
         c = self.config
-        if self.row.manifold and y_neighbor is None:
+        if not self.row.manifold:
+            real = y_center
+        elif y_neighbor is not None:
+            real = y_neighbor
+        else:
             raise ValueError("the mggc row trains D on neighbours y'' of y' (k > 0): pass y_neighbor, or use "
                              "ablation='feedback', whose real sample is y' itself (k = 0)")
-        real = y_neighbor if self.row.manifold else y_center
         x, real = x.to(self.device), real.to(self.device)
 
         with teacher_mode(self.G, self.D):
@@ -359,6 +366,7 @@ class MGGCPruner:
             T_v = self.kept_macs(v_G)
             R_v = R(T_v, self.p, self.T_total)
             if v_D is not None:
+                assert self.gen_D is not None and self.opt_D is not None, "only gen_D samples v_D"
                 L_v = L(v_D)
                 self._descend(self.gen_D, self.opt_D, loss_D + c.lambda2 * L_v, retain_graph=True)
             self._descend(self.gen_G, self.opt_G, loss_G + c.lambda1 * R_v, retain_graph=False)
@@ -366,10 +374,10 @@ class MGGCPruner:
         self.h_G, self.h_D = h_G.detach(), h_D.detach()
         self.step_count += 1
         kept_D = L_v.item() if v_D is not None else 1.0
-        T_v = T_v.item()
+        kept_G = T_v.item()
         return {"loss_G": loss_G.item(), "loss_D": loss_D.item(), "R": R_v.item(), "L": kept_D,
-                "kept_macs_G": T_v / self.T_total, "kept_macs_G_total": (T_v + self.T_fixed) / self.groups_G.full_macs,
-                "kept_channels_D": kept_D}
+                "kept_macs_G": kept_G / self.T_total,
+                "kept_macs_G_total": (kept_G + self.T_fixed) / self.groups_G.full_macs, "kept_channels_D": kept_D}
 
     @staticmethod
     def _descend(agent: nn.Module, opt: torch.optim.Optimizer, loss: torch.Tensor, retain_graph: bool) -> None:
@@ -478,6 +486,7 @@ class MGGCPruner:
         self.gen_G.load_state_dict(state["gen_G"])
         self.opt_G.load_state_dict(state["opt_G"])
         if self.gen_D is not None:
+            assert self.opt_D is not None, "__init__ builds opt_D with gen_D"
             self.gen_D.load_state_dict(state["gen_D"])
             self.opt_D.load_state_dict(state["opt_D"])
         self.h_G, self.h_D = state["h_G"].to(self.device), state["h_D"].to(self.device)

@@ -13,8 +13,10 @@ import torch
 from dominate import tags
 from torchvision.utils import make_grid
 
-from .neighborhoods import Neighborhoods, TeacherOutputs, tensor_to_pil
+from .data import tensor_to_pil
 from .fileio import atomic_write
+from .neighborhoods.cache import TeacherOutputs
+from .neighborhoods.store import Neighborhoods
 
 
 def _save(t: torch.Tensor, path: Path) -> str:
@@ -66,7 +68,8 @@ def write_report(out: Path, cfg, rows: Dict[str, Dict[str, float]], seconds: Dic
     with doc:
         tags.h1("MGGC demo: manifold-guided compression of a pix2pix generator")
         tags.p(f"Built-in label→photo dataset at {cfg.size}², {cfg.n_train} training pairs, "
-               f"{len(x)} held-out pairs. Teacher {cfg.netG} (ngf {cfg.ngf}); target {cfg.target_macs:.0%} of its MACs.")
+               f"{len(x)} held-out pairs. Teacher {cfg.netG} (ngf {cfg.ngf}); "
+               f"target {cfg.target_macs:.0%} of its MACs.")
         with tags.table(border=1, cellpadding=4):
             tags.tr(tags.th(""), tags.th("MACs"), tags.th("parameters"), tags.th("CPU latency (ms, batch 1)"),
                     tags.th("PSNR to ground truth (dB)"))

@@ -24,7 +24,7 @@ import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 import torch
 import torch_pruning as tp
@@ -38,6 +38,9 @@ from .networks import ArchSpec
 FORMAT = "mggc-slim"
 VERSION = 1
 SLIM_G_NAME = "latest_slim_G.pt"
+#: The attribute in which :func:`slim` records the traced input shape, the group roots and the
+#: kept widths; read and set by name, as :data:`mggc_plugin.networks.ARCH_ATTR`.
+SLIM_ATTR = "mggc_slim"
 PathLike = Union[str, Path]
 
 BUILDERS: Dict[str, Callable[..., nn.Module]] = {
@@ -105,22 +108,29 @@ def slim(model: nn.Module, groups: ChannelGroups, masks: Sequence[torch.Tensor],
             if drop:
                 root = modules[group.root]
                 dg.get_pruning_group(root, dg.get_pruner_of_module(root).prune_out_channels, drop).prune()
-    small.mggc_slim = {"input_shape": list(groups.input_shape), "groups": [g.root for g in groups],
-                       "widths": [int(k.sum()) for k in masks]}
+    setattr(small, SLIM_ATTR, {"input_shape": list(groups.input_shape), "groups": [g.root for g in groups],
+                               "widths": [int(k.sum()) for k in masks]})
     return small
+
+
+def slim_info(model: nn.Module) -> Dict[str, Any]:
+    """``model.mggc_slim``: what :func:`slim` recorded (``input_shape``, ``groups``, ``widths``).
+    Raises ValueError when ``model`` was not produced by :func:`slim`."""
+    info = getattr(model, SLIM_ATTR, None)
+    if info is None:
+        raise ValueError("the model was not produced by mggc_plugin.slim(): slim it first (masks of all ones keep "
+                         "the full width)")
+    return info
 
 
 def save_slim(model: nn.Module, path: PathLike) -> Path:
     """Write ``model`` (a result of :func:`slim`) as a slim checkpoint, atomically."""
-    arch: Optional[ArchSpec] = getattr(model, "mggc_arch", None)
-    info = getattr(model, "mggc_slim", None)
+    arch = networks.arch_of(model)
     if arch is None:
         raise ValueError("the model has no architecture description (model.mggc_arch): build it with "
                          "mggc_plugin.networks.define_G/define_D, or set model.mggc_arch = ArchSpec(name, kwargs) "
                          "and register_builder(name, fn) for your own architecture")
-    if info is None:
-        raise ValueError("the model was not produced by mggc_plugin.slim(): slim it first (masks of all ones keep "
-                         "the full width)")
+    info = slim_info(model)
     payload = {"format": FORMAT, "version": VERSION, "arch": arch.to_dict(),
                "input_shape": list(info["input_shape"]), "groups": list(info["groups"]),
                "widths": list(info["widths"]),
@@ -158,7 +168,7 @@ def load_slim(path: PathLike) -> nn.Module:
                          f"mggc_plugin.register_builder({arch.builder!r}, fn) first (load_slim never imports code "
                          f"that a file names)")
     full = BUILDERS[arch.builder](**arch.kwargs)
-    full.mggc_arch = arch
+    networks.set_arch(full, arch)
     shape = tuple(payload["input_shape"])
     groups = ChannelGroups.discover(full, torch.zeros(shape))
     roots = [g.root for g in groups]
@@ -232,7 +242,7 @@ def export(path: PathLike, fmt: str = "torchscript", out: Optional[PathLike] = N
         raise ValueError(f"unknown export format {fmt!r}: choose one of {', '.join(EXPORTERS)}")
     exporter, suffix = EXPORTERS[fmt]
     model = load_slim(path)
-    shape = list(model.mggc_slim["input_shape"])
+    shape = list(slim_info(model)["input_shape"])
     if size is not None:
         shape[-2:] = [size, size]
     x = torch.rand(*shape, generator=torch.Generator().manual_seed(0)) * 2 - 1

@@ -73,6 +73,11 @@ def _hue(h: float) -> np.ndarray:
     return np.array([0.5 + 0.5 * math.cos(2 * math.pi * (h + k / 3)) for k in range(3)], dtype=np.float32)
 
 
+def _to_tensor(a: np.ndarray) -> torch.Tensor:
+    """NHWC images in [0, 1] (clipped) → an NCHW tensor in [-1, 1]."""
+    return torch.from_numpy(np.clip(a, 0, 1)).permute(0, 3, 1, 2).contiguous() * 2 - 1
+
+
 def make_pairs(n: int, size: int = 64, seed: int = 0, max_objects: int = 3) -> PairedImages:
     """Generate ``n`` label→photo pairs of ``size``² pixels."""
     if n < 1 or size < 16:
@@ -96,8 +101,7 @@ def make_pairs(n: int, size: int = 64, seed: int = 0, max_objects: int = 3) -> P
             B[i][mask] = (shade[..., None] * _hue(hue))[mask]
             counts[i, kind] += 1
         B[i] += rng.normal(0, 0.02, B[i].shape).astype(np.float32)
-    to_tensor = lambda a: torch.from_numpy(np.clip(a, 0, 1)).permute(0, 3, 1, 2).contiguous() * 2 - 1
-    return PairedImages(to_tensor(A), to_tensor(B), torch.from_numpy(counts))
+    return PairedImages(_to_tensor(A), _to_tensor(B), torch.from_numpy(counts))
 
 
 def split(n_train: int = 400, n_test: int = 50, size: int = 64, seed: int = 0) -> Tuple[PairedImages, PairedImages]:

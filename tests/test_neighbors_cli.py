@@ -9,7 +9,7 @@ from PIL import Image
 
 from mggc_plugin import encoders, networks
 from mggc_plugin import neighborhoods as nbh
-
+from mggc_plugin.cli import neighbors as neighbors_cli
 
 SIZE = 32
 TRAIN_OPT = """----------------- Options ---------------
@@ -45,13 +45,13 @@ def workspace(tmp_path):
 
 
 SWAV = ["--swav_arch", "resnet18", "--swav_epochs", "1", "--swav_batch_size", "4", "--swav_prototypes", "8",
-        "--swav_size_crops", "32", "16", "--swav_nmb_crops", "2", "2", "--no_progress"]
+        "--swav_crops", "32", "16", "--swav_nmb_crops", "2", "2", "--no_progress"]
 
 
 def run(*argv):
     parser = argparse.ArgumentParser()
-    nbh.configure_neighbors_command(parser)
-    return nbh.run_neighbors_command(parser.parse_args(list(argv)))
+    neighbors_cli.configure(parser)
+    return neighbors_cli.run(parser.parse_args(list(argv)))
 
 
 def test_builds_the_file_and_page_then_reuses_the_caches(workspace, caplog):

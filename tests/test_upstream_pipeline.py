@@ -158,3 +158,44 @@ def test_teacher_prune_finetune_test_export(case, upstream_checkout, facades_sub
     unregister(up.root)
     assert up.git_status() == "", "mggc register --undo left the checkout changed"
 
+
+
+def test_l1_norm_baseline_prunes_without_a_game_then_finetunes_and_tests(upstream_checkout, facades_subset, tmp_path):
+    """--mggc_method l1_norm: the prune phase writes masks at once (no neighbourhoods, no agents,
+    one pass of upstream's loop), the unchanged finetune phase slims G within budget, D whole."""
+    up = upstream_checkout
+    ckpt = tmp_path / "checkpoints"
+    size, target = 128, 0.25
+    dirs = ["--dataroot", str(facades_subset / "aligned"), "--checkpoints_dir", str(ckpt)]
+    arch = PIX2PIX["arch"] + ["--crop_size", str(size), "--load_size", str(size + 8)]
+    up.run("train", *dirs, "--name", "teacher", "--model", "pix2pix", *arch, *COMMON, *SHORT)
+    student = [*dirs, "--name", "student", "--model", "mggc_pix2pix", *arch, *COMMON, *LOGS]
+    out = up.run("train", *student, "--mggc_phase", "prune", "--mggc_method", "l1_norm", "--teacher_name", "teacher",
+                 "--mggc_target_macs", str(target), "--mggc_round_to", "2", "--n_epochs", "3", "--n_epochs_decay",
+                 "3").stdout
+    assert "MGGC prune (l1_norm)" in out and "End of epoch 1 / 1" in out, "upstream's loop is cut to one epoch"
+    run = ckpt / "student"
+    assert (run / "latest_mggc_masks.pt").is_file() and (run / "mggc_run.json").is_file()
+    assert not any((run / name).exists() for name in ("neighbors.pt", "latest_mggc_pruner.pt", "mggc_cache"))
+    assert "kept_macs: " in (run / "loss_log.txt").read_text()
+
+    out = up.run("train", *student, "--mggc_phase", "finetune", *SHORT, *CONSTANT_LR).stdout
+    assert "slimmed by" in out and "(l1_norm)" in out
+    shape = (1, 3, size, size)
+    teacher_G = networks.load_state(networks.define_G(3, 3, 8, **PIX2PIX["teacher"]), run.parent / "teacher" /
+                                    "latest_net_G.pth")
+    teacher_D = networks.load_state(networks.define_D(6, 8, "basic", norm="batch"), run.parent / "teacher" /
+                                    "latest_net_D.pth")
+    slim_G, slim_D = load_slim(run / "latest_slim_G.pt"), load_slim(run / "latest_slim_D.pt")
+    full, small = count_macs(teacher_G, shape).total, count_macs(slim_G, shape).total
+    assert 0.5 * target * full < small <= target * full
+    assert all(w % 2 == 0 for w in slim_G.mggc_slim["widths"])
+    assert sum(p.numel() for p in slim_D.parameters()) == sum(p.numel() for p in teacher_D.parameters())
+    report = json.loads((run / "mggc_report.json").read_text())
+    assert report["method"] == "l1_norm" and report["slim"]["G"]["macs"] == small and report["round_to"] == 2
+    print(f"l1_norm: G {full / 1e6:.2f} M MACs -> slim {small / 1e6:.2f} M MACs ({small / full:.1%}, target "
+          f"{target:.0%})")
+
+    up.run("test", *dirs, "--results_dir", str(tmp_path / "results"), "--name", "student", "--model", "mggc_pix2pix",
+           *PIX2PIX["arch"], "--crop_size", str(size), "--load_size", str(size), "--eval", "--num_test", "1")
+    assert (tmp_path / "results" / "student" / "test_latest" / "index.html").is_file()

@@ -55,7 +55,9 @@ from torch import nn
 def unwrap(net: nn.Module) -> nn.Module:
     """The module itself inside DataParallel/DDP (``.module``) or ``torch.compile`` (``._orig_mod``)."""
     while isinstance(net, (nn.DataParallel, nn.parallel.DistributedDataParallel)) or hasattr(net, "_orig_mod"):
-        net = net.module if hasattr(net, "module") else net._orig_mod
+        inner = net.module if hasattr(net, "module") else net._orig_mod
+        assert isinstance(inner, nn.Module), f"{type(net).__name__} wraps a {type(inner).__name__}, not a module"
+        net = inner
     return net
 
 

@@ -2,6 +2,7 @@
 y' of each source x and a neighbour y'' of y' on the teacher's manifold (Eq. 1)."""
 from __future__ import annotations
 
+import argparse
 import os
 import random
 from pathlib import Path
@@ -11,7 +12,9 @@ from data.base_dataset import BaseDataset, get_params, get_transform
 from data.image_folder import make_dataset
 from PIL import Image
 
-from ..neighborhoods import DatasetSpec, Preprocess, build_neighborhoods, detect_dataset_mode, write_neighborhood_html
+from ..data import DatasetSpec, Preprocess, detect_dataset_mode
+from ..neighborhoods.html import write_neighborhood_html
+from ..neighborhoods.pipeline import build_neighborhoods
 from . import options
 from .specs import SPECS
 from .teacher import find_teacher, inference_spec, load_G
@@ -42,7 +45,7 @@ class NeighborhoodDataset(BaseDataset):
         options.add_neighborhood_options(parser)
         return parser
 
-    def __init__(self, opt):
+    def __init__(self, opt: argparse.Namespace) -> None:
         BaseDataset.__init__(self, opt)
         options.check_neighborhood_options(opt)
         self.mode = opt.mggc_base_mode or detect_dataset_mode(opt.dataroot, opt.phase)

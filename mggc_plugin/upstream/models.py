@@ -5,6 +5,7 @@ Imported by the shims ``mggc register`` writes into an upstream checkout, so ups
 """
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 from typing import ClassVar
 
@@ -26,7 +27,9 @@ class MggcModel(BaseModel):
       frozen; only the agents gen_G/gen_D learn (Eq. 2) on ``--dataset_mode neighborhood``.
       Losses G, D, R, L and kept_macs (the sampled G's fraction of the teacher's MACs) go
       through ``get_current_losses``. Saves ``<epoch>_net_gen_{G,D}.pth`` and
-      ``<epoch>_mggc_pruner.pt``; ``--continue_train`` resumes the game.
+      ``<epoch>_mggc_pruner.pt``; ``--continue_train`` resumes the game. With ``--mggc_method
+      l1_norm|uniform`` a baseline replaces the game: G's masks at the budget are written at
+      once (``<epoch>_mggc_masks.pt``), without neighbourhoods or training.
     - ``finetune`` (same ``--name``): slims G and D physically by the agents' final
       architecture and trains them with the GAN's objective (+ L1, + optional KD). Saves the
       slim pair as ``<epoch>_net_{G,D}.pth`` together with ``<epoch>_slim_{G,D}.pt`` (the slim
@@ -41,7 +44,7 @@ class MggcModel(BaseModel):
 
     spec: ClassVar[GanSpec]
 
-    def __init__(self, opt):
+    def __init__(self, opt: argparse.Namespace) -> None:
         BaseModel.__init__(self, opt)
         compat.require_single_process()
         if self.isTrain:

@@ -9,28 +9,32 @@ there yet. Nothing here imports upstream.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
 
-from .. import networks
-from ..encoders import ENCODERS, SWAV_ARCHS, SwAVConfig
+from .. import baselines, networks
+from ..data import DATASET_MODES
+from ..encoders.base import ENCODERS
+from ..encoders.swav import SWAV_ARCHS, SwAVConfig, swav_config_from_flags
 from ..finetune import FinetuneConfig
 from ..losses import GAN_MODES
-from ..neighborhoods import DATASET_MODES, NORM_STATS
 from ..pruner import ABLATIONS, MGGCConfig
+from ..teacher import NORM_STATS
 from .specs import GanSpec
 
 PHASES = ("prune", "finetune")
+#: ``--mggc_method``: the pruning game, or a baseline of :mod:`mggc_plugin.baselines` (no game).
+METHODS = ("mggc",) + baselines.METHODS
 #: The prune phase's record in the run folder (:mod:`.record`), which marks a folder as an MGGC run.
 RUN_RECORD = "mggc_run.json"
 
 
 def _add(parser: argparse.ArgumentParser, flag: str, **kwargs: Any) -> None:
-    try:
+    # ArgumentError: the other setter (model or dataset) added it already.
+    with contextlib.suppress(argparse.ArgumentError):
         parser.add_argument(flag, **kwargs)
-    except argparse.ArgumentError:
-        pass  # added by the other setter (model or dataset) already
 
 
 def add_teacher_options(parser: argparse.ArgumentParser) -> None:
@@ -86,6 +90,10 @@ def add_model_options(parser: argparse.ArgumentParser, is_train: bool, spec: Gan
     add_neighborhood_options(parser)
     _add(parser, "--mggc_target_macs", type=float, default=None,
          help="MGGC: fraction of the teacher generator's total MACs to keep, e.g. 0.05 (prune phase)")
+    _add(parser, "--mggc_method", choices=METHODS, default="mggc",
+         help="MGGC: prune phase: mggc (the pruning game on neighbourhoods) or a baseline without game and "
+              "neighbourhoods that prunes G to --mggc_target_macs at once, keeping D: l1_norm (Li et al. 2017, "
+              "the highest-L1 filters at a uniform keep-rate) or uniform (the first channels at a uniform rate)")
     _add(parser, "--mggc_lambda_R", type=float, default=3.0, help="MGGC: λ1, weight of the MACs budget R (Eq. 5)")
     _add(parser, "--mggc_lambda_L", type=float, default=0.1, help="MGGC: λ2, weight of D's sparsity L (Eq. 6)")
     _add(parser, "--mggc_agent_lr", type=float, default=MGGCConfig.lr,
@@ -97,7 +105,8 @@ def add_model_options(parser: argparse.ArgumentParser, is_train: bool, spec: Gan
          help="MGGC: which saved pruning state (<epoch>_mggc_pruner.pt) the finetune phase slims by")
     _add(parser, "--mggc_round_to", type=int, default=1,
          help="MGGC: finetune phase: round every kept width to a multiple of this (8 runs ~6%% faster on CPU "
-              "than odd widths; 1 keeps the agents' widths)")
+              "than odd widths; 1 keeps the agents' widths). With --mggc_method l1_norm/uniform it applies in the "
+              "prune phase, which chooses the widths")
     _add(parser, "--mggc_kd", action="store_true",
          help="MGGC: finetune phase: add feature distillation from the teacher through learned 1x1 adapters")
     _add(parser, "--mggc_lambda_kd", type=float, default=1.0, help="MGGC: weight of the --mggc_kd term")
@@ -107,8 +116,13 @@ def add_model_options(parser: argparse.ArgumentParser, is_train: bool, spec: Gan
     known = parser.parse_known_args()[0]
     check_run_folder(known)
     parser.set_defaults(gan_mode=spec.gan_mode, mggc_base_mode=spec.teacher.dataset_mode,
-                        dataset_mode="neighborhood" if known.mggc_phase == "prune" else spec.teacher.dataset_mode)
+                        dataset_mode="neighborhood" if plays_game(known) else spec.teacher.dataset_mode)
     return parser
+
+
+def plays_game(opt: argparse.Namespace) -> bool:
+    """Whether this run is the prune phase of the pruning game (which trains on neighbourhoods)."""
+    return opt.mggc_phase == "prune" and opt.mggc_method == "mggc"
 
 
 def check_run_folder(opt: argparse.Namespace) -> None:
@@ -146,9 +160,12 @@ def check_train_options(opt: argparse.Namespace) -> None:
         if opt.mggc_target_macs is None or not 0 < opt.mggc_target_macs <= 1:
             raise ValueError(f"--mggc_target_macs {opt.mggc_target_macs}: give the fraction of the teacher's MACs "
                              f"to keep, in (0, 1], e.g. 0.05")
-        if opt.dataset_mode != "neighborhood":
+        if plays_game(opt) and opt.dataset_mode != "neighborhood":
             raise ValueError(f"--dataset_mode {opt.dataset_mode}: the prune phase trains on teacher outputs and their "
                              f"neighbours; use --dataset_mode neighborhood (the default of this phase)")
+        if not plays_game(opt) and opt.dataset_mode == "neighborhood":
+            raise ValueError(f"--dataset_mode neighborhood: --mggc_method {opt.mggc_method} needs no neighbourhoods; "
+                             f"leave --dataset_mode out (the teacher's own is the default)")
     if opt.mggc_round_to < 1:
         raise ValueError(f"--mggc_round_to {opt.mggc_round_to}: use 1 (the agents' widths) or e.g. 8")
     if opt.lambda_L1 < 0 or opt.mggc_lambda_kd < 0:
@@ -168,10 +185,8 @@ def check_neighborhood_options(opt: argparse.Namespace) -> None:
 
 
 def swav_config(opt: argparse.Namespace) -> SwAVConfig:
-    """SwAV's configuration from the ``--mggc_swav_*`` options (warm-up shortened for short runs)."""
-    return SwAVConfig(arch=opt.mggc_swav_arch, epochs=opt.mggc_swav_epochs, batch_size=opt.mggc_swav_batch_size,
-                      size_crops=tuple(opt.mggc_swav_crops), n_prototypes=opt.mggc_swav_prototypes,
-                      warmup_epochs=min(SwAVConfig.warmup_epochs, max(0, opt.mggc_swav_epochs - 1)))
+    """SwAV's configuration from the ``--mggc_swav_*`` options."""
+    return swav_config_from_flags(opt, prefix="mggc_")
 
 
 def pruner_config(opt: argparse.Namespace, spec: GanSpec) -> MGGCConfig:

@@ -11,16 +11,20 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
 
+from .. import baselines
 from ..agents import gumbel_sigmoid
-from ..finetune import Finetuner
-from ..pruner import MGGCPruner, teacher_mode
+from ..channels import ChannelGroups
 from ..fileio import atomic_write
-from ..slim import load_slim, save_slim, slim
+from ..finetune import Finetuner
+from ..macs import frozen_eval
+from ..networks import arch_of
+from ..pruner import MGGCPruner, teacher_mode
+from ..slim import load_slim, save_slim, slim, slim_info
 from . import options, summary
 from .record import RunRecord
 from .specs import GanSpec
@@ -46,6 +50,46 @@ def load_suffix(opt: argparse.Namespace) -> str:
 def example_input(opt: argparse.Namespace) -> torch.Tensor:
     """A zero source batch of the training shape, which channel groups and MACs are traced at."""
     return torch.zeros(1, opt.input_nc, opt.crop_size, opt.crop_size)
+
+
+def pair_groups(G: nn.Module, D: nn.Module, x: torch.Tensor, conditional_D: bool
+                ) -> Tuple[ChannelGroups, ChannelGroups]:
+    """The channel groups of G at source ``x`` and of D at what it reads: ``G(x)``, after ``x``
+    when D is conditional (the groups :class:`MGGCPruner` discovers)."""
+    with frozen_eval(G):
+        y = G(x)
+    return ChannelGroups.discover(G, x), ChannelGroups.discover(D, torch.cat([x, y], 1) if conditional_D else y)
+
+
+MASKS_FORMAT = "mggc-upstream-masks"
+MASKS_VERSION = 1
+
+
+def masks_file(run_dir: Path, epoch: str) -> Path:
+    """``<epoch>_mggc_masks.pt``: the kept channels a baseline's prune phase chose."""
+    return run_dir / f"{epoch}_mggc_masks.pt"
+
+
+def save_masks(path: Path, method: str, round_to: int, groups_G: ChannelGroups, groups_D: ChannelGroups,
+               v_G: Sequence[torch.Tensor], v_D: Sequence[torch.Tensor]) -> Path:
+    """Write the masks (one bool vector per group of G and of D) atomically, with the method,
+    the width rounding and the group sizes they belong to."""
+    state = {"format": MASKS_FORMAT, "version": MASKS_VERSION, "method": method, "round_to": round_to,
+             "groups_G": list(groups_G.sizes), "groups_D": list(groups_D.sizes),
+             "v_G": [v.bool().cpu() for v in v_G], "v_D": [v.bool().cpu() for v in v_D]}
+    return atomic_write(path, lambda tmp: torch.save(state, tmp))
+
+
+def load_masks(path: Path, groups_G: ChannelGroups, groups_D: ChannelGroups) -> Dict[str, Any]:
+    """Read :func:`save_masks`' file (``weights_only``), checked against the groups of the
+    teacher pair it must slim."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict) or state.get("format") != MASKS_FORMAT or state.get("version") != MASKS_VERSION:
+        raise ValueError(f"{path} is not a masks file this mggc-plugin reads; run the prune phase again")
+    if state["groups_G"] != groups_G.sizes or state["groups_D"] != groups_D.sizes:
+        raise ValueError(f"{path} holds masks for channel groups G {state['groups_G']}, D {state['groups_D']}; the "
+                         f"teacher pair has G {groups_G.sizes}, D {groups_D.sizes}: run the prune phase again")
+    return state
 
 
 class Phase:
@@ -97,14 +141,19 @@ class PrunePhase(Phase):
         self.pruner = MGGCPruner(G, D, example_input(opt).to(device), config)
         RunRecord.of_prune_run(opt, teacher, config).write(run_dir)
         p = self.pruner
+        target = config.target_macs
+        assert target is not None, "options.pruner_config always sets target_macs (--mggc_target_macs)"
         print(f"MGGC prune: teacher {teacher.G_path} ({opt.netG}, ngf {opt.ngf}): {p.groups_G.full_macs / 1e9:.4f} G "
               f"MACs at {opt.crop_size}x{opt.crop_size}, {len(p.groups_G)} channel groups; target "
-              f"{config.target_macs:.2%} = {config.target_macs * p.groups_G.full_macs / 1e9:.4f} G MACs "
+              f"{target:.2%} = {target * p.groups_G.full_macs / 1e9:.4f} G MACs "
               f"(p = {p.p:.4f} of the prunable MACs); D {teacher.D_path}: {len(p.groups_D)} groups")
         self.nets = {"gen_G": p.gen_G, **({"gen_D": p.gen_D} if p.gen_D is not None else {})}
         self.optimizers = []
 
     def step(self, batch: Batch) -> Dict[str, float]:
+        if batch.y_center is None:
+            raise ValueError("the prune phase got a batch without the teacher's outputs (y_center): train it on "
+                             "--dataset_mode neighborhood")
         logs = self.pruner.step(batch.x, batch.y_center, batch.y_neighbor)
         return {"G": logs["loss_G"], "D": logs["loss_D"], "R": logs["R"], "L": logs["L"],
                 "kept_macs": logs["kept_macs_G_total"]}
@@ -129,10 +178,60 @@ class PrunePhase(Phase):
         print(f"MGGC prune: resumed the pruning game at step {self.pruner.step_count} from {path}")
 
 
+class BaselinePrunePhase(Phase):
+    """``--mggc_method l1_norm|uniform``: no game, no neighbourhoods, no training. When built, it
+    prunes the teacher's G to ``--mggc_target_macs`` with :func:`baselines.masks_to_budget
+    <mggc_plugin.baselines.masks_to_budget>` (widths multiples of ``--mggc_round_to``), keeps D
+    whole, and writes the masks as ``latest_mggc_masks.pt`` (again as ``<epoch>_mggc_masks.pt`` at
+    upstream's saves) with ``mggc_run.json``; the finetune phase slims by them. Upstream's loop
+    has nothing to do: it is cut to one epoch (``opt.n_epochs`` = ``--epoch_count``, no decay),
+    whose steps log the slim G's kept MACs and whose visuals are the slim G's outputs."""
+
+    loss_names = ["kept_macs"]
+    visual_names: List[str] = []
+
+    def __init__(self, opt: argparse.Namespace, spec: GanSpec, run_dir: Path, device: torch.device):
+        teacher = find_teacher(opt.checkpoints_dir, opt.teacher_name, opt.teacher_epoch, spec.teacher, run_dir)
+        teacher.check_options(opt)
+        self.method, self.round_to = opt.mggc_method, opt.mggc_round_to
+        self.G = load_G(teacher, opt).to(device)
+        self.groups_G, self.groups_D = pair_groups(self.G, load_D(teacher, opt).to(device),
+                                                   example_input(opt).to(device), spec.teacher.conditional_D)
+        self.v_G = baselines.masks_to_budget(self.groups_G, opt.mggc_target_macs, self.method, self.round_to)
+        self.v_D = [torch.ones(n, dtype=torch.bool) for n in self.groups_D.sizes]
+        self.kept_macs = float(self.groups_G.macs(self.v_G)) / self.groups_G.full_macs
+        RunRecord.of_prune_run(opt, teacher, options.pruner_config(opt, spec)).write(run_dir)
+        path = self._write_masks(run_dir, "latest")
+        opt.n_epochs, opt.n_epochs_decay = opt.epoch_count, 0
+        print(f"MGGC prune ({self.method}): teacher {teacher.G_path} ({opt.netG}, ngf {opt.ngf}): G keeps "
+              f"{self.kept_macs:.2%} of its {self.groups_G.full_macs / 1e9:.4f} G MACs (target "
+              f"{opt.mggc_target_macs:.2%}), widths {[int(v.sum()) for v in self.v_G]}; D kept whole. Masks in "
+              f"{path}. Nothing to train: upstream's loop is cut to one epoch")
+        self.nets = {}
+        self.optimizers = []
+
+    def step(self, batch: Batch) -> Dict[str, float]:
+        return {"kept_macs": self.kept_macs}
+
+    @torch.no_grad()
+    def visuals(self, batch: Batch) -> Dict[str, torch.Tensor]:
+        """The pruned G(x) before finetuning (the gated teacher computes what the slim G does)."""
+        with teacher_mode(self.G), self.groups_G.gated(self.v_G):
+            return {"fake_B": self.G(batch.x)}
+
+    def _write_masks(self, run_dir: Path, epoch: str) -> Path:
+        return save_masks(masks_file(run_dir, epoch), self.method, self.round_to, self.groups_G, self.groups_D,
+                          self.v_G, self.v_D)
+
+    def save(self, run_dir: Path, epoch: str) -> None:
+        self._write_masks(run_dir, epoch)
+
+
 class FinetunePhase(Phase):
     """Slims the teacher's G and D by the agents' final architecture (``--mggc_prune_epoch``,
-    rounded to ``--mggc_round_to``) and trains the slim pair with :class:`Finetuner`: the GAN's
-    own objective, ``--lambda_L1``·L1 to :attr:`GanSpec.l1_target`, and with ``--mggc_kd``
+    rounded to ``--mggc_round_to``), or, after a baseline's prune phase (``--mggc_method``), by
+    its masks ``<mggc_prune_epoch>_mggc_masks.pt``, and trains the slim pair with
+    :class:`Finetuner`: the GAN's own objective, ``--lambda_L1``·L1 to :attr:`GanSpec.l1_target`, and with ``--mggc_kd``
     feature distillation through 1×1 adapters (``nets['KD']``). Saves, besides upstream's
     ``<epoch>_net_G.pth``/``_net_D.pth``, the self-describing ``<epoch>_slim_G.pt`` and
     ``<epoch>_slim_D.pt`` and the optimiser states ``<epoch>_mggc_finetune.pt``; writes
@@ -157,7 +256,7 @@ class FinetunePhase(Phase):
         needs_teacher = self.kd or spec.l1_target == "teacher"
         self.teacher = inference_spec(teacher, opt, record.norm_stats).load().to(device) if needs_teacher else None
         self.finetuner = Finetuner(G, D, options.finetune_config(opt, spec), teacher=self.teacher,
-                                   kd_layers=G.mggc_slim["groups"])
+                                   kd_layers=slim_info(G)["groups"])
         self.nets = {"G": G, "D": D, **({"KD": self.finetuner.adapters} if self.kd else {})}
         self.optimizers = [self.finetuner.opt_G, self.finetuner.opt_D]
         self.loss_names = ["G_GAN", "G_L1", "D"] + (["G_KD"] if self.kd else [])
@@ -165,32 +264,52 @@ class FinetunePhase(Phase):
         self.teacher_B: Optional[torch.Tensor] = None
 
     def _slim(self, opt: argparse.Namespace, record: RunRecord, teacher: Teacher, run_dir: Path):
+        G_T, D_T = load_G(teacher, opt), load_D(teacher, opt)
+        by = self._by_game if record.method == "mggc" else self._by_masks
+        groups_G, groups_D, v_G, v_D, origin, how = by(opt, record, G_T, D_T, run_dir)
+        G, D = slim(G_T, groups_G, v_G), slim(D_T, groups_D, v_D)
+        self._report(opt, record, groups_G, groups_D, origin, how, G_T, D_T, G, D, run_dir)
+        return G, D
+
+    @staticmethod
+    def _by_game(opt: argparse.Namespace, record: RunRecord, G_T: nn.Module, D_T: nn.Module, run_dir: Path):
+        """The agents' final architecture from the saved game, and what the report says of it."""
         pruner_file = run_dir / f"{opt.mggc_prune_epoch}_mggc_pruner.pt"
         if not pruner_file.is_file():
             raise FileNotFoundError(f"{pruner_file} does not exist: the prune phase saves it (at --save_epoch_freq "
                                     f"epochs and every --save_latest_freq iterations); pass --mggc_prune_epoch with "
                                     f"a saved epoch")
-        G_T, D_T = load_G(teacher, opt), load_D(teacher, opt)
         pruner = MGGCPruner(G_T, D_T, example_input(opt), record.config())
         pruner.load(pruner_file)
         arch = pruner.finalize(round_to=opt.mggc_round_to)
-        G, D = slim(G_T, pruner.groups_G, arch.v_G), slim(D_T, pruner.groups_D, arch.v_D)
-        self._report(opt, record, pruner, pruner_file, G_T, D_T, G, D, run_dir)
-        return G, D
+        origin = {"pruner_state": str(pruner_file), "pruning_steps": pruner.step_count, "round_to": opt.mggc_round_to}
+        return (pruner.groups_G, pruner.groups_D, arch.v_G, arch.v_D, origin,
+                f"{pruner_file} (after {pruner.step_count} pruning steps)")
+
+    def _by_masks(self, opt: argparse.Namespace, record: RunRecord, G_T: nn.Module, D_T: nn.Module, run_dir: Path):
+        """The masks a baseline's prune phase wrote, and what the report says of them."""
+        path = masks_file(run_dir, opt.mggc_prune_epoch)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} does not exist: the prune phase of --mggc_method {record.method} writes "
+                                    f"latest_mggc_masks.pt; pass --mggc_prune_epoch with a saved epoch")
+        groups_G, groups_D = pair_groups(G_T, D_T, example_input(opt), self.spec.teacher.conditional_D)
+        masks = load_masks(path, groups_G, groups_D)
+        origin = {"masks": str(path), "round_to": masks["round_to"]}
+        return groups_G, groups_D, masks["v_G"], masks["v_D"], origin, f"{path} ({record.method})"
 
     @staticmethod
-    def _report(opt: argparse.Namespace, record: RunRecord, pruner: MGGCPruner, pruner_file: Path, G_T: nn.Module,
-                D_T: nn.Module, G: nn.Module, D: nn.Module, run_dir: Path) -> None:
-        shape_G, shape_D = pruner.groups_G.input_shape, pruner.groups_D.input_shape
+    def _report(opt: argparse.Namespace, record: RunRecord, groups_G: ChannelGroups, groups_D: ChannelGroups,
+                origin: Dict[str, Any], how: str, G_T: nn.Module, D_T: nn.Module, G: nn.Module, D: nn.Module,
+                run_dir: Path) -> None:
+        shape_G, shape_D = groups_G.input_shape, groups_D.input_shape
         nets = {"teacher": {"G": summary.describe(G_T, shape_G), "D": summary.describe(D_T, shape_D)},
                 "slim": {"G": summary.describe(G, shape_G), "D": summary.describe(D, shape_D)}}
         path = summary.write_report(run_dir, {
-            "model": opt.model, "teacher_files": record.teacher, "target_macs": record.pruner["target_macs"],
-            "pruner_state": str(pruner_file), "pruning_steps": pruner.step_count, "round_to": opt.mggc_round_to,
+            "model": opt.model, "method": record.method, "teacher_files": record.teacher,
+            "target_macs": record.pruner["target_macs"], **origin,
             "input_shape_G": list(shape_G), "input_shape_D": list(shape_D), **nets,
-            "widths_G": summary.widths(pruner.groups_G, G), "widths_D": summary.widths(pruner.groups_D, D)})
-        print(f"MGGC finetune: slimmed by {pruner_file} (after {pruner.step_count} pruning steps), at "
-              f"{opt.crop_size}x{opt.crop_size}:")
+            "widths_G": summary.widths(groups_G, G), "widths_D": summary.widths(groups_D, D)})
+        print(f"MGGC finetune: slimmed by {how}, at {opt.crop_size}x{opt.crop_size}:")
         for net in ("G", "D"):
             print("  " + summary.ratio_line(net, nets["teacher"][net], nets["slim"][net]))
         print(f"  target {record.pruner['target_macs']:.2%} of G's MACs; widths and totals in {path}")
@@ -209,6 +328,7 @@ class FinetunePhase(Phase):
     def _target(self, batch: Batch) -> torch.Tensor:
         if self.spec.l1_target == "ground_truth":
             return batch.y
+        assert self.teacher is not None, "__init__ loads the teacher whenever l1_target is 'teacher'"
         with torch.no_grad():
             self.teacher_B = self.teacher(batch.x)
         return self.teacher_B
@@ -255,8 +375,9 @@ class TestPhase(Phase):
             raise FileNotFoundError(f"{path} does not exist: finetune first (python train.py --model {spec.name} "
                                     f"--name {opt.name} --mggc_phase finetune ...), or pass --epoch with a saved epoch")
         G = load_slim(path).to(device).train()
-        info = G.mggc_slim
-        print(f"MGGC test: slim G rebuilt from {path} ({G.mggc_arch.kwargs['netG']}, widths {info['widths']})")
+        arch = arch_of(G)
+        assert arch is not None, "load_slim() gives every network it rebuilds its ArchSpec"
+        print(f"MGGC test: slim G rebuilt from {path} ({arch.kwargs['netG']}, widths {slim_info(G)['widths']})")
         self.nets = {"G": G}
         self.optimizers = []
 
@@ -268,4 +389,6 @@ def build_phase(opt: argparse.Namespace, spec: GanSpec, run_dir: Path, device: t
     """The phase ``opt`` asks for: test outside training, else ``--mggc_phase``."""
     if not opt.isTrain:
         return TestPhase(opt, spec, run_dir, device)
+    if opt.mggc_phase == "prune" and opt.mggc_method != "mggc":
+        return BaselinePrunePhase(opt, spec, run_dir, device)
     return {"prune": PrunePhase, "finetune": FinetunePhase}[opt.mggc_phase](opt, spec, run_dir, device)

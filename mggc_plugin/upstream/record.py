@@ -14,9 +14,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Dict
 
-from ..neighborhoods import sha256_file
+from ..fileio import atomic_write_json, sha256_file
 from ..pruner import MGGCConfig
-from ..fileio import atomic_write_json
 from .options import RUN_RECORD
 from .teacher import Teacher, arch_D, arch_G
 
@@ -29,7 +28,9 @@ VERSION = 1
 class RunRecord:
     """model: the ``--model``; teacher_name/teacher: the teacher's experiment name and its
     files with their SHA-256; arch_G/arch_D: the ``define_G``/``define_D`` arguments; pruner: the
-    :class:`MGGCConfig` fields; norm_stats: how the teacher computed y'."""
+    :class:`MGGCConfig` fields; norm_stats: how the teacher computed y'; method: the
+    ``--mggc_method`` (``mggc``: the finetune phase slims by the game's saved state; a baseline:
+    by the masks the prune phase wrote). Records written before ``method`` existed are ``mggc``."""
 
     model: str
     teacher_name: str
@@ -38,11 +39,12 @@ class RunRecord:
     arch_D: Dict[str, Any]
     pruner: Dict[str, Any]
     norm_stats: str
+    method: str = "mggc"
 
     @classmethod
     def of_prune_run(cls, opt: argparse.Namespace, teacher: Teacher, config: MGGCConfig) -> "RunRecord":
         return cls(opt.model, opt.teacher_name, teacher.describe(), arch_G(opt), arch_D(opt, teacher.kind),
-                   asdict(config), opt.mggc_norm_stats)
+                   asdict(config), opt.mggc_norm_stats, opt.mggc_method)
 
     def write(self, run_dir: Path) -> Path:
         payload = {"format": FORMAT, "version": VERSION, **asdict(self)}
@@ -58,7 +60,7 @@ class RunRecord:
         if payload.get("format") != FORMAT or payload.get("version") != VERSION:
             raise ValueError(f"{path} is not a record this mggc-plugin reads (format {payload.get('format')!r}, "
                              f"version {payload.get('version')!r}); run the prune phase again")
-        return cls(**{k: payload[k] for k in cls.__dataclass_fields__})
+        return cls(**{k: payload[k] for k in cls.__dataclass_fields__ if k in payload})
 
     def config(self) -> MGGCConfig:
         return MGGCConfig(**self.pruner)

@@ -8,8 +8,9 @@ from typing import Any, Dict, Sequence
 from torch import nn
 
 from ..channels import ChannelGroups
-from ..macs import count_macs
 from ..fileio import atomic_write_json
+from ..macs import count_macs
+from ..slim import slim_info
 
 REPORT_NAME = "mggc_report.json"
 
@@ -21,7 +22,7 @@ def describe(net: nn.Module, input_shape: Sequence[int]) -> Dict[str, Any]:
 
 def widths(groups: ChannelGroups, slim_net: nn.Module) -> list:
     """Per channel group: its root layer, the teacher's width and the slim network's."""
-    kept = slim_net.mggc_slim["widths"]
+    kept = slim_info(slim_net)["widths"]
     return [{"root": g.root, "teacher": g.size, "slim": w} for g, w in zip(groups, kept)]
 
 

@@ -14,7 +14,8 @@ from typing import Any, Dict, List, Optional
 from torch import nn
 
 from .. import networks
-from ..neighborhoods import TeacherSpec, read_train_opt, sha256_file
+from ..fileio import sha256_file
+from ..teacher import TeacherSpec, read_train_opt
 from .specs import TEACHER_KINDS, TeacherKind
 
 #: Options whose value must be the teacher's: they decide the architecture (or, for direction,

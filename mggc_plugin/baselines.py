@@ -1,0 +1,217 @@
+"""The baselines MGGC is compared with, at a MACs budget: L1-norm filter pruning, uniform width
+scaling and a generator of smaller ngf.
+
+* **L1-norm filter pruning** — Li et al. 2017, "Pruning Filters for Efficient ConvNets" (ICLR):
+  each output channel is ranked by the L1 norm of the filter that produces it, ``Σ|w_j|``, and the
+  lowest-ranked channels are removed. A channel group (:class:`~mggc_plugin.channels.ChannelGroups`)
+  is ranked at its root layer, the first layer that produces it. Li et al. choose per-layer rates
+  by a sensitivity analysis; a uniform rate for every group is the common re-implementation (e.g.
+  torch-pruning's benchmarks) and is what :func:`masks_to_budget` does.
+* **uniform width scaling** — every group keeps the same fraction of its channels, the first
+  ones: the architecture of a uniformly thinner network, whatever the weights.
+* **from scratch** — :func:`largest_ngf_within`: the widest generator of the teacher's
+  architecture (a smaller ngf) within the budget, to be trained from its initialisation.
+
+Both pruning methods share one search, :func:`uniform_widths`: the largest uniform keep-rate
+whose rounded widths fit ``target_macs`` of the full MACs.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Dict, List, Sequence, Tuple
+
+import torch
+import torch_pruning as tp
+from torch import nn
+
+from . import networks
+from .channels import ChannelGroups, dependency_graph, traceable
+from .macs import count_macs
+from .slim import slim
+
+#: How a method chooses which channels a group keeps: ``l1_norm`` the highest-L1 filters (Li et
+#: al. 2017), ``uniform`` the first channels.
+METHODS = ("l1_norm", "uniform")
+
+#: Bisection steps over the keep-rate: 2^-40 is far below the smallest rate change that changes
+#: a width (1 / the largest group size).
+_BISECTION_STEPS = 40
+
+
+def filter_l1_scores(groups: ChannelGroups) -> List[torch.Tensor]:
+    """Li et al. 2017's filter score of every channel of every group: the L1 norm of the root
+    layer's filter producing it (``Conv2d``/``Linear``: ``weight[j]``; ``ConvTranspose2d``:
+    ``weight[:, j]``). One CPU float vector per group, in ``groups``' order.
+
+    Computed by torch-pruning's ``MagnitudeImportance(p=1, group_reduction="first",
+    normalizer=None)`` (its documented "standard L1-norm of the first layer in a group") on the
+    torch-pruning group rooted at the group's root layer, whose first item is the root's
+    output channels. torch-pruning scores a transposed convolution by ``weight.transpose(0, 1)
+    [j]``, the same filter as ``weight[:, j]``; only the summation order differs (scores agree to
+    float rounding, ~1e-7 relative). The other layers of the group (consumers, norms, coupled
+    producers such as the rest of a ResNet trunk) are deliberately not scored: ranking by the
+    group's mean magnitude would be torch-pruning's *group* L1 norm, another criterion than Li
+    et al.'s.
+    """
+    importance = tp.importance.MagnitudeImportance(p=1, group_reduction="first", normalizer=None)
+    model = groups.model
+    modules = dict(model.named_modules())
+    scores = []
+    with traceable(model):
+        dg = dependency_graph(model, groups.input_shape)
+        for group in groups:
+            root = modules[group.root]
+            tp_group = dg.get_pruning_group(root, dg.get_pruner_of_module(root).prune_out_channels,
+                                            list(range(group.size)))
+            scores.append(importance(tp_group).detach().float().cpu())
+    return scores
+
+
+def widths_at_rate(sizes: Sequence[int], rate: float, round_to: int = 1) -> List[int]:
+    """The width each group keeps at the uniform keep-rate ``rate``: ``rate·n`` rounded to the
+    nearest multiple of ``round_to``, at least ``round_to`` (or ``n`` if smaller), at most ``n``."""
+    if round_to < 1:
+        raise ValueError(f"round_to={round_to}: use 1 (any width) or a positive multiple such as 8")
+    return [min(n, max(round_to, round(rate * n / round_to) * round_to)) for n in sizes]
+
+
+def _first_channels(sizes: Sequence[int], widths: Sequence[int]) -> List[torch.Tensor]:
+    return [torch.arange(n) < w for n, w in zip(sizes, widths)]
+
+
+@dataclass(frozen=True)
+class UniformWidths:
+    """The result of :func:`uniform_widths`: the keep-rate, the kept width of every group and
+    the MACs of the network at those widths."""
+
+    rate: float
+    widths: List[int]
+    macs: float
+
+
+def uniform_widths(groups: ChannelGroups, target_macs: float, round_to: int = 1) -> UniformWidths:
+    """The largest uniform keep-rate r in [0, 1] (found by bisection to 2^-40) whose widths
+    :func:`widths_at_rate` fit the budget: ``groups.macs ≤ target_macs · groups.full_macs``.
+    A network's MACs depend only on how many channels each group keeps, not on which.
+
+    Raises ValueError when ``target_macs`` is not in (0, 1] or when even the narrowest widths
+    (``round_to`` channels per group) exceed the budget."""
+    if not 0 < target_macs <= 1:
+        raise ValueError(f"target_macs={target_macs}: give the fraction of the full MACs to keep, in (0, 1]")
+    budget = target_macs * groups.full_macs
+    sizes = groups.sizes
+
+    def macs(rate: float) -> float:
+        return float(groups.macs(_first_channels(sizes, widths_at_rate(sizes, rate, round_to))))
+
+    if macs(0.0) > budget:
+        raise ValueError(f"target_macs={target_macs:.2%}: even the narrowest widths (multiples of {round_to}, "
+                         f"{macs(0.0) / groups.full_macs:.2%} of the MACs) exceed it; raise the target or lower "
+                         f"round_to")
+    lo, hi = 0.0, 1.0
+    if macs(hi) <= budget:
+        lo = hi
+    else:
+        for _ in range(_BISECTION_STEPS):
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if macs(mid) <= budget else (lo, mid)
+    widths = widths_at_rate(sizes, lo, round_to)
+    return UniformWidths(lo, widths, macs(lo))
+
+
+def keep_masks(groups: ChannelGroups, widths: Sequence[int], method: str = "l1_norm") -> List[torch.Tensor]:
+    """One bool mask per group keeping ``widths[i]`` channels of group i, chosen by ``method``
+    (:data:`METHODS`): ``l1_norm`` the channels of the highest :func:`filter_l1_scores` (Li et
+    al. 2017), ``uniform`` the first channels."""
+    if method not in METHODS:
+        raise ValueError(f"method {method!r}: choose one of {', '.join(METHODS)}")
+    if len(widths) != len(groups) or any(not 1 <= w <= n for w, n in zip(widths, groups.sizes)):
+        raise ValueError(f"widths {list(widths)}: give one width per group, between 1 and its size {groups.sizes}")
+    if method == "uniform":
+        return _first_channels(groups.sizes, widths)
+    masks = []
+    for score, width in zip(filter_l1_scores(groups), widths):
+        mask = torch.zeros(len(score), dtype=torch.bool)
+        mask[score.topk(width).indices] = True
+        masks.append(mask)
+    return masks
+
+
+def masks_to_budget(groups: ChannelGroups, target_macs: float, method: str = "l1_norm", round_to: int = 1
+                    ) -> List[torch.Tensor]:
+    """The masks (one bool vector per group) of ``method`` at the budget: the widths of
+    :func:`uniform_widths`, the channels of :func:`keep_masks`. ``l1_norm`` is Li et al. 2017's
+    L1-norm filter pruning at a uniform rate."""
+    if method not in METHODS:
+        raise ValueError(f"method {method!r}: choose one of {', '.join(METHODS)}")
+    return keep_masks(groups, uniform_widths(groups, target_macs, round_to).widths, method)
+
+
+def prune_to_budget(model: nn.Module, example_input: torch.Tensor, target_macs: float, method: str = "l1_norm",
+                    round_to: int = 1) -> nn.Module:
+    """A physically slimmed copy of ``model`` (:func:`~mggc_plugin.slim.slim`; ``model`` is
+    unchanged) with at most ``target_macs`` of its MACs at ``example_input``'s shape, by
+    :func:`masks_to_budget` (``l1_norm``: Li et al. 2017)."""
+    groups = ChannelGroups.discover(model, example_input)
+    return slim(model, groups, masks_to_budget(groups, target_macs, method, round_to))
+
+
+def largest_ngf_within(arch_G: Dict[str, Any], input_shape: Tuple[int, ...], budget_macs: float) -> int:
+    """The largest ngf ≤ ``arch_G["ngf"]`` whose generator ``networks.define_G(**arch_G, ngf=…)``
+    has at most ``budget_macs`` MACs at ``input_shape`` (bisection: every width of upstream's
+    generators is a multiple of ngf, so the MACs grow with it). The caller's torch RNG is left
+    as it was. Raises ValueError when not even ngf 1 fits."""
+
+    def fits(ngf: int) -> bool:
+        with torch.random.fork_rng(devices=[]):  # define_G initialises weights from the global RNG
+            G = networks.define_G(**{**arch_G, "ngf": ngf})
+        return count_macs(G, input_shape).total <= budget_macs
+
+    if not fits(1):
+        raise ValueError(f"no ngf >= 1 fits {budget_macs:,.0f} MACs: raise the budget")
+    lo, hi = 1, int(arch_G["ngf"]) + 1  # fits(lo); hi does not fit or is beyond the teacher's ngf
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid)
+    return lo
+
+
+def fill_to_budget(groups: ChannelGroups, masks: Sequence[torch.Tensor], scores: Sequence[torch.Tensor],
+                   target_macs: float, round_to: int = 1) -> List[torch.Tensor]:
+    """``masks`` with channels added back until no further step fits ``target_macs ·
+    groups.full_macs``, so that students of different methods are compared at (nearly) the same
+    MACs rather than wherever each method's rounding left them.
+
+    A step adds ``round_to`` channels (or the rest of the group) to one group: the group whose
+    kept fraction is lowest among those whose step still fits the budget (so the widths stay as
+    even as the method left them allows), and in it the dropped channels of highest ``scores``
+    (one score vector per group: the method's own ranking, e.g. :func:`filter_l1_scores` or the
+    agents' keep-logits). Widths that were multiples of ``round_to`` stay so. The result's MACs
+    are within the budget and at most one step below it. Masks already over the budget are
+    returned unchanged (this only adds). Beyond Li et al. and the MGGC paper, both of which
+    report whatever MACs their widths give: a benchmark protocol, applied to every method alike.
+    """
+    if len(masks) != len(groups) or len(scores) != len(groups):
+        raise ValueError(f"{len(masks)} masks and {len(scores)} score vectors for {len(groups)} groups: give one "
+                         "of each per group")
+    if round_to < 1:
+        raise ValueError(f"round_to={round_to}: use 1 (any width) or a positive multiple such as 8")
+    budget = target_macs * groups.full_macs
+    out = [m.clone().bool().cpu() for m in masks]
+    while True:
+        best: Tuple[float, int, torch.Tensor] | None = None
+        for i, (mask, score) in enumerate(zip(out, scores)):
+            dropped = (~mask).nonzero().flatten()
+            if len(dropped) == 0:
+                continue
+            add = dropped[score.cpu()[dropped].argsort(descending=True)[:round_to]]
+            trial = [m if j != i else m.index_fill(0, add, True) for j, m in enumerate(out)]
+            if float(groups.macs(trial)) > budget:
+                continue
+            fraction = float(mask.float().mean())
+            if best is None or fraction < best[0]:
+                best = (fraction, i, add)
+        if best is None:
+            return out
+        _, i, add = best
+        out[i] = out[i].index_fill(0, add, True)

@@ -1,0 +1,44 @@
+"""What Eq. 1 needs of the encoder E (:class:`Encoder`), and embedding many images with it."""
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, Protocol
+
+import torch
+from tqdm import tqdm
+
+ENCODERS = ("swav", "inception")
+
+
+class Encoder(Protocol):
+    """What Eq. 1 needs of E: ``embed`` maps a batch of images (B×C×H×W floats in [-1, 1], C = 1
+    or 3) to a B×``dim`` tensor; ``describe`` returns plain metadata for the neighbourhood file.
+    ``input_size`` is the square resolution E resizes every image to, and ``info`` says how E
+    was made (for SwAV: initialisation, epochs, per-iteration losses; empty for a frozen E)."""
+
+    dim: int
+    input_size: int
+    info: Dict[str, Any]
+
+    def embed(self, images: torch.Tensor) -> torch.Tensor: ...
+
+    def describe(self) -> Dict[str, Any]: ...
+
+
+def to_rgb01(images: torch.Tensor) -> torch.Tensor:
+    """B×C×H×W images in [-1, 1] with C = 1 or 3 → B×3×H×W in [0, 1] (grey repeated over RGB);
+    ``ValueError`` for any other shape."""
+    if images.dim() != 4 or images.shape[1] not in (1, 3):
+        raise ValueError(f"expected images of shape B×C×H×W with C = 1 or 3, got {tuple(images.shape)}")
+    images = (images.float() + 1) / 2
+    return images.expand(-1, 3, -1, -1) if images.shape[1] == 1 else images
+
+
+def embed_all(encoder: Encoder, images: Callable[[int], torch.Tensor], n: int, batch_size: int = 32,
+              desc: str = "embedding", progress: bool = True) -> torch.Tensor:
+    """Embed ``n`` images, ``images(i)`` giving the i-th as a C×H×W tensor in [-1, 1], in batches
+    with a progress bar; returns the n×dim float32 matrix E' of Eq. 1."""
+    out = torch.empty(n, encoder.dim)
+    for start in tqdm(range(0, n, batch_size), desc=desc, unit="batch", disable=not progress):
+        idx = range(start, min(n, start + batch_size))
+        out[start:start + len(idx)] = encoder.embed(torch.stack([images(i) for i in idx])).float()
+    return out

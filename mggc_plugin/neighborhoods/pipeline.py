@@ -1,0 +1,163 @@
+"""Eq. 1 end to end: E trained once and cached (:func:`prepare_encoder`), E' = E(D'_y) cached
+(:func:`build_embeddings`), and :func:`build_neighborhoods`, which runs every step from a dataset
+folder and a teacher to the neighbourhood file."""
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Dict, Optional, Sequence, Tuple, Union
+
+import torch
+from PIL import Image
+from torch import nn
+
+from ..data import DatasetSpec, Preprocess, PreprocessedImages
+from ..encoders.base import ENCODERS, Encoder, embed_all
+from ..encoders.inception import InceptionEncoder
+from ..encoders.swav import SwAVConfig, SwAVEncoder, SwAVNet, load_swav_checkpoint
+from ..encoders.swav_train import SwAVTrainingState, train_swav
+from ..fileio import atomic_torch_save, json_digest, sha256_file, state_dict_digest
+from ..teacher import TeacherSpec
+from .cache import TeacherOutputs, build_teacher_outputs
+from .store import Neighborhoods, save_neighborhoods
+from .topk import topk_cosine
+
+logger = logging.getLogger(__name__)
+
+PathLike = Union[str, Path]
+
+
+def prepare_encoder(kind: str, cache_dir: PathLike, targets: Optional[Sequence[Image.Image]] = None,
+                    targets_key: Optional[Dict[str, Any]] = None, config: SwAVConfig = SwAVConfig(),
+                    checkpoint: Optional[PathLike] = None, progress: bool = True) -> Tuple[Encoder, Dict[str, Any]]:
+    """E of Eq. 1 and its key (what identifies its embeddings).
+
+    ``inception``: the frozen FID Inception network (nothing to train). ``swav``: a SwAV network
+    trained with ``config`` on ``targets`` (the real y_j, as preprocessed PIL images; their
+    identity is ``targets_key``), starting from ``checkpoint`` (official SwAV layout) or from
+    scratch when it is ``None`` — the log says which and the key records it (``init``). The
+    trained weights are cached in ``<cache_dir>/encoder_swav.pt`` and reused while the training
+    fingerprint (config, targets, init) holds; a per-epoch state ``encoder_swav.partial.pt``
+    lets an interrupted training resume. The key adds the weights' digest, so embeddings made
+    with a retrained E are never reused.
+    """
+    if kind == "inception":
+        enc = InceptionEncoder()
+        return enc, {"name": "inception", "weights_sha256": sha256_file(enc.path)}
+    if kind != "swav":
+        raise ValueError(f"unknown encoder {kind!r}: choose one of {', '.join(ENCODERS)}")
+    if targets is None or targets_key is None:
+        raise ValueError("the swav encoder needs the target images and their key to train on")
+    net, fingerprint, info = _trained_swav(Path(cache_dir), targets, targets_key, config, checkpoint, progress)
+    key = {**fingerprint, "weights_sha256": state_dict_digest(net.state_dict())}
+    return SwAVEncoder(net, config.size_crops[0], info), key
+
+
+def _trained_swav(cache_dir: Path, targets: Sequence[Image.Image], targets_key: Dict[str, Any],
+                  config: SwAVConfig, checkpoint: Optional[PathLike],
+                  progress: bool) -> Tuple[SwAVNet, Dict[str, Any], Dict[str, Any]]:
+    # The SwAV network of prepare_encoder, its training fingerprint and how it was trained.
+    if checkpoint is None:
+        init: Dict[str, Any] = {"init": "scratch"}
+    else:
+        init = {"init": "checkpoint", "checkpoint": str(Path(checkpoint).resolve()),
+                "checkpoint_sha256": sha256_file(checkpoint)}
+    fingerprint = {"name": "swav", "config": config.to_dict(), "targets": targets_key, **init}
+    final, partial = cache_dir / "encoder_swav.pt", cache_dir / "encoder_swav.partial.pt"
+    info = {**init, "epochs": config.epochs}
+
+    if final.is_file():
+        cached = torch.load(final, map_location="cpu", weights_only=True)
+        if cached.get("fingerprint") == fingerprint:
+            net = SwAVNet(config.arch, **cached["head"])
+            net.load_state_dict(cached["model"])
+            logger.info("encoder: reusing SwAV %s (%s) from %s", config.arch, init["init"], final)
+            return net, fingerprint, {**info, "losses": cached["losses"]}
+        logger.info("encoder: cached SwAV in %s was trained differently: retraining", final)
+
+    if checkpoint is None:
+        net = SwAVNet(config.arch, config.feat_dim, config.hidden_mlp, config.n_prototypes)
+        logger.info("encoder: SwAV %s from scratch (random initialisation) on %d target images",
+                    config.arch, len(targets))
+    else:
+        net, report = load_swav_checkpoint(checkpoint, config.arch, config.feat_dim, config.hidden_mlp,
+                                           config.n_prototypes)
+        logger.info("encoder: SwAV %s from checkpoint %s (%d backbone tensors%s), fine-tuning on %d target "
+                    "images", config.arch, checkpoint, report["backbone_tensors"],
+                    ", head and prototypes" if report["head_from_checkpoint"] else "; head and prototypes at random",
+                    len(targets))
+    head = {"feat_dim": net.prototypes.in_features, "n_prototypes": net.prototypes.out_features,
+            "hidden_mlp": net.projection_head[0].out_features if isinstance(net.projection_head, nn.Sequential) else 0}
+
+    resume = None
+    if partial.is_file():
+        state = torch.load(partial, map_location="cpu", weights_only=True)
+        if state.get("fingerprint") == fingerprint:
+            resume = SwAVTrainingState.from_dict(state["state"])
+            logger.info("encoder: resuming SwAV training after epoch %d of %d", resume.epoch, config.epochs)
+
+    def save_partial(state: SwAVTrainingState) -> None:
+        atomic_torch_save({"fingerprint": fingerprint, "state": state.to_dict()}, partial)
+
+    losses = train_swav(net, targets, config, resume=resume, on_epoch_end=save_partial, progress=progress)
+    atomic_torch_save({"fingerprint": fingerprint, "model": net.state_dict(), "head": head, "losses": losses}, final)
+    partial.unlink(missing_ok=True)
+    return net, fingerprint, {**info, "losses": losses}
+
+
+def build_embeddings(cache_dir: PathLike, outputs: TeacherOutputs, encoder: Encoder,
+                     encoder_key: Dict[str, Any], batch_size: int = 32, progress: bool = True) -> torch.Tensor:
+    """E' = {E(y'_j)} of Eq. 1 (N×dim float32), cached in ``<cache_dir>/embeddings.pt`` under the
+    digests of D'_y and of E's fingerprint."""
+    path = Path(cache_dir) / "embeddings.pt"
+    key = {"outputs": outputs.digest, "encoder": json_digest(encoder_key)}
+    if path.is_file():
+        cached = torch.load(path, map_location="cpu", weights_only=True)
+        if cached.get("key") == key:
+            logger.info("embeddings: reusing %s", path)
+            return cached["embeddings"]
+    emb = embed_all(encoder, outputs.tensor, len(outputs), batch_size, desc="embedding D'_y", progress=progress)
+    atomic_torch_save({"key": key, "embeddings": emb}, path)
+    return emb
+
+
+def build_neighborhoods(dataset: DatasetSpec, teacher: TeacherSpec, preprocess: Preprocess, out: PathLike,
+                        cache_dir: PathLike, k: int = 5, encoder: str = "swav",
+                        swav_config: SwAVConfig = SwAVConfig(), swav_checkpoint: Optional[PathLike] = None,
+                        batch_size: int = 8, progress: bool = True) -> Tuple[Neighborhoods, TeacherOutputs]:
+    """D'_y (cached), E (cached), E' (cached), Eq. 1 top-k, written to ``out``; returns the
+    neighbourhoods and D'_y. ``out`` must not be one of the inputs."""
+    out, cache_dir = Path(out), Path(cache_dir)
+    inputs = [Path(teacher.checkpoint)] + ([Path(swav_checkpoint)] if swav_checkpoint else [])
+    if any(out.exists() and p.exists() and out.resolve() == p.resolve() for p in inputs):
+        raise ValueError(f"--out {out} is an input file: choose another path, inputs are never overwritten")
+    outputs, _ = build_teacher_outputs(cache_dir / "teacher_outputs", dataset, teacher, preprocess,
+                                       batch_size, progress)
+    if len(outputs) <= k:
+        raise ValueError(f"k={k} neighbours need more than k training sources, {dataset.dataroot} has "
+                         f"{len(outputs)}: lower --k")
+    targets, targets_key = None, None
+    if encoder == "swav":
+        refs = dataset.targets()
+        targets = PreprocessedImages(refs, preprocess, preprocess.target_nc)
+        targets_key = {"files": dataset.describe(refs), "preprocess": asdict(preprocess)}
+    enc, enc_key = prepare_encoder(encoder, cache_dir, targets, targets_key, swav_config, swav_checkpoint,
+                                   progress)
+    emb = build_embeddings(cache_dir, outputs, enc, enc_key, progress=progress)
+    indices, sims = topk_cosine(emb, k)
+    description = enc.describe()
+    description.pop("losses", None)
+    if encoder == "swav":
+        description["config"] = swav_config.to_dict()
+        description["final_loss"] = enc.info["losses"][-1] if enc.info.get("losses") else None
+    metadata = {
+        "k": k, "n": len(outputs), "equation": "MGGC Eq. 1 (cosine, j != i)",
+        "encoder": {**description, "fingerprint_sha256": json_digest(enc_key)},
+        "teacher": outputs.fingerprint["teacher"], "dataset": outputs.fingerprint["sources"],
+        "preprocess": outputs.fingerprint["preprocess"], "source_files": outputs.sources,
+        "teacher_outputs": str(outputs.root.resolve()),
+    }
+    nb = Neighborhoods(indices, sims, metadata)
+    save_neighborhoods(out, nb)
+    return nb, outputs
