@@ -15,6 +15,19 @@ pair into a student pair at a MACs budget, before the finetuning they all share.
   channels of every group, :func:`~mggc_plugin.baselines.masks_to_budget` with ``uniform``),
   re-initialised as upstream initialises networks, with a fresh discriminator of the teacher's:
   what training a smaller network of the same design from scratch gives.
+* ``gan_compression`` — GAN Compression (Li et al., CVPR 2020 / TPAMI 2021,
+  :mod:`mggc_plugin.gan_compression`): a once-for-all supernet of the teacher's architecture,
+  started from the teacher's weights and trained with sampled group widths (GAN + L1 +
+  intermediate-feature distillation, against a copy of the teacher's D), a random search of
+  ``Context.search_candidates`` width configurations within 90–100 % of the budget scored on
+  held-out training images (:func:`validation_split`), and the best one extracted. Its D is the
+  supernet's. Reconstruction and distillation weights are the reference's per task: 100 and 1
+  for pix2pix (conditional D), 10 and 0.01 for CycleGAN.
+* ``agd`` — AutoGAN-Distiller (Fu et al., ICML 2020, :mod:`mggc_plugin.agd`): the same width
+  search with a discriminator-free supernet (L1 + feature distillation only), as AGD's
+  distillation-guided proxy task. Its :attr:`Method.discriminator_free` flag says that the shared
+  GAN finetuning must be replaced by :func:`mggc_plugin.agd.agd_fit`; the D it returns is the
+  teacher's, unused.
 
 Every method rounds widths to multiples of ``round_to``. With ``Context.fill`` (the benchmark's
 default) every student is then filled up to its budget by
@@ -26,9 +39,10 @@ benchmark's :class:`Context` onto them.
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
 from torch import nn
@@ -37,8 +51,18 @@ from mggc_plugin import networks
 from mggc_plugin.baselines import fill_to_budget, filter_l1_scores, keep_masks, masks_to_budget, uniform_widths
 from mggc_plugin.channels import ChannelGroups
 from mggc_plugin.game import neighbor_batches, play
+from mggc_plugin.gan_compression import (
+    SupernetConfig,
+    extract,
+    first_k,
+    random_search,
+    rates_around,
+    search_space,
+    train_supernet,
+)
 from mggc_plugin.pruner import MGGCConfig, MGGCPruner
 from mggc_plugin.slim import slim
+from mggc_plugin.teacher import per_image_norm
 
 
 @dataclass
@@ -58,7 +82,14 @@ class Context:
     ``conditional_D``: the GAN's objective. ``game``: data of the pruning game. ``prune_steps``,
     ``batch_size``: its schedule. ``checkpoint``: where a game saves its state every
     ``save_every`` steps and resumes from. ``device``, ``round_to``, ``seed``. ``fill``: fill
-    every student up to its budget (module docstring)."""
+    every student up to its budget (module docstring).
+
+    For the supernet methods (``gan_compression``, ``agd``): ``real``, real targets aligned with
+    ``game.x`` (pix2pix: ground truth, also the L1 target; CycleGAN: unpaired real targets), D's
+    real samples; None: the teacher's outputs y' stand in. ``score``: the search's validation
+    score of a sub-network (lower is better), e.g. KID on the held-out images of
+    :func:`validation_split`; None: L1 to y' on them. ``supernet_steps``: None = ``prune_steps``
+    (a game's cost). ``search_candidates``: how many configurations the search scores."""
 
     G_T: nn.Module
     D_T: nn.Module
@@ -75,6 +106,10 @@ class Context:
     checkpoint: Optional[Path] = None
     save_every: int = 200
     fill: bool = True
+    real: Optional[torch.Tensor] = None
+    score: Optional[Callable[[nn.Module], float]] = None
+    supernet_steps: Optional[int] = None
+    search_candidates: int = 200
 
     def example_x(self) -> torch.Tensor:
         """One source image: the shape channel groups and MACs are traced at."""
@@ -120,10 +155,7 @@ def _l1_norm(ctx: Context, target: float) -> Student:
     masks = keep_masks(groups, widths.widths, "l1_norm")
     if ctx.fill:
         masks = fill_to_budget(groups, masks, filter_l1_scores(groups), target, ctx.round_to)
-    D_T = ctx.D_T.cpu()
-    groups_D = ChannelGroups.discover(D_T, _d_example(ctx, G_T))
-    full_D = slim(D_T, groups_D, [torch.ones(n, dtype=torch.bool) for n in groups_D.sizes])
-    return Student(slim(G_T, groups, masks), full_D,
+    return Student(slim(G_T, groups, masks), _full_width(ctx.D_T.cpu(), ctx, G_T),
                    info={"rate": widths.rate, "macs_before_fill": widths.macs / groups.full_macs})
 
 
@@ -134,6 +166,12 @@ def _d_example(ctx: Context, G: nn.Module) -> torch.Tensor:
         y = G.eval()(x)
         G.train(was)
     return torch.cat([x, y], 1) if ctx.conditional_D else y
+
+
+def _full_width(D: nn.Module, ctx: Context, G: nn.Module) -> nn.Module:
+    """D wrapped as a full-width slim network, so every student is saved and reloaded alike."""
+    groups_D = ChannelGroups.discover(D, _d_example(ctx, G))
+    return slim(D, groups_D, [torch.ones(n, dtype=torch.bool) for n in groups_D.sizes])
 
 
 def _scratch(ctx: Context, target: float) -> Student:
@@ -147,19 +185,86 @@ def _scratch(ctx: Context, target: float) -> Student:
         torch.manual_seed(ctx.seed)
         G = networks.init_weights(slim(G_T, groups, masks))
         D = networks.define_D(**ctx.arch_D)
-    # D wrapped as a full-width slim network, so every student is saved and reloaded the same way.
-    groups_D = ChannelGroups.discover(D, _d_example(ctx, G))
-    D = slim(D, groups_D, [torch.ones(n, dtype=torch.bool) for n in groups_D.sizes])
-    return Student(G, D, info={"widths": [int(m.sum()) for m in masks]})
+    return Student(G, _full_width(D, ctx, G), info={"widths": [int(m.sum()) for m in masks]})
+
+
+def validation_split(n: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Indices ``(train, val)`` of ``n`` training images for the supernet methods: the last
+    ``max(1, n // 10)`` images are held out for the search's score and never train the supernet
+    (with one image, it is both)."""
+    if n < 1:
+        raise ValueError("the game data holds no image")
+    held_out = max(1, n // 10) if n > 1 else 0
+    idx = torch.arange(n)
+    return (idx[:n - held_out], idx[n - held_out:]) if held_out else (idx, idx)
+
+
+def _l1_to_teacher(x: torch.Tensor, y_teacher: torch.Tensor) -> Callable[[nn.Module], float]:
+    """The default search score: mean L1 between a sub-network's outputs and the teacher's on
+    ``x``, image by image, run as upstream's test mode (a per-image-norm copy, dropout off)."""
+    def score(G_sub: nn.Module) -> float:
+        G = per_image_norm(copy.deepcopy(G_sub).eval())
+        device = next(G.parameters()).device
+        with torch.no_grad():
+            out = torch.cat([G(x[i:i + 1].to(device)).cpu() for i in range(len(x))])
+        return float((out - y_teacher).abs().mean())
+    return score
+
+
+def _supernet(ctx: Context, target: float, discriminator: bool) -> Student:
+    """GAN Compression's supernet, search and extraction; ``discriminator=False``: AGD's
+    discriminator-free variant (module docstring)."""
+    device = ctx.device
+    G_T, D_T = ctx.G_T.to(device), ctx.D_T.to(device)
+    groups = ChannelGroups.discover(G_T, ctx.example_x().to(device))
+    space = search_space(groups, rates_around(groups, target, ctx.round_to), ctx.round_to)
+    game = ctx.game
+    train, val = validation_split(len(game.x))
+    real = ctx.real if ctx.real is not None else game.y_center
+    recon = real if ctx.conditional_D and ctx.real is not None else game.y_center
+
+    def batches(step: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        g = torch.Generator().manual_seed(ctx.seed * 1_000_003 + step)
+        idx = train[torch.randint(len(train), (ctx.batch_size,), generator=g)]
+        return game.x[idx], real[idx], recon[idx]
+
+    paired = ctx.conditional_D  # pix2pix's D is conditional, CycleGAN's is not
+    config = SupernetConfig(gan_mode=ctx.gan_mode, conditional_D=ctx.conditional_D,
+                            lambda_gan=1.0 if discriminator else 0.0, lambda_recon=100.0 if paired else 10.0,
+                            lambda_distill=1.0 if paired else 0.01, seed=ctx.seed)
+    steps = ctx.supernet_steps if ctx.supernet_steps is not None else ctx.prune_steps
+    supernet = train_supernet(G_T, D_T if discriminator else None, groups, space, batches, steps, config)
+    score = ctx.score if ctx.score is not None else _l1_to_teacher(game.x[val], game.y_center[val])
+    result = random_search(supernet, target, score, ctx.search_candidates, ctx.seed)
+    supernet.G.cpu()
+    widths = result.widths
+    if ctx.fill:  # channel order as the ranking: the widths grow by first channels, as the supernet shares them
+        sizes = supernet.groups.sizes
+        masks = fill_to_budget(supernet.groups, first_k(sizes, widths),
+                               [-torch.arange(n, dtype=torch.float) for n in sizes], target, ctx.round_to)
+        widths = [int(m.sum()) for m in masks]
+    G = extract(supernet, widths)
+    D = supernet.D.cpu() if supernet.D is not None else ctx.D_T.cpu()
+    ctx.G_T.cpu()
+    ctx.D_T.cpu()
+    info = {"supernet_steps": supernet.steps, "supernet_seconds": supernet.seconds,
+            "search_candidates": len(result.candidates), "search_draws": result.draws,
+            "search_seconds": result.seconds, "search_score": result.score, "searched_widths": result.widths,
+            "macs_before_fill": result.macs / supernet.groups.full_macs, "space": supernet.space,
+            "discriminator": discriminator}
+    return Student(G, _full_width(D, ctx, G), supernet.history, info)
 
 
 @dataclass(frozen=True)
 class Method:
-    """One row of the table: its label and how it makes the student pair."""
+    """One row of the table: its label and how it makes the student pair. ``discriminator_free``:
+    the student is trained without any D (AGD), so the benchmark finetunes it with
+    :func:`mggc_plugin.agd.agd_fit` instead of the shared GAN finetuning."""
 
     label: str
     make: Callable[[Context, float], Student]
     plays_game: bool = False
+    discriminator_free: bool = False
 
 
 METHODS: Dict[str, Method] = {
@@ -168,6 +273,9 @@ METHODS: Dict[str, Method] = {
     "baseline": Method("Baseline (Table 2)", lambda ctx, t: _play(ctx, t, "baseline"), plays_game=True),
     "l1_norm": Method("L1-norm filter pruning", _l1_norm),
     "scratch": Method("From scratch (uniform widths, new weights)", _scratch),
+    "gan_compression": Method("GAN Compression (supernet + search)", lambda ctx, t: _supernet(ctx, t, True)),
+    "agd": Method("AutoGAN-Distiller (D-free search + distillation)", lambda ctx, t: _supernet(ctx, t, False),
+                  discriminator_free=True),
 }
 
 

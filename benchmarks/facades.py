@@ -2,7 +2,9 @@
 
 Tasks and teachers: :mod:`facades_setup` (pix2pix labels → photo at 128²; CycleGAN photo →
 labels at 64²; both teachers trained by upstream). Methods: :data:`compressors.METHODS` (MGGC;
-MGGC with k = 0; Table 2's Baseline; L1-norm filter pruning; from scratch at uniform widths).
+MGGC with k = 0; Table 2's Baseline; L1-norm filter pruning; from scratch at uniform widths;
+GAN Compression; AutoGAN-Distiller), the default run the first five (``--methods`` adds the
+two supernet methods, whose supernets train as many steps as a game).
 
 The protocol (the evaluation issue's), for every (budget, method, seed) — a *unit*:
 
@@ -19,7 +21,9 @@ The protocol (the evaluation issue's), for every (budget, method, seed) — a *u
    gives every method the same data order, crops and flips. ``--d_policy teacher`` (default)
    finetunes every student against the teacher's full D; ``method`` uses the D the method made
    (MGGC's pruned D; L1-norm keeps the teacher's; from scratch a new one). ``--kd`` adds feature
-   distillation to every method alike;
+   distillation to every method alike. AutoGAN-Distiller, discriminator-free by design, is
+   finetuned instead by its own objective (:func:`mggc_plugin.agd.agd_fit`: L1 and perceptual
+   distance to the teacher's output, total variation) for the same epochs, batches and EMA;
 3. **evaluate** on the 106 test images (outputs rounded to 8 bits as upstream saves them):
    KID and FID against all 506 real targets of the dataset (train + test, the task's half,
    resized to the task's size; features cached by :func:`mggc_plugin.metrics.reference_features`),
@@ -61,6 +65,7 @@ import torch
 from torch import nn
 
 from mggc_plugin import metrics, networks
+from mggc_plugin.agd import agd_fit
 from mggc_plugin.data import DatasetSpec, Preprocess, tensor_to_pil
 from mggc_plugin.fileio import atomic_write, atomic_write_json
 from mggc_plugin.finetune import FinetuneConfig, Finetuner, fit
@@ -95,7 +100,7 @@ class Schedule:
     Everything here except ``targets``, ``methods`` and ``seeds`` is part of a unit's identity."""
 
     targets: Tuple[float, ...] = (0.10, 0.05)
-    methods: Tuple[str, ...] = tuple(METHODS)
+    methods: Tuple[str, ...] = ("mggc", "mggc_k0", "baseline", "l1_norm", "scratch")
     seeds: Tuple[int, ...] = (0, 1, 2)
     prune_steps: Optional[int] = None
     finetune_epochs: int = 10
@@ -123,16 +128,14 @@ QUICK = Schedule(targets=(0.10,), seeds=(0,), prune_steps=8, finetune_epochs=1, 
 # Finetuning
 # ---------------------------------------------------------------------------------------------
 
-def finetune(student: Student, task: Task, train: Dict[str, torch.Tensor], teacher: nn.Module, gan_mode: str,
-             schedule: Schedule, seed: int, crop: int, device: str) -> Tuple[nn.Module, List[Dict[str, float]]]:
-    """The shared finetuning (module docstring, step 2). Returns the G to evaluate (the EMA of
-    G's weights when ``schedule.ema_decay`` is set) and the per-epoch mean losses."""
+def finetune(method: str, student: Student, task: Task, train: Dict[str, torch.Tensor], teacher: nn.Module,
+             gan_mode: str, schedule: Schedule, seed: int, crop: int, device: str
+             ) -> Tuple[nn.Module, List[Dict[str, float]]]:
+    """The shared finetuning (module docstring, step 2; a discriminator-free method: its own
+    objective on the same batches). Returns the G to evaluate (the EMA of G's weights when
+    ``schedule.ema_decay`` is set) and the per-epoch mean losses."""
     spec = task.spec
     G, D = student.G.to(device).train(), student.D.to(device).train()
-    config = FinetuneConfig(gan_mode=gan_mode, conditional_D=spec.teacher.conditional_D, lambda_L1=spec.lambda_L1,
-                            lambda_kd=schedule.lambda_kd if schedule.kd else 0.0)
-    kd_layers = list(G.mggc_slim["groups"]) if schedule.kd else None
-    tuner = Finetuner(G, D, config, teacher=teacher.to(device) if schedule.kd else None, kd_layers=kd_layers)
     teacher_T = inference_copy(teacher).to(device) if spec.l1_target == "teacher" else None
     g = torch.Generator().manual_seed(seed)
     n = len(train["x"])
@@ -155,9 +158,18 @@ def finetune(student: Student, task: Task, train: Dict[str, torch.Tensor], teach
                 target = real
             yield x, real, target
 
-    result = fit(tuner, batches, schedule.finetune_epochs, ema_decay=schedule.ema_decay,
-                 steps_per_epoch=math.ceil(n / schedule.batch_size))
-    tuner.close()
+    steps = math.ceil(n / schedule.batch_size)
+    if METHODS[method].discriminator_free:
+        result = agd_fit(G, teacher_T if teacher_T is not None else inference_copy(teacher).to(device),
+                         lambda epoch: (x for x, _, _ in batches(epoch)), schedule.finetune_epochs,
+                         ema_decay=schedule.ema_decay, steps_per_epoch=steps)
+    else:
+        config = FinetuneConfig(gan_mode=gan_mode, conditional_D=spec.teacher.conditional_D,
+                                lambda_L1=spec.lambda_L1, lambda_kd=schedule.lambda_kd if schedule.kd else 0.0)
+        kd_layers = list(G.mggc_slim["groups"]) if schedule.kd else ()
+        tuner = Finetuner(G, D, config, teacher=teacher.to(device) if schedule.kd else None, kd_layers=kd_layers)
+        result = fit(tuner, batches, schedule.finetune_epochs, ema_decay=schedule.ema_decay, steps_per_epoch=steps)
+        tuner.close()
     student.G, student.D = G.cpu(), D.cpu()
     evaluated = result.ema_G.cpu() if result.ema_G is not None else student.G
     return evaluated, [{k: v for k, v in epoch.items() if k != "lr"} for epoch in result.epochs]
@@ -293,7 +305,7 @@ def run_unit(run: Run, method: str, target: float, seed: int) -> Dict[str, objec
     if path.is_file():
         unit = json.loads(path.read_text())
         if unit.get("protocol") == protocol:
-            print(f"  {method} @ {target:.0%} seed {seed}: done ({path.relative_to(ROOT)})", flush=True)
+            print(f"  {method} @ {target:.0%} seed {seed}: done ({path})", flush=True)
             return unit
         print(f"  {method} @ {target:.0%} seed {seed}: {path.name} is from another protocol; redoing it", flush=True)
     folder = run.work / f"s{seed}" / f"{method}-{target:g}"
@@ -309,7 +321,7 @@ def run_unit(run: Run, method: str, target: float, seed: int) -> Dict[str, objec
         if run.schedule.d_policy == "teacher":
             student.D = METHODS["l1_norm"].make(replace(ctx, fill=False), 1.0).D  # the teacher's D, slim-wrapped
         t1 = time.perf_counter()
-        G_eval, epochs = finetune(student, run.task, run.train, run.G_T, run.gan_mode, run.schedule, seed,
+        G_eval, epochs = finetune(method, student, run.task, run.train, run.G_T, run.gan_mode, run.schedule, seed,
                                   run.crop, run.ctx.device)
         t2 = time.perf_counter()
         save_slim(G_eval, student_file)
@@ -377,10 +389,10 @@ def prepare(args: argparse.Namespace, schedule: Schedule) -> Run:
     print(f"{args.task}: teacher {teacher.G_path} ({opt.netG}, ngf {opt.ngf}, {crop}²), "
           f"work folder {work}\n  protocol: {schedule.protocol()}", flush=True)
 
-    x_game, _ = load_pairs(dataroot, direction, "train", crop, schedule.n_train)
+    x_game, y_game = load_pairs(dataroot, direction, "train", crop, schedule.n_train)
     train_x, train_y = load_pairs(dataroot, direction, "train", load, schedule.n_train)
     if task.unpaired:  # the teacher's unpaired split: B shifted by one index
-        train_y = train_y.roll(-1, 0)
+        train_y, y_game = train_y.roll(-1, 0), y_game.roll(-1, 0)
     x_test, y_test = load_pairs(dataroot, direction, "test", crop, schedule.n_test)
 
     a = arch_G(opt)
@@ -392,7 +404,7 @@ def prepare(args: argparse.Namespace, schedule: Schedule) -> Run:
     y_center = torch.stack([outputs.tensor(i) for i in range(len(outputs))])
     ctx = Context(G_T, D_T, arch_G(opt), arch_D(opt, kind), task.spec.gan_mode, kind.conditional_D,
                   GameData(x_game, y_center, nb.indices), schedule.prune_steps, schedule.batch_size, args.device,
-                  schedule.round_to, 0)
+                  schedule.round_to, 0, real=y_game)
     data = eval_data(task, dataroot, G_T, x_test, y_test, crop, work_root / "reference-features", args.device)
     machine = {"device": args.device, "cpu_threads": torch.get_num_threads(), "cpus": os.cpu_count(),
                "torch": torch.__version__, "python": platform.python_version(),

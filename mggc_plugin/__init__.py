@@ -20,6 +20,7 @@ from .baselines import (
            uniform_widths,
 )
 from .channels import ChannelGroup, ChannelGroups
+from .errors import MGGCFileNotFoundError, MGGCUserError
 from .finetune import FinetuneConfig, Finetuner, FitResult, fit
 from .game import neighbor_batches, play
 from .macs import MacProfile, count_macs
@@ -32,5 +33,5 @@ __all__ = ["networks", "count_macs", "MacProfile", "ChannelGroups", "ChannelGrou
            "load_slim", "export", "register_builder", "ArchSpec", "MGGCPruner", "MGGCConfig", "FinalArchitecture",
            "ABLATIONS", "prunable_fraction", "play", "neighbor_batches", "Finetuner", "FinetuneConfig", "fit",
            "FitResult", "build_neighborhoods", "filter_l1_scores", "uniform_widths", "keep_masks", "masks_to_budget",
-           "prune_to_budget", "largest_ngf_within"]
+           "prune_to_budget", "largest_ngf_within", "MGGCUserError", "MGGCFileNotFoundError"]
 __version__ = "0.1.0"

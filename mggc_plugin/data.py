@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .errors import MGGCFileNotFoundError, MGGCUserError
 from .fileio import json_digest
 
 PathLike = Union[str, Path]
@@ -40,6 +41,20 @@ def list_images(folder: PathLike) -> List[Path]:
     return [Path(p) for p in sorted(found)]
 
 
+def open_image(path: PathLike) -> Image.Image:
+    """The image file at ``path``, decoded completely and converted to RGB. A file PIL cannot
+    read (truncated, not an image, a format it does not know) is an :class:`MGGCUserError`
+    that names it."""
+    try:
+        with Image.open(path) as im:
+            return im.convert("RGB")
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+        if isinstance(err, FileNotFoundError):
+            raise MGGCFileNotFoundError(f"image {path} does not exist (any more): check --dataroot") from None
+        raise MGGCUserError(f"cannot read the image {path} ({type(err).__name__}: {err}): replace it with a "
+                            f"complete copy, or remove it from the dataset folder") from None
+
+
 @dataclass(frozen=True)
 class ImageRef:
     """One image of a dataset: a file, or the ``left`` (A) / ``right`` (B) half of an aligned
@@ -50,8 +65,7 @@ class ImageRef:
 
     def load(self) -> Image.Image:
         """The image as RGB (upstream converts every file to RGB before splitting A|B)."""
-        with Image.open(self.path) as im:
-            image = im.convert("RGB")
+        image = open_image(self.path)
         if self.half is None:
             return image
         w, h = image.size

@@ -11,6 +11,8 @@ from typing import Any, Callable, Dict, Union
 
 import torch
 
+from .errors import MGGCUserError
+
 PathLike = Union[str, Path]
 
 
@@ -42,6 +44,19 @@ def atomic_write_json(path: PathLike, obj: Any, indent: int = 1) -> Path:
 def atomic_torch_save(obj: Any, path: PathLike) -> Path:
     """``torch.save(obj)`` to ``path`` with :func:`atomic_write`."""
     return atomic_write(path, lambda tmp: torch.save(obj, tmp))
+
+
+def load_torch_file(path: PathLike, what: str, fix: str) -> Any:
+    """``torch.load(path, map_location="cpu", weights_only=True)``, with one error that names the
+    file when it cannot be read: :class:`~mggc_plugin.errors.MGGCUserError` saying it is not
+    readable as ``what`` (truncated, corrupt, another format or holding code), then ``fix``.
+    torch's own errors (e.g. "PytorchStreamReader failed reading zip archive") do not name it."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch.load raises many types: zip, pickle, EOF, weights_only refusals
+        first = (str(err).strip().splitlines() or [""])[0].split(". ")[0]  # torch appends paragraphs of advice
+        raise MGGCUserError(f"{path} cannot be read as {what} (truncated, corrupt or another format: "
+                            f"{type(err).__name__}: {first}): {fix}") from None
 
 
 def sha256_file(path: PathLike) -> str:

@@ -176,7 +176,7 @@ class FitResult:
     ema_G: Optional[nn.Module] = None
 
 
-def _ema_of(G: nn.Module, decay: float) -> AveragedModel:
+def ema_of(G: nn.Module, decay: float) -> AveragedModel:
     """torch's ``AveragedModel`` with its EMA rule, over parameters and buffers, already holding
     G's current state, so that after the next update it is ``decay·old + (1 − decay)·new``."""
     if not 0 <= decay <= 1:
@@ -198,7 +198,7 @@ def fit(tuner: Finetuner, batches: EpochBatches, epochs: int, decay_epochs: Opti
     ``progress``). Returns the per-epoch mean losses."""
     rule = linear_lr(epochs, decay_epochs)
     schedulers = [LambdaLR(opt, rule) for opt in (tuner.opt_G, tuner.opt_D)]
-    ema = _ema_of(tuner.G, ema_decay) if ema_decay is not None else None
+    ema = ema_of(tuner.G, ema_decay) if ema_decay is not None else None
     history: List[Dict[str, float]] = []
     total = epochs * steps_per_epoch if steps_per_epoch else None
     with tqdm(total=total, desc=desc, leave=False, disable=not progress) as bar:

@@ -23,6 +23,9 @@ from typing import Any, Callable, Dict, Optional, Union
 import torch
 from torch import nn
 
+from .errors import MGGCUserError
+from .fileio import load_torch_file
+
 NormFactory = Callable[[int], nn.Module]
 
 GENERATORS = ("resnet_6blocks", "resnet_9blocks", "unet_128", "unet_256")
@@ -289,18 +292,25 @@ def define_D(input_nc: int, ndf: int, netD: str, n_layers_D: int = 3, norm: str 
 def load_state(net: nn.Module, path: Union[str, Path]) -> nn.Module:
     """Load an upstream ``*_net_*.pth`` state dict into ``net`` (strictly), with an error that
     says which architecture options to check when it was saved from another one."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = load_torch_file(path, "an upstream checkpoint",
+                            "copy the file again from where the network was trained, or pass another epoch")
     if not isinstance(state, dict):
-        raise ValueError(f"{path} does not hold a state dict (found {type(state).__name__})")
+        raise MGGCUserError(f"{path} does not hold a state dict (found {type(state).__name__}): pass an upstream "
+                            f"<epoch>_net_<name>.pth file")
     # DataParallel/DDP checkpoints prefix every key with "module.".
     state = {k.removeprefix("module."): v for k, v in state.items()}
-    try:
-        net.load_state_dict(state, strict=True)
-    except RuntimeError as err:
+    own = net.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [k for k in own if k in state and tuple(getattr(state[k], "shape", ())) != tuple(own[k].shape)]
+    if missing or unexpected or shapes:
         arch = arch_of(net)
         built = f" ({arch.kwargs})" if arch else ""
-        raise ValueError(
-            f"{path} was saved from another architecture than the one built here{built}: check "
-            f"--netG/--netD, --ngf/--ndf, --norm and --input_nc/--output_nc against the options it "
-            f"was trained with (train_opt.txt beside it).\n{err}") from None
+        first = (shapes or missing or unexpected)[0]
+        raise MGGCUserError(
+            f"{path} was saved from another architecture than the one built here{built}: {len(missing)} missing, "
+            f"{len(unexpected)} unexpected and {len(shapes)} differently shaped weights (first: {first}); check "
+            f"--netG/--netD, --ngf/--ndf, --norm, --no_dropout and --input_nc/--output_nc against the options it "
+            f"was trained with (train_opt.txt beside it)")
+    net.load_state_dict(state, strict=True)
     return net

@@ -32,7 +32,9 @@ from torch import nn
 
 from . import networks
 from .channels import ChannelGroups, dependency_graph, traceable
+from .errors import MGGCFileNotFoundError, MGGCUserError
 from .fileio import atomic_write
+from .footprint import check_runnable
 from .networks import ArchSpec
 
 FORMAT = "mggc-slim"
@@ -142,20 +144,20 @@ def read_slim_checkpoint(path: PathLike) -> dict:
     """Read and validate a slim checkpoint's contents without building anything."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no slim checkpoint at {path}")
+        raise MGGCFileNotFoundError(f"no slim checkpoint at {path}")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch.load raises many types: zip, pickle, EOF, weights_only refusals
-        raise ValueError(f"{path} is not a readable torch file (truncated, corrupt or another format: "
-                         f"{type(err).__name__}: {err}); point to a slim checkpoint written by save_slim "
-                         f"(*_slim_G.pt), or write it again") from None
+        raise MGGCUserError(f"{path} is not a readable torch file (truncated, corrupt or another format: "
+                            f"{type(err).__name__}: {err}); point to a slim checkpoint written by save_slim "
+                            f"(*_slim_G.pt), or write it again") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         kind = "a state dict" if isinstance(payload, dict) else type(payload).__name__
-        raise ValueError(f"{path} is not a slim checkpoint (it holds {kind}); an upstream *_net_G.pth holds only "
-                         f"weights: point to a file written by save_slim (*_slim_G.pt)")
+        raise MGGCUserError(f"{path} is not a slim checkpoint (it holds {kind}); an upstream *_net_G.pth holds only "
+                            f"weights: point to a file written by save_slim (*_slim_G.pt)")
     if payload.get("version") != VERSION:
-        raise ValueError(f"{path} is a slim checkpoint of format version {payload.get('version')}, this "
-                         f"mggc-plugin reads version {VERSION}: upgrade mggc-plugin")
+        raise MGGCUserError(f"{path} is a slim checkpoint of format version {payload.get('version')}, this "
+                            f"mggc-plugin reads version {VERSION}: upgrade mggc-plugin")
     return payload
 
 
@@ -164,9 +166,9 @@ def load_slim(path: PathLike) -> nn.Module:
     payload = read_slim_checkpoint(path)
     arch = ArchSpec(payload["arch"]["builder"], payload["arch"]["kwargs"])
     if arch.builder not in BUILDERS:
-        raise ValueError(f"{path} was built by {arch.builder!r}, which is not registered: call "
-                         f"mggc_plugin.register_builder({arch.builder!r}, fn) first (load_slim never imports code "
-                         f"that a file names)")
+        raise MGGCUserError(f"{path} was built by {arch.builder!r}, which is not registered: call "
+                            f"mggc_plugin.register_builder({arch.builder!r}, fn) first (load_slim never imports code "
+                            f"that a file names)")
     full = BUILDERS[arch.builder](**arch.kwargs)
     networks.set_arch(full, arch)
     shape = tuple(payload["input_shape"])
@@ -174,16 +176,16 @@ def load_slim(path: PathLike) -> nn.Module:
     roots = [g.root for g in groups]
     widths = payload["widths"]
     if roots != list(payload["groups"]) or any(not 1 <= w <= g.size for w, g in zip(widths, groups)):
-        raise ValueError(f"{path} does not fit the architecture {arch.kwargs}: it has {len(widths)} channel "
-                         f"groups with widths {widths}, the rebuilt network has {len(groups)} groups of sizes "
-                         f"{groups.sizes}; the checkpoint is for another architecture or was edited")
+        raise MGGCUserError(f"{path} does not fit the architecture {arch.kwargs}: it has {len(widths)} channel "
+                            f"groups with widths {widths}, the rebuilt network has {len(groups)} groups of sizes "
+                            f"{groups.sizes}; the checkpoint is for another architecture or was edited")
     masks = [torch.arange(g.size) < w for g, w in zip(groups, widths)]
     model = slim(full, groups, masks)
     try:
         model.load_state_dict(payload["state_dict"], strict=True)
     except RuntimeError as err:
-        raise ValueError(f"{path}: the stored weights do not fit the slim architecture rebuilt from it; the file "
-                         f"was edited or written by another version:\n{err}") from None
+        raise MGGCUserError(f"{path}: the stored weights do not fit the slim architecture rebuilt from it; the file "
+                            f"was edited or written by another version:\n{err}") from None
     return model.eval()
 
 
@@ -194,11 +196,11 @@ def find_slim_checkpoint(path: PathLike) -> Path:
     if path.is_dir():
         candidate = path / SLIM_G_NAME
         if not candidate.is_file():
-            raise FileNotFoundError(f"{path} holds no {SLIM_G_NAME}: finetune first (--mggc_phase finetune) or "
-                                    f"point to a slim checkpoint file")
+            raise MGGCFileNotFoundError(f"{path} holds no {SLIM_G_NAME}: finetune first (--mggc_phase finetune) or "
+                                        f"point to a slim checkpoint file")
         return candidate
     if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist: point to a slim checkpoint or a checkpoints/<name> folder")
+        raise MGGCFileNotFoundError(f"{path} does not exist: point to a slim checkpoint or a checkpoints/<name> folder")
     return path
 
 
@@ -237,18 +239,30 @@ def export(path: PathLike, fmt: str = "torchscript", out: Optional[PathLike] = N
            atol: float = 1e-4) -> ExportResult:
     """Export the slim checkpoint at ``path`` to a file that runs without mggc-plugin
     (``torch.jit.load`` or onnxruntime). The exported file is run on a random input and compared
-    with the slim model; it is written only if the outputs agree within ``atol``."""
+    with the slim model; it is written only if the outputs agree within ``atol``. ``out`` that is
+    a folder or the checkpoint itself, a ``size`` below 1, too large (:mod:`mggc_plugin.footprint`)
+    or one the network cannot take, and a location that cannot be written are
+    :class:`~mggc_plugin.errors.MGGCUserError` s; nothing is written then."""
     if fmt not in EXPORTERS:
         raise ValueError(f"unknown export format {fmt!r}: choose one of {', '.join(EXPORTERS)}")
     exporter, suffix = EXPORTERS[fmt]
+    default = Path(path).with_suffix(suffix)
+    out = Path(out) if out is not None else default
+    if out.is_dir():
+        raise MGGCUserError(f"--out {out} is a folder: give a file name, e.g. {out / default.name}")
+    if out.exists() and out.resolve() == Path(path).resolve():
+        raise MGGCUserError(f"--out {out} is the slim checkpoint itself: give another file name")
+    if size is not None and size < 1:
+        raise MGGCUserError(f"--size {size}: give the input height/width in pixels, at least 1 (default: the size "
+                            f"it was pruned at)")
     model = load_slim(path)
-    shape = list(slim_info(model)["input_shape"])
-    if size is not None:
-        shape[-2:] = [size, size]
+    pruned_at = list(slim_info(model)["input_shape"])
+    shape = pruned_at[:-2] + ([size, size] if size is not None else pruned_at[-2:])
+    check_runnable(model, shape, f"{path} at {shape[-2]}x{shape[-1]}",
+                   f"give a --size the network takes (it was pruned at {pruned_at[-2]}x{pruned_at[-1]})")
     x = torch.rand(*shape, generator=torch.Generator().manual_seed(0)) * 2 - 1
     with torch.no_grad():
         expected = model(x)
-    out = Path(out) if out is not None else Path(path).with_suffix(suffix)
     diff = {}
 
     def write(tmp: Path) -> None:
@@ -259,5 +273,8 @@ def export(path: PathLike, fmt: str = "torchscript", out: Optional[PathLike] = N
             raise ValueError(f"the exported {fmt} model differs from the slim model by {diff['max']:.2e} "
                              f"(> {atol}); nothing was written")
 
-    atomic_write(out, write)
+    try:
+        atomic_write(out, write)
+    except OSError as err:
+        raise MGGCUserError(f"cannot write {out} ({err.strerror or err}): choose a writable --out") from None
     return ExportResult(out, diff["max"])

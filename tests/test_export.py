@@ -58,3 +58,27 @@ def test_failed_parity_writes_nothing(checkpoint, tmp_path):
 def test_export_of_a_folder_without_slim_g(tmp_path, capsys):
     assert main(["export", str(tmp_path)]) == 2
     assert "holds no latest_slim_G.pt" in capsys.readouterr().err
+
+
+def test_out_folder_size_and_unwritable_location_are_one_line_errors(checkpoint, tmp_path, capsys, monkeypatch):
+    def refused(*argv: str) -> str:
+        assert main(["export", str(checkpoint), *argv]) == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1
+        return err
+
+    assert f"--out {tmp_path} is a folder: give a file name, e.g. {tmp_path / 'g.slim.ts'}" in refused(
+        "--out", str(tmp_path))
+    assert "--size 0: give the input height/width in pixels, at least 1" in refused("--size", "0")
+    assert "at 100000x100000" in refused("--size", "100000", "--out", str(tmp_path / "big.ts"))
+    assert "is the slim checkpoint itself" in refused("--out", str(checkpoint))
+    (tmp_path / "a_file").write_text("")
+    assert f"cannot write {tmp_path / 'a_file' / 'g.ts'}" in refused("--out", str(tmp_path / "a_file" / "g.ts"))
+
+    def read_only(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("tempfile.mkstemp", read_only)
+    err = refused("--out", str(tmp_path / "g.ts"))
+    assert f"cannot write {tmp_path / 'g.ts'} (Permission denied): choose a writable --out" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"], "nothing half-written"

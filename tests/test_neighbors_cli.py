@@ -44,8 +44,9 @@ def workspace(tmp_path):
     return tmp_path
 
 
-SWAV = ["--swav_arch", "resnet18", "--swav_epochs", "1", "--swav_batch_size", "4", "--swav_prototypes", "8",
-        "--swav_crops", "32", "16", "--swav_nmb_crops", "2", "2", "--no_progress"]
+TINY_SWAV = ["--swav_arch", "resnet18", "--swav_epochs", "1", "--swav_batch_size", "4", "--swav_prototypes", "8",
+             "--swav_crops", "32", "16", "--swav_nmb_crops", "2", "2", "--no_progress"]
+SWAV = ["--encoder", "swav", *TINY_SWAV]
 
 
 def run(*argv):
@@ -127,3 +128,91 @@ def test_user_errors_name_the_bad_value(workspace):
         run("--dataroot", data, "--teacher", str(workspace / "bare"), "--out", "x.pt")
     with pytest.raises(ValueError, match="--out .* is an input file"):
         run("--dataroot", data, "--teacher", teacher, "--out", str(teacher_file))
+
+
+def test_the_same_seed_gives_the_same_encoder_and_neighbours(workspace):
+    """SwAV's initialisation is drawn from --seed too, not only its training epochs."""
+    data, teacher = str(workspace / "data"), str(workspace / "checkpoints" / "tiny")
+    results = []
+    for name in ("a", "b"):
+        torch.manual_seed(len(results))  # whatever the caller's RNG holds
+        out = workspace / name / "neighbors.pt"
+        run("--dataroot", data, "--teacher", teacher, "--out", str(out), "--html_centres", "0", "--seed", "7",
+            *SWAV)
+        encoder = torch.load(workspace / name / "neighbors.pt.cache" / "encoder_swav.pt", weights_only=True)
+        results.append((encoder["model"], nbh.load_neighborhoods(out)))
+    (weights_a, nb_a), (weights_b, nb_b) = results
+    assert weights_a.keys() == weights_b.keys()
+    assert all(torch.equal(weights_a[k], weights_b[k]) for k in weights_a), "bit for bit on the CPU"
+    assert torch.equal(nb_a.indices, nb_b.indices) and torch.equal(nb_a.similarities, nb_b.similarities)
+
+
+def test_damaged_inputs_are_named_with_the_fix(workspace):
+    data, teacher = workspace / "data", workspace / "checkpoints" / "tiny"
+    args = ["--dataroot", str(data), "--teacher", str(teacher), "--html_centres", "0", *SWAV]
+    good = (data / "train" / "3.jpg").read_bytes()
+    (data / "train" / "3.jpg").write_bytes(good[: len(good) // 2])
+    with pytest.raises(ValueError, match=r"cannot read the image .*3\.jpg \(OSError: image file is truncated.*\): "
+                                         r"replace it with a complete copy, or remove it"):
+        run(*args, "--out", str(workspace / "1.pt"))
+    (data / "train" / "3.jpg").write_text("not an image")
+    with pytest.raises(ValueError, match=r"cannot read the image .*3\.jpg \(UnidentifiedImageError"):
+        run(*args, "--out", str(workspace / "2.pt"))
+    (data / "train" / "3.jpg").write_bytes(good)
+    G = teacher / "latest_net_G.pth"
+    G.write_bytes(G.read_bytes()[:1000])
+    with pytest.raises(ValueError, match=f"{G} cannot be read as an upstream checkpoint .*truncated"):
+        run(*args, "--out", str(workspace / "3.pt"))
+
+
+@pytest.mark.parametrize("flag,value", [("--k", "0"), ("--batch_size", "0"), ("--swav_batch_size", "1"),
+                                        ("--crop_size", "0")])
+def test_numbers_are_checked_before_any_work(workspace, flag, value):
+    out = workspace / "nb.pt"
+    with pytest.raises(ValueError, match=f"{flag} {value} \\(at least"):
+        run("--dataroot", str(workspace / "data"), "--teacher", str(workspace / "checkpoints" / "tiny"),
+            "--out", str(out), *SWAV, flag, value)
+    assert not (workspace / "nb.pt.cache").exists()
+
+
+@pytest.mark.fid_wheel
+def test_auto_takes_inception_without_a_swav_checkpoint(workspace, caplog):
+    """The default works offline and on a dozen images: nothing to train."""
+    out = workspace / "nb.pt"
+    caplog.set_level(logging.INFO, logger="mggc_plugin.neighborhoods")
+    assert run("--dataroot", str(workspace / "data"), "--teacher", str(workspace / "checkpoints" / "tiny"),
+               "--out", str(out), "--html_centres", "0", "--no_progress") == 0
+    assert "encoder: inception (auto: no SwAV checkpoint given" in caplog.text
+    enc = nbh.load_neighborhoods(out).metadata["encoder"]
+    assert enc["name"] == "inception" and enc["requested"] == "auto" and enc["reason"].startswith("auto: no SwAV")
+    assert not (workspace / "nb.pt.cache" / "encoder_swav.pt").exists()
+
+
+def test_auto_takes_swav_with_a_checkpoint_and_fits_the_batch_to_few_targets(workspace, caplog):
+    """A SwAV checkpoint selects the paper's encoder; a batch larger than the 12 real targets is
+    lowered to 12 with a log line instead of being refused."""
+    torch.manual_seed(1)
+    net = encoders.SwAVNet("resnet18", 16, 32, 8)
+    torch.save({"module." + k.removeprefix("backbone."): v for k, v in net.state_dict().items()},
+               workspace / "swav.pth.tar")
+    out = workspace / "nb.pt"
+    caplog.set_level(logging.INFO, logger="mggc_plugin.neighborhoods")
+    flags = list(TINY_SWAV)
+    flags[flags.index("--swav_batch_size") + 1] = "64"
+    assert run("--dataroot", str(workspace / "data"), "--teacher", str(workspace / "checkpoints" / "tiny"),
+               "--out", str(out), "--html_centres", "0", "--swav_checkpoint", str(workspace / "swav.pth.tar"),
+               *flags) == 0
+    assert "encoder: swav (auto: SwAV fine-tuned from the given checkpoint" in caplog.text
+    assert "SwAV batch size 64 lowered to 12, the number of real target images" in caplog.text
+    enc = nbh.load_neighborhoods(out).metadata["encoder"]
+    assert enc["name"] == "swav" and enc["init"] == "checkpoint" and enc["requested"] == "auto"
+    assert enc["config"]["batch_size"] == 12
+
+
+def test_choose_encoder():
+    assert encoders.choose_encoder("auto", None)[0] == "inception"
+    assert encoders.choose_encoder("auto", "swav.pth.tar")[0] == "swav"
+    assert encoders.choose_encoder("swav", None) == ("swav", "asked for")
+    assert encoders.choose_encoder("inception", "swav.pth.tar")[1] == "asked for (the SwAV checkpoint is not used)"
+    with pytest.raises(ValueError, match="unknown encoder 'dino': choose one of auto, swav, inception"):
+        encoders.choose_encoder("dino", None)

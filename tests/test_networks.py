@@ -39,3 +39,14 @@ def test_load_state_rejects_another_architecture(tmp_path):
     networks.load_state(networks.define_G(3, 3, 8, "unet_128"), tmp_path / "latest_net_G.pth")
     with pytest.raises(ValueError, match="another architecture.*--ngf"):
         networks.load_state(networks.define_G(3, 3, 16, "unet_128"), tmp_path / "latest_net_G.pth")
+
+
+def test_load_state_names_a_damaged_file(tmp_path):
+    """torch's own error ("PytorchStreamReader failed reading zip archive") names no file."""
+    good = tmp_path / "latest_net_G.pth"
+    torch.save(networks.define_G(3, 3, 8, "unet_128").state_dict(), good)
+    truncated = tmp_path / "truncated_net_G.pth"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(ValueError, match=f"{truncated} cannot be read as an upstream checkpoint .*truncated.*copy the "
+                                         f"file again"):
+        networks.load_state(networks.define_G(3, 3, 8, "unet_128"), truncated)

@@ -55,3 +55,18 @@ def test_refuses_to_overwrite_a_foreign_file(tmp_path, capsys):
 def test_not_a_checkout(tmp_path, capsys):
     assert main(["register", str(tmp_path)]) == 2
     assert "not a pytorch-CycleGAN-and-pix2pix checkout" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [["register"], ["register", "--undo"]])
+def test_an_edited_shim_is_neither_overwritten_nor_removed(tmp_path, capsys, command):
+    root = fake_checkout(tmp_path)
+    assert main(["register", str(root)]) == 0
+    shim = root / "models" / "mggc_pix2pix_model.py"
+    edited = shim.read_text() + "print('my change')\n"
+    shim.write_text(edited)
+    before = files(root)
+    assert main([*command, str(root)]) == 2
+    err = capsys.readouterr().err
+    assert f"{shim} changed since `mggc register` wrote it" in err and "move it away, or restore" in err
+    assert files(root) == before, "nothing is written or removed on refusal"
+    assert shim.read_text() == edited

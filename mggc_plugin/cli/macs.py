@@ -3,7 +3,11 @@ from __future__ import annotations
 
 import argparse
 
+from torch import nn
+
 from .. import networks
+from ..errors import MGGCUserError
+from ..footprint import check_runnable
 from ..macs import count_macs
 
 
@@ -22,13 +26,27 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    width = ("ngf", args.ngf) if args.netG else ("ndf", args.ndf)
+    small = [f"--{flag} {value}" for flag, value in (width, ("size", args.size), ("input_nc", args.input_nc),
+                                                      ("output_nc", args.output_nc), ("n_layers_D", args.n_layers_D))
+             if value < 1]
+    if small:
+        raise MGGCUserError(f"{', '.join(small)}: widths, sizes and channel counts are at least 1 (upstream's "
+                            f"defaults: --{width[0]} 64, --size 256, 3 channels, --n_layers_D 3)")
     if args.netG:
-        net = networks.define_G(args.input_nc, args.output_nc, args.ngf, args.netG, args.norm)
+        def build() -> nn.Module:
+            return networks.define_G(args.input_nc, args.output_nc, args.ngf, args.netG, args.norm)
         name = f"{args.netG} (ngf {args.ngf})"
     else:
-        net = networks.define_D(args.input_nc, args.ndf, args.netD, args.n_layers_D, args.norm)
+        def build() -> nn.Module:
+            return networks.define_D(args.input_nc, args.ndf, args.netD, args.n_layers_D, args.norm)
         name = f"{args.netD} D (ndf {args.ndf})"
-    profile = count_macs(net, (1, args.input_nc, args.size, args.size))
+    shape = (1, args.input_nc, args.size, args.size)
+    check_runnable(build, shape, f"{name} at {args.size}x{args.size}",
+                   f"give --{width[0]} and --size of a network that runs (upstream trains --{width[0]} 64 at --size "
+                   f"256; unet_128 and unet_256 take multiples of 128 and 256)")
+    net = build()
+    profile = count_macs(net, shape)
     print(profile.table())
     print(f"{name} at {args.size}x{args.size}: {profile.total / 1e9:.2f} G MACs, "
           f"{sum(p.numel() for p in net.parameters()) / 1e6:.2f} M parameters")

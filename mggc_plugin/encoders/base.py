@@ -1,12 +1,35 @@
 """What Eq. 1 needs of the encoder E (:class:`Encoder`), and embedding many images with it."""
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Protocol
+from pathlib import Path
+from typing import Any, Callable, Dict, Optional, Protocol, Tuple, Union
 
 import torch
 from tqdm import tqdm
 
+from ..errors import MGGCUserError
+
 ENCODERS = ("swav", "inception")
+#: What ``--encoder`` (``mggc neighbors``) and ``--mggc_encoder`` (upstream) accept: an encoder
+#: of :data:`ENCODERS`, or ``auto`` (:func:`choose_encoder`).
+ENCODER_CHOICES = ("auto",) + ENCODERS
+
+
+def choose_encoder(requested: str, swav_checkpoint: Optional[Union[str, Path]]) -> Tuple[str, str]:
+    """The encoder E of Eq. 1 to use and why, as ``(name, reason)``. ``auto`` takes SwAV,
+    fine-tuned from ``swav_checkpoint`` on the real targets (the paper's E), when a checkpoint is
+    given, and otherwise the frozen FID Inception network: it works offline, on any number of
+    images and needs no training, whereas SwAV from scratch needs many images and epochs to beat
+    it. An explicit ``swav`` or ``inception`` is taken as asked."""
+    if requested not in ENCODER_CHOICES:
+        raise MGGCUserError(f"unknown encoder {requested!r}: choose one of {', '.join(ENCODER_CHOICES)}")
+    if requested == "auto" and swav_checkpoint:
+        return "swav", f"auto: SwAV fine-tuned from the given checkpoint {swav_checkpoint} (the paper's encoder)"
+    if requested == "auto":
+        return "inception", ("auto: no SwAV checkpoint given, so the frozen FID Inception network (nothing to "
+                             "train); give a SwAV checkpoint for the paper's encoder")
+    unused = " (the SwAV checkpoint is not used)" if requested == "inception" and swav_checkpoint else ""
+    return requested, f"asked for{unused}"
 
 
 class Encoder(Protocol):

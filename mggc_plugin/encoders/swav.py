@@ -16,6 +16,7 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
+from ..fileio import load_torch_file
 from .base import to_rgb01
 
 SWAV_ARCHS = ("resnet50", "resnet18")
@@ -229,7 +230,8 @@ def _swav_state_dict(path: Union[str, Path]) -> Dict[str, torch.Tensor]:
     if not path.is_file():
         raise FileNotFoundError(f"SwAV checkpoint {path} does not exist: pass the path of a file such as "
                                 "swav_800ep_pretrain.pth.tar, or leave --swav_checkpoint out to train from scratch")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = load_torch_file(path, "a SwAV checkpoint", "download it again, or leave the SwAV checkpoint option out "
+                            "to train from scratch")
     # The released weights are a bare state dict; a training checkpoint of main_swav.py wraps it
     # in {"epoch", "state_dict", "optimizer"}.
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):

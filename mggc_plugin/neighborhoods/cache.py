@@ -120,11 +120,12 @@ def build_teacher_outputs(root: PathLike, dataset: DatasetSpec, teacher: Teacher
                    "preprocess": asdict(preprocess)}
     manifest = TeacherOutputs.read_manifest(root)
     reason = None
-    if manifest is not None and manifest.get("fingerprint") == fingerprint:
-        if manifest.get("complete"):
-            logger.info("teacher outputs: reusing %d cached images in %s", len(sources), root)
-            return TeacherOutputs(root), BuildReport(True, None, 0)
-    elif root.is_dir():
+    same = manifest is not None and manifest.get("fingerprint") == fingerprint
+    if same and manifest is not None and manifest.get("complete"):
+        logger.info("teacher outputs: reusing %d cached images in %s", len(sources), root)
+        return TeacherOutputs(root), BuildReport(True, None, 0)
+    net = teacher.load()  # before anything is changed: a damaged or mismatched checkpoint fails here
+    if not same and root.is_dir():
         # Without a matching manifest no output file here can be trusted, not even to resume.
         if manifest is not None:
             reason = _stale_reason(manifest.get("fingerprint", {}), fingerprint)
@@ -138,7 +139,6 @@ def build_teacher_outputs(root: PathLike, dataset: DatasetSpec, teacher: Teacher
     resumed = len(sources) - len(todo)
     if resumed:
         logger.info("teacher outputs: resuming, %d of %d already in %s", resumed, len(sources), root)
-    net = teacher.load()
     step = 1 if teacher.norm_stats == "per_image" else batch_size
     with torch.no_grad(), tqdm(total=len(sources), initial=resumed, desc="teacher outputs", unit="img",
                                disable=not progress) as bar:

@@ -4,7 +4,7 @@ folder and a teacher to the neighbourhood file."""
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
@@ -13,10 +13,11 @@ from PIL import Image
 from torch import nn
 
 from ..data import DatasetSpec, Preprocess, PreprocessedImages
-from ..encoders.base import ENCODERS, Encoder, embed_all
+from ..encoders.base import ENCODERS, Encoder, choose_encoder, embed_all
 from ..encoders.inception import InceptionEncoder
 from ..encoders.swav import SwAVConfig, SwAVEncoder, SwAVNet, load_swav_checkpoint
 from ..encoders.swav_train import SwAVTrainingState, train_swav
+from ..errors import MGGCUserError
 from ..fileio import atomic_torch_save, json_digest, sha256_file, state_dict_digest
 from ..teacher import TeacherSpec
 from .cache import TeacherOutputs, build_teacher_outputs
@@ -76,13 +77,20 @@ def _trained_swav(cache_dir: Path, targets: Sequence[Image.Image], targets_key: 
             return net, fingerprint, {**info, "losses": cached["losses"]}
         logger.info("encoder: cached SwAV in %s was trained differently: retraining", final)
 
+    # The random initialisation (all of it from scratch; head and prototypes when the checkpoint
+    # lacks them) is drawn from config.seed too, so one seed gives one encoder, bit for bit on
+    # the CPU; the caller's RNG is left as it was.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        if checkpoint is None:
+            net = SwAVNet(config.arch, config.feat_dim, config.hidden_mlp, config.n_prototypes)
+        else:
+            net, report = load_swav_checkpoint(checkpoint, config.arch, config.feat_dim, config.hidden_mlp,
+                                               config.n_prototypes)
     if checkpoint is None:
-        net = SwAVNet(config.arch, config.feat_dim, config.hidden_mlp, config.n_prototypes)
         logger.info("encoder: SwAV %s from scratch (random initialisation) on %d target images",
                     config.arch, len(targets))
     else:
-        net, report = load_swav_checkpoint(checkpoint, config.arch, config.feat_dim, config.hidden_mlp,
-                                           config.n_prototypes)
         logger.info("encoder: SwAV %s from checkpoint %s (%d backbone tensors%s), fine-tuning on %d target "
                     "images", config.arch, checkpoint, report["backbone_tensors"],
                     ", head and prototypes" if report["head_from_checkpoint"] else "; head and prototypes at random",
@@ -123,37 +131,46 @@ def build_embeddings(cache_dir: PathLike, outputs: TeacherOutputs, encoder: Enco
 
 
 def build_neighborhoods(dataset: DatasetSpec, teacher: TeacherSpec, preprocess: Preprocess, out: PathLike,
-                        cache_dir: PathLike, k: int = 5, encoder: str = "swav",
+                        cache_dir: PathLike, k: int = 5, encoder: str = "auto",
                         swav_config: SwAVConfig = SwAVConfig(), swav_checkpoint: Optional[PathLike] = None,
                         batch_size: int = 8, progress: bool = True) -> Tuple[Neighborhoods, TeacherOutputs]:
     """D'_y (cached), E (cached), E' (cached), Eq. 1 top-k, written to ``out``; returns the
-    neighbourhoods and D'_y. ``out`` must not be one of the inputs."""
+    neighbourhoods and D'_y. ``out`` must not be one of the inputs.
+
+    ``encoder`` is ``swav``, ``inception`` or ``auto`` (:func:`~mggc_plugin.encoders.choose_encoder`:
+    SwAV when ``swav_checkpoint`` is given, else Inception); the log and the file's metadata
+    (``encoder.requested``, ``encoder.reason``) say which was used and why. SwAV's batch size is
+    lowered to the number of real target images when there are fewer (with a log line), so a
+    small target set trains instead of being refused."""
     out, cache_dir = Path(out), Path(cache_dir)
     inputs = [Path(teacher.checkpoint)] + ([Path(swav_checkpoint)] if swav_checkpoint else [])
     if any(out.exists() and p.exists() and out.resolve() == p.resolve() for p in inputs):
-        raise ValueError(f"--out {out} is an input file: choose another path, inputs are never overwritten")
-    outputs, _ = build_teacher_outputs(cache_dir / "teacher_outputs", dataset, teacher, preprocess,
-                                       batch_size, progress)
-    if len(outputs) <= k:
-        raise ValueError(f"k={k} neighbours need more than k training sources, {dataset.dataroot} has "
-                         f"{len(outputs)}: lower --k")
+        raise MGGCUserError(f"--out {out} is an input file: choose another path, inputs are never overwritten")
+    n_sources = len(dataset.sources())
+    if not 1 <= k < n_sources:
+        raise MGGCUserError(f"k={k} neighbours need 1 <= k < the number of training sources, {dataset.dataroot} "
+                            f"has {n_sources}: {'raise' if k < 1 else 'lower'} --k")
+    kind, reason = choose_encoder(encoder, swav_checkpoint)
+    logger.info("encoder: %s (%s)", kind, reason)
     targets, targets_key = None, None
-    if encoder == "swav":
+    if kind == "swav":
         refs = dataset.targets()
+        swav_config = _swav_batch_for(swav_config, len(refs), dataset)
         targets = PreprocessedImages(refs, preprocess, preprocess.target_nc)
         targets_key = {"files": dataset.describe(refs), "preprocess": asdict(preprocess)}
-    enc, enc_key = prepare_encoder(encoder, cache_dir, targets, targets_key, swav_config, swav_checkpoint,
-                                   progress)
+    outputs, _ = build_teacher_outputs(cache_dir / "teacher_outputs", dataset, teacher, preprocess,
+                                       batch_size, progress)
+    enc, enc_key = prepare_encoder(kind, cache_dir, targets, targets_key, swav_config, swav_checkpoint, progress)
     emb = build_embeddings(cache_dir, outputs, enc, enc_key, progress=progress)
     indices, sims = topk_cosine(emb, k)
     description = enc.describe()
     description.pop("losses", None)
-    if encoder == "swav":
+    if kind == "swav":
         description["config"] = swav_config.to_dict()
         description["final_loss"] = enc.info["losses"][-1] if enc.info.get("losses") else None
     metadata = {
         "k": k, "n": len(outputs), "equation": "MGGC Eq. 1 (cosine, j != i)",
-        "encoder": {**description, "fingerprint_sha256": json_digest(enc_key)},
+        "encoder": {**description, "requested": encoder, "reason": reason, "fingerprint_sha256": json_digest(enc_key)},
         "teacher": outputs.fingerprint["teacher"], "dataset": outputs.fingerprint["sources"],
         "preprocess": outputs.fingerprint["preprocess"], "source_files": outputs.sources,
         "teacher_outputs": str(outputs.root.resolve()),
@@ -161,3 +178,15 @@ def build_neighborhoods(dataset: DatasetSpec, teacher: TeacherSpec, preprocess: 
     nb = Neighborhoods(indices, sims, metadata)
     save_neighborhoods(out, nb)
     return nb, outputs
+
+
+def _swav_batch_for(config: SwAVConfig, n_targets: int, dataset: DatasetSpec) -> SwAVConfig:
+    # SwAV drops the last incomplete batch: with fewer targets than a batch it would not train.
+    if n_targets >= config.batch_size:
+        return config
+    if n_targets < 2:
+        raise MGGCUserError(f"the swav encoder trains on the real target images and needs at least 2; "
+                            f"{dataset.dataroot} has {n_targets}: use the inception encoder")
+    logger.info("encoder: SwAV batch size %d lowered to %d, the number of real target images", config.batch_size,
+                n_targets)
+    return replace(config, batch_size=n_targets)

@@ -2,16 +2,18 @@
 
 The user's path, inside a registered checkout (``mggc register .``)::
 
-    python train.py --model mggc_pix2pix --name run --teacher_name teacher --mggc_phase prune \\
-        --mggc_target_macs 0.05 ...          # agents learn the sub-network (--dataset_mode neighborhood)
-    python train.py --model mggc_pix2pix --name run --mggc_phase finetune ...   # slim + finetune
+    python train.py --model mggc_pix2pix --name run --teacher_name teacher --mggc_target_macs 0.05 ...
+        # the pruning game (--dataset_mode neighborhood), then slim + finetune (--mggc_phase all);
+        # --mggc_phase prune / finetune run the two halves on their own
     python test.py  --model mggc_pix2pix --name run ...                         # result pages, slim G
     mggc export checkpoints/run                                                 # latest_slim_G.pt → .ts
 
 Modules: ``models`` (the two ``--model`` classes, upstream's ``BaseModel`` subclasses),
 ``dataset`` (``--dataset_mode neighborhood``) and ``register`` import upstream or write into it;
-``phases`` (prune / finetune / test), ``options``, ``specs`` (what differs between the two
-models), ``teacher``, ``record`` (``mggc_run.json``), ``summary`` (``mggc_report.json``) and
-``compat`` (every difference between upstream versions) do not. Importing ``register`` or any of
-the latter needs no upstream; ``models`` and ``dataset`` run inside an upstream checkout.
+``phases`` (prune / finetune / test), ``checks`` (what a run is refused for before any work,
+``--mggc_restart``, the game's length in a one-command run), ``options``, ``specs`` (what
+differs between the two models), ``teacher``, ``record`` (``mggc_run.json``), ``summary``
+(``mggc_report.json``) and ``compat`` (every difference between upstream versions) do not.
+Importing ``register`` or any of the latter needs no upstream; ``models`` and ``dataset`` run
+inside an upstream checkout.
 """

