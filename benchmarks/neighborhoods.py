@@ -35,7 +35,7 @@ from PIL import Image, ImageDraw
 from mggc_plugin import encoders
 from mggc_plugin.data import pil_to_tensor
 from mggc_plugin.fileio import atomic_write, atomic_write_json
-from mggc_plugin.neighborhoods.topk import topk_cosine
+from mggc_plugin.neighborhoods.topk import precision_at_k, topk_cosine
 
 CLASSES = ("disk", "square", "triangle", "plus", "ring", "star")
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -90,11 +90,6 @@ def make_shapes(per_class: int, size: int, seed: int) -> Tuple[List[Image.Image]
     return [draw_shape(CLASSES[c], size, rng) for c in labels], torch.from_numpy(labels)
 
 
-def precision_at_k(indices: torch.Tensor, labels: torch.Tensor) -> float:
-    """Mean fraction of each sample's neighbours with its label."""
-    return (labels[indices] == labels[:, None]).float().mean().item()
-
-
 def _embed(encoder, images: torch.Tensor, batch: int = 64) -> torch.Tensor:
     return encoders.embed_all(encoder, lambda i: images[i], len(images), batch, progress=False)
 
@@ -106,7 +101,7 @@ def topk_timing(n: int, dim: int, k: int) -> Dict[str, float]:
     the wall time moves with other load, the ratio of the two much less."""
     code = f"""
 import json, time, torch
-from mggc_plugin.neighborhoods.topk import topk_cosine
+from mggc_plugin.neighborhoods.topk import precision_at_k, topk_cosine
 def status_mb(key):  # VmHWM, not ru_maxrss: the latter keeps the forking parent's peak across exec
     return next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith(key)) / 1024
 torch.manual_seed(0)

@@ -8,8 +8,10 @@ Stages, each printing a one-line summary (all engine code, the same the upstream
    objective (:func:`~mggc_plugin.finetune.fit` of a :class:`~mggc_plugin.finetune.Finetuner` on
    the full networks, upstream's linear learning-rate policy) and saved as upstream
    does (``latest_net_G.pth``, ``train_opt.txt``); reused when its configuration is unchanged.
-3. **neighbourhoods** — Eq. 1: teacher outputs, SwAV trained from scratch on the real targets,
-   top-k cosine neighbours (:func:`~mggc_plugin.neighborhoods.build_neighborhoods`, cached).
+3. **neighbourhoods** — Eq. 1: teacher outputs, the default encoder (``auto``: the FID
+   Inception network without a SwAV checkpoint), top-k cosine neighbours
+   (:func:`~mggc_plugin.neighborhoods.build_neighborhoods`, cached), and their precision on the
+   dataset's known classes.
 4. **prune** — the pruning game of Eq. 2 (:class:`~mggc_plugin.pruner.MGGCPruner`, played by
    :func:`~mggc_plugin.game.play` on batches of :func:`~mggc_plugin.game.neighbor_batches`).
 5. **slim + finetune** — the agents' final masks, physical slimming, finetuning with KD.
@@ -30,7 +32,6 @@ from torch import nn
 
 from . import networks, synthetic
 from .data import DatasetSpec, Preprocess, list_images
-from .encoders.swav import SwAVConfig
 from .fileio import atomic_torch_save, atomic_write, atomic_write_json
 from .finetune import FinetuneConfig, Finetuner, fit
 from .game import neighbor_batches, play
@@ -40,6 +41,7 @@ from .neighborhoods.cache import TeacherOutputs
 from .neighborhoods.html import write_neighborhood_html
 from .neighborhoods.pipeline import build_neighborhoods
 from .neighborhoods.store import Neighborhoods
+from .neighborhoods.topk import precision_at_k
 from .pruner import MGGCConfig, MGGCPruner
 from .slim import save_slim, slim
 from .teacher import TeacherSpec
@@ -58,7 +60,6 @@ class DemoConfig:
     norm: str = "instance"
     batch_size: int = 16
     teacher_epochs: int = 12
-    swav_epochs: int = 6
     k: int = 5
     prune_steps: int = 300
     target_macs: float = 0.15
@@ -70,7 +71,7 @@ class DemoConfig:
 
 
 #: A reduced run for tests: every stage, tiny schedules.
-QUICK = DemoConfig(n_train=24, n_test=6, batch_size=8, teacher_epochs=1, swav_epochs=1, prune_steps=6,
+QUICK = DemoConfig(n_train=24, n_test=6, batch_size=8, teacher_epochs=1, prune_steps=6,
                    target_macs=0.3, finetune_epochs=1)
 
 T = TypeVar("T")
@@ -173,16 +174,19 @@ def _teacher(out: Path, cfg: DemoConfig, x: torch.Tensor, y: torch.Tensor) -> Tu
 
 
 def _neighbourhoods(out: Path, cfg: DemoConfig, dataset: DatasetSpec, preprocess: Preprocess
-                    ) -> Tuple[Tuple[Neighborhoods, TeacherOutputs], str]:
+                    ) -> Tuple[Tuple[Neighborhoods, TeacherOutputs, float, float], str]:
+    """Eq. 1 with the default encoder (``auto``: the FID Inception network, no SwAV checkpoint
+    being given), and the neighbourhoods' precision@k on the demo's known classes beside the
+    chance level (the probability that two random samples share their dominant class)."""
     teacher = TeacherSpec(out / "teacher" / "latest_net_G.pth", cfg.netG, cfg.ngf, cfg.norm)
-    swav = SwAVConfig(arch="resnet18", size_crops=(cfg.size, cfg.size // 2), nmb_crops=(2, 4), n_prototypes=32,
-                      hidden_mlp=512, epochs=cfg.swav_epochs, warmup_epochs=min(1, cfg.swav_epochs - 1),
-                      batch_size=min(64, cfg.n_train), seed=cfg.seed)
-    nb, outputs = build_neighborhoods(dataset, teacher, preprocess, out / "neighbors.pt", out / "cache", k=cfg.k,
-                                      encoder="swav", swav_config=swav)
+    nb, outputs = build_neighborhoods(dataset, teacher, preprocess, out / "neighbors.pt", out / "cache", k=cfg.k)
     write_neighborhood_html(out / "neighbors", nb, outputs, n_centres=min(20, len(nb)), sources=dataset.sources())
-    return (nb, outputs), (f"k={cfg.k} neighbours of {len(nb)} teacher outputs (SwAV resnet18 from scratch), "
-                           f"mean cosine {nb.similarities.mean():.3f}")
+    labels = synthetic.dominant_class(synthetic.split(cfg.n_train, cfg.n_test, cfg.size, cfg.seed)[0].classes)
+    precision = precision_at_k(nb.indices, labels)
+    chance = float((torch.bincount(labels).float() / len(labels)).pow(2).sum())
+    return (nb, outputs, precision, chance), (
+        f"k={cfg.k} neighbours of {len(nb)} teacher outputs ({nb.metadata['encoder']['name']} encoder), mean cosine "
+        f"{nb.similarities.mean():.3f}; precision@{cfg.k} on the known classes {precision:.2f} (chance {chance:.2f})")
 
 
 def _prune(cfg: DemoConfig, G: nn.Module, D: nn.Module, x: torch.Tensor, nb: Neighborhoods, outputs: TeacherOutputs
@@ -247,11 +251,12 @@ def run_demo(out: Path, cfg: DemoConfig = DemoConfig()) -> Path:
     dataset = stages.run("data", _write_dataset, out / "data", cfg)
     x, y = _load_pairs(dataset, preprocess)
     G, D = stages.run("teacher", _teacher, out, cfg, x, y)
-    nb, outputs = stages.run("neighbourhoods", _neighbourhoods, out, cfg, dataset, preprocess)
+    nb, outputs, precision, chance = stages.run("neighbourhoods", _neighbourhoods, out, cfg, dataset, preprocess)
     pruner, history = stages.run("prune", _prune, cfg, G, D, x, nb, outputs)
     G_s, _ = stages.run("slim+finetune", _slim_and_finetune, cfg, pruner, x, y)
     x_test, y_test = _load_pairs(replace(dataset, phase="test"), preprocess)
     rows, outs = stages.run("evaluate", _evaluate, out, cfg, G, G_s, x_test, y_test)
-    index = write_report(out, cfg, rows, stages.seconds, history, x_test, y_test, outs, nb, outputs)
+    index = write_report(out, cfg, rows, stages.seconds, history, x_test, y_test, outs, nb, outputs,
+                         precision=(precision, chance))
     print(f"report: {index}")
     return index

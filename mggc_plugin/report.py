@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import dominate
 import torch
@@ -52,8 +52,10 @@ def plot_dynamics(history: Sequence[Dict[str, float]], path: Path) -> str:
 
 def write_report(out: Path, cfg, rows: Dict[str, Dict[str, float]], seconds: Dict[str, float],
                  history: List[Dict[str, float]], x: torch.Tensor, y: torch.Tensor, outs: Dict[str, torch.Tensor],
-                 nb: Neighborhoods, outputs: TeacherOutputs, n_samples: int = 8, n_centres: int = 6) -> Path:
-    """Write ``out/index.html`` and its images; returns the page's path."""
+                 nb: Neighborhoods, outputs: TeacherOutputs, n_samples: int = 8, n_centres: int = 6,
+                 precision: Optional[Tuple[float, float]] = None) -> Path:
+    """Write ``out/index.html`` and its images; returns the page's path. ``precision``: the
+    neighbourhoods' precision@k on known classes and its chance level, shown beside the grid."""
     img = out / "report"
     n = min(n_samples, len(x))
     samples = torch.stack([t for i in range(n) for t in (x[i], y[i], outs["teacher"][i], outs["slim"][i])])
@@ -84,9 +86,13 @@ def write_report(out: Path, cfg, rows: Dict[str, Dict[str, float]], seconds: Dic
         tags.p("Columns: label map, ground truth, teacher, slim generator.")
         tags.img(src=f"report/{translations}")
         tags.h2("Neighbourhoods on the teacher's manifold (Eq. 1)")
+        encoder = nb.metadata.get("encoder", {}).get("name", "encoder")
         tags.p(f"First column: a teacher output y'; then its {nb.k} nearest neighbours by cosine similarity of "
-               f"SwAV embeddings — the real samples the discriminator sees during pruning. Full page: ",
+               f"{encoder} embeddings — the real samples the discriminator sees during pruning. Full page: ",
                tags.a("neighbors/index.html", href="neighbors/index.html"))
+        if precision is not None:
+            tags.p(f"Precision@{nb.k} on the dataset's known classes (a neighbour with its centre's dominant "
+                   f"object class): {precision[0]:.2f}, against {precision[1]:.2f} for random neighbours.")
         tags.img(src=f"report/{grid}")
         tags.h2("Pruning dynamics (Fig. 4)")
         tags.img(src=f"report/{dynamics}")

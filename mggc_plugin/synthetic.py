@@ -104,6 +104,12 @@ def make_pairs(n: int, size: int = 64, seed: int = 0, max_objects: int = 3) -> P
     return PairedImages(_to_tensor(A), _to_tensor(B), torch.from_numpy(counts))
 
 
+def dominant_class(classes: torch.Tensor) -> torch.Tensor:
+    """Each sample's most frequent object class (the first on a tie), from
+    :attr:`PairedImages.classes`: the label the demo checks its neighbourhoods against."""
+    return classes.argmax(dim=1)
+
+
 def split(n_train: int = 400, n_test: int = 50, size: int = 64, seed: int = 0) -> Tuple[PairedImages, PairedImages]:
     """Disjoint train and test sets (different seeds)."""
     return make_pairs(n_train, size, seed), make_pairs(n_test, size, seed + 1)

@@ -42,6 +42,7 @@ def test_whole_demo_at_reduced_size(tmp_path):
     for name in ("translations.png", "neighbourhoods.png", "dynamics.png"):
         assert (tmp_path / "report" / name).is_file() and name in html
     assert (tmp_path / "neighbors" / "index.html").is_file()
+    assert "inception embeddings" in html and "Precision@5 on the dataset's known classes" in html
     shape = (1, 3, cfg.size, cfg.size)
     teacher_macs = count_macs(networks.define_G(3, 3, cfg.ngf, cfg.netG, cfg.norm), shape).total
     assert count_macs(load_slim(tmp_path / "slim_G.pt"), shape).total <= cfg.target_macs * teacher_macs

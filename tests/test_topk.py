@@ -90,3 +90,14 @@ def test_sign_matters_opposite_vectors_are_least_similar():
     idx, sim = topk_cosine(x, 3)
     assert idx[0].tolist() == [2, 3, 1]
     assert sim[0, -1].item() == pytest.approx(-1.0)
+
+
+def test_precision_at_k_counts_neighbours_with_the_centres_label():
+    from mggc_plugin.neighborhoods import precision_at_k
+
+    labels = torch.tensor([0, 0, 1, 1])
+    indices = torch.tensor([[1, 2], [0, 3], [3, 0], [2, 1]])  # each centre: one same-label, one other
+    assert precision_at_k(indices, labels) == 0.5
+    assert precision_at_k(torch.tensor([[1], [0], [3], [2]]), labels) == 1.0
+    with pytest.raises(ValueError, match="same N"):
+        precision_at_k(indices[:3], labels)

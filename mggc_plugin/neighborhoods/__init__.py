@@ -42,7 +42,7 @@ from .cache import BuildReport, TeacherOutputs, build_teacher_outputs
 from .html import write_neighborhood_html
 from .pipeline import build_embeddings, build_neighborhoods, prepare_encoder
 from .store import FORMAT, FORMAT_VERSION, Neighborhoods, load_neighborhoods, save_neighborhoods
-from .topk import topk_cosine
+from .topk import precision_at_k, topk_cosine
 
 __all__ = [
     "IMG_EXTENSIONS", "DATASET_MODES", "DIRECTIONS", "list_images", "ImageRef", "DatasetSpec",
@@ -50,6 +50,7 @@ __all__ = [
     "NORM_STATS", "read_train_opt", "per_image_norm", "TeacherSpec", "sha256_file",
     "TeacherOutputs", "BuildReport", "build_teacher_outputs",
     "prepare_encoder", "build_embeddings", "build_neighborhoods",
-    "topk_cosine", "FORMAT", "FORMAT_VERSION", "Neighborhoods", "save_neighborhoods", "load_neighborhoods",
+    "topk_cosine", "precision_at_k", "FORMAT", "FORMAT_VERSION", "Neighborhoods", "save_neighborhoods",
+    "load_neighborhoods",
     "write_neighborhood_html",
 ]

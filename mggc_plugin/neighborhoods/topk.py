@@ -122,3 +122,13 @@ def topk_cosine(embeddings: torch.Tensor, k: int = 5, chunk_size: int = 1024) ->
     if used:
         flush()
     return best_i, best_v
+
+
+def precision_at_k(indices: torch.Tensor, labels: torch.Tensor) -> float:
+    """How often a neighbour shares its centre's label: the mean over samples i and their
+    neighbours j ∈ ``indices[i]`` (N×k, e.g. from :func:`topk_cosine`) of ``labels[j] ==
+    labels[i]`` — the check of Eq. 1's neighbourhoods on data whose classes are known."""
+    if indices.dim() != 2 or len(indices) != len(labels):
+        raise ValueError(f"indices {tuple(indices.shape)} and labels ({len(labels)}) must describe the same N "
+                         "samples: indices is N×k")
+    return (labels[indices] == labels[:, None]).float().mean().item()
