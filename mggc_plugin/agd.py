@@ -30,15 +30,13 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Callable, Dict, Iterable, List, Optional
+from typing import Callable, Dict, Iterable, Optional
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.optim.lr_scheduler import LambdaLR
-from tqdm import tqdm
 
-from .finetune import FitResult, ema_of, linear_lr
+from .finetune import FitResult, train_epochs
 from .metrics.inception import FID_INPUT_SIZE, load_fid_inception
 from .teacher import per_image_norm
 
@@ -175,25 +173,5 @@ def agd_fit(G: nn.Module, teacher: nn.Module, batches: SourceBatches, epochs: in
     copy of G returned in :class:`~mggc_plugin.finetune.FitResult`. There is no discriminator
     argument: nothing but the teacher's outputs shapes G's gradient."""
     trainer = AGDTrainer(G, teacher, config, perceptual)
-    scheduler = LambdaLR(trainer.opt_G, linear_lr(epochs, decay_epochs))
-    ema = ema_of(G, ema_decay) if ema_decay is not None else None
-    history: List[Dict[str, float]] = []
-    total = epochs * steps_per_epoch if steps_per_epoch else None
-    with tqdm(total=total, desc=desc, leave=False, disable=not progress) as bar:
-        for epoch in range(epochs):
-            lr = trainer.opt_G.param_groups[0]["lr"]
-            sums: Dict[str, float] = {}
-            steps = 0
-            for x in batches(epoch):
-                for key, value in trainer.step(x).items():
-                    sums[key] = sums.get(key, 0.0) + value
-                steps += 1
-                if ema is not None:
-                    ema.update_parameters(G)
-                bar.update()
-            if steps == 0:
-                raise ValueError(f"batches({epoch}) yielded no batch: every epoch needs at least one")
-            scheduler.step()
-            history.append({**{k: v / steps for k, v in sums.items()}, "lr": lr})
-            bar.set_postfix(content=f"{history[-1]['content']:.3f}")
-    return FitResult(history, ema.module if ema is not None else None)
+    return train_epochs(trainer.step, G, [trainer.opt_G], batches, epochs, decay_epochs, ema_decay, steps_per_epoch,
+                        progress, desc, postfix="content")

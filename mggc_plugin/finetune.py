@@ -22,7 +22,7 @@ exponential moving average (EMA) of G's weights.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -196,27 +196,42 @@ def fit(tuner: Finetuner, batches: EpochBatches, epochs: int, decay_epochs: Opti
     every step (``decay·ema + (1 − decay)·G``, parameters and buffers) and returned in
     :class:`FitResult`. ``steps_per_epoch`` only sizes the progress bar (shown when
     ``progress``). Returns the per-epoch mean losses."""
+    return train_epochs(lambda batch: tuner.step(*batch), tuner.G, [tuner.opt_G, tuner.opt_D], batches, epochs,
+                        decay_epochs, ema_decay, steps_per_epoch, progress, desc, postfix="G_L1")
+
+
+def train_epochs(step: Callable[[Any], Dict[str, float]], G: nn.Module, optimizers: Sequence[torch.optim.Optimizer],
+                 batches: Callable[[int], Iterable[Any]], epochs: int, decay_epochs: Optional[int] = None,
+                 ema_decay: Optional[float] = None, steps_per_epoch: Optional[int] = None, progress: bool = True,
+                 desc: str = "train", postfix: Optional[str] = None) -> FitResult:
+    """The epoch loop shared by :func:`fit` and :func:`mggc_plugin.agd.agd_fit`: ``step(batch)``
+    for every batch of ``batches(epoch)`` (it returns that step's losses), every optimiser on
+    :func:`linear_lr` (stepped after each epoch, as upstream's schedulers), with ``ema_decay`` an
+    EMA of ``G`` updated after every step; returns the per-epoch mean losses with ``lr`` (the
+    first optimiser's, during the epoch) and the EMA copy. ``postfix``: the loss shown on the
+    progress bar."""
     rule = linear_lr(epochs, decay_epochs)
-    schedulers = [LambdaLR(opt, rule) for opt in (tuner.opt_G, tuner.opt_D)]
-    ema = ema_of(tuner.G, ema_decay) if ema_decay is not None else None
+    schedulers = [LambdaLR(opt, rule) for opt in optimizers]
+    ema = ema_of(G, ema_decay) if ema_decay is not None else None
     history: List[Dict[str, float]] = []
     total = epochs * steps_per_epoch if steps_per_epoch else None
     with tqdm(total=total, desc=desc, leave=False, disable=not progress) as bar:
         for epoch in range(epochs):
-            lr = tuner.opt_G.param_groups[0]["lr"]
+            lr = optimizers[0].param_groups[0]["lr"]
             sums: Dict[str, float] = {}
             steps = 0
-            for x, real, target in batches(epoch):
-                for key, value in tuner.step(x, real, target).items():
+            for batch in batches(epoch):
+                for key, value in step(batch).items():
                     sums[key] = sums.get(key, 0.0) + value
                 steps += 1
                 if ema is not None:
-                    ema.update_parameters(tuner.G)
+                    ema.update_parameters(G)
                 bar.update()
             if steps == 0:
                 raise ValueError(f"batches({epoch}) yielded no batch: every epoch needs at least one")
             for scheduler in schedulers:
                 scheduler.step()
             history.append({**{k: v / steps for k, v in sums.items()}, "lr": lr})
-            bar.set_postfix(L1=f"{history[-1]['G_L1']:.3f}")
+            if postfix:
+                bar.set_postfix({postfix: f"{history[-1][postfix]:.3f}"})
     return FitResult(history, ema.module if ema is not None else None)
