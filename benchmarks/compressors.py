@@ -39,7 +39,6 @@ benchmark's :class:`Context` onto them.
 """
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
@@ -62,7 +61,7 @@ from mggc_plugin.gan_compression import (
 )
 from mggc_plugin.pruner import MGGCConfig, MGGCPruner
 from mggc_plugin.slim import slim
-from mggc_plugin.teacher import per_image_norm
+from mggc_plugin.teacher import inference_copy
 
 
 @dataclass
@@ -138,9 +137,7 @@ def _play(ctx: Context, target: float, ablation: str) -> Student:
     arch = pruner.finalize(round_to=ctx.round_to)
     masks_G = arch.v_G
     if ctx.fill:
-        with torch.no_grad():
-            o_G, _ = pruner.gen_G(pruner.h_D)  # the deterministic agent's logits: keep-logit = -o (Eq. 3)
-        masks_G = fill_to_budget(pruner.groups_G, masks_G, [-o.cpu() for o in o_G], target, ctx.round_to)
+        masks_G = fill_to_budget(pruner.groups_G, masks_G, arch.logits_G, target, ctx.round_to)
     G_T, D_T = ctx.G_T.cpu(), ctx.D_T.cpu()
     info = {"trimmed_channels_G": arch.trimmed_G, "steps": pruner.step_count,
             "sampled_kept_macs_G_last100": sum(h["kept_macs_G_total"] for h in history[-100:]) / min(100, len(history)),
@@ -155,7 +152,7 @@ def _l1_norm(ctx: Context, target: float) -> Student:
     masks = keep_masks(groups, widths.widths, "l1_norm")
     if ctx.fill:
         masks = fill_to_budget(groups, masks, filter_l1_scores(groups), target, ctx.round_to)
-    return Student(slim(G_T, groups, masks), _full_width(ctx.D_T.cpu(), ctx, G_T),
+    return Student(slim(G_T, groups, masks), full_width(ctx.D_T.cpu(), ctx, G_T),
                    info={"rate": widths.rate, "macs_before_fill": widths.macs / groups.full_macs})
 
 
@@ -168,7 +165,7 @@ def _d_example(ctx: Context, G: nn.Module) -> torch.Tensor:
     return torch.cat([x, y], 1) if ctx.conditional_D else y
 
 
-def _full_width(D: nn.Module, ctx: Context, G: nn.Module) -> nn.Module:
+def full_width(D: nn.Module, ctx: Context, G: nn.Module) -> nn.Module:
     """D wrapped as a full-width slim network, so every student is saved and reloaded alike."""
     groups_D = ChannelGroups.discover(D, _d_example(ctx, G))
     return slim(D, groups_D, [torch.ones(n, dtype=torch.bool) for n in groups_D.sizes])
@@ -185,7 +182,7 @@ def _scratch(ctx: Context, target: float) -> Student:
         torch.manual_seed(ctx.seed)
         G = networks.init_weights(slim(G_T, groups, masks))
         D = networks.define_D(**ctx.arch_D)
-    return Student(G, _full_width(D, ctx, G), info={"widths": [int(m.sum()) for m in masks]})
+    return Student(G, full_width(D, ctx, G), info={"widths": [int(m.sum()) for m in masks]})
 
 
 def validation_split(n: int) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -203,7 +200,7 @@ def _l1_to_teacher(x: torch.Tensor, y_teacher: torch.Tensor) -> Callable[[nn.Mod
     """The default search score: mean L1 between a sub-network's outputs and the teacher's on
     ``x``, image by image, run as upstream's test mode (a per-image-norm copy, dropout off)."""
     def score(G_sub: nn.Module) -> float:
-        G = per_image_norm(copy.deepcopy(G_sub).eval())
+        G = inference_copy(G_sub)
         device = next(G.parameters()).device
         with torch.no_grad():
             out = torch.cat([G(x[i:i + 1].to(device)).cpu() for i in range(len(x))])
@@ -252,7 +249,7 @@ def _supernet(ctx: Context, target: float, discriminator: bool) -> Student:
             "search_seconds": result.seconds, "search_score": result.score, "searched_widths": result.widths,
             "macs_before_fill": result.macs / supernet.groups.full_macs, "space": supernet.space,
             "discriminator": discriminator}
-    return Student(G, _full_width(D, ctx, G), supernet.history, info)
+    return Student(G, full_width(D, ctx, G), supernet.history, info)
 
 
 @dataclass(frozen=True)

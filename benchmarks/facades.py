@@ -72,15 +72,14 @@ from mggc_plugin.finetune import FinetuneConfig, Finetuner, fit
 from mggc_plugin.macs import count_macs
 from mggc_plugin.neighborhoods.pipeline import build_neighborhoods
 from mggc_plugin.slim import load_slim, save_slim
-from mggc_plugin.teacher import TeacherSpec
+from mggc_plugin.teacher import TeacherSpec, inference_copy
 from mggc_plugin.upstream.teacher import arch_D, arch_G, find_teacher
 
-from compressors import METHODS, Context, GameData, Student, check_methods
+from compressors import METHODS, Context, GameData, Student, check_methods, full_width
 from facades_setup import (
     TASKS,
     Task,
     ensure_teacher,
-    inference_copy,
     load_pairs,
     random_crops,
     teacher_options,
@@ -129,7 +128,7 @@ QUICK = Schedule(targets=(0.10,), seeds=(0,), prune_steps=8, finetune_epochs=1, 
 # ---------------------------------------------------------------------------------------------
 
 def finetune(method: str, student: Student, task: Task, train: Dict[str, torch.Tensor], teacher: nn.Module,
-             gan_mode: str, schedule: Schedule, seed: int, crop: int, device: str
+             schedule: Schedule, seed: int, crop: int, device: str
              ) -> Tuple[nn.Module, List[Dict[str, float]]]:
     """The shared finetuning (module docstring, step 2; a discriminator-free method: its own
     objective on the same batches). Returns the G to evaluate (the EMA of G's weights when
@@ -164,7 +163,7 @@ def finetune(method: str, student: Student, task: Task, train: Dict[str, torch.T
                          lambda epoch: (x for x, _, _ in batches(epoch)), schedule.finetune_epochs,
                          ema_decay=schedule.ema_decay, steps_per_epoch=steps)
     else:
-        config = FinetuneConfig(gan_mode=gan_mode, conditional_D=spec.teacher.conditional_D,
+        config = FinetuneConfig(gan_mode=spec.gan_mode, conditional_D=spec.teacher.conditional_D,
                                 lambda_L1=spec.lambda_L1, lambda_kd=schedule.lambda_kd if schedule.kd else 0.0)
         kd_layers = list(G.mggc_slim["groups"]) if schedule.kd else ()
         tuner = Finetuner(G, D, config, teacher=teacher.to(device) if schedule.kd else None, kd_layers=kd_layers)
@@ -227,9 +226,8 @@ def eval_data(task: Task, dataroot: Path, G_T: nn.Module, x_test: torch.Tensor, 
              for phase in ("train", "test")}
     ref_all = metrics.reference_features(files["train"] + files["test"], cache, half=task.target_half, size=size,
                                          device=device)
-    ref_test = metrics.reference_features(files["test"], cache, half=task.target_half, size=size, device=device)
-    if len(x_test) < len(files["test"]):  # --n_test: score against the images used
-        ref_test = ref_test[:len(x_test)]
+    test_rows = slice(len(files["train"]), len(files["train"]) + len(x_test))  # --n_test: the images used
+    ref_test = ref_all[test_rows]
     y01 = (y_test + 1) / 2
     data = EvalData(x_test, y01, translate(G_T, x_test, device), ref_all, ref_test)
     if task.label_classes:
@@ -289,7 +287,6 @@ class Run:
     ctx: Context
     train: Dict[str, torch.Tensor]
     G_T: nn.Module
-    gan_mode: str
     crop: int
     data: EvalData
     work: Path
@@ -319,9 +316,9 @@ def run_unit(run: Run, method: str, target: float, seed: int) -> Dict[str, objec
         ctx = replace(run.ctx, seed=seed, checkpoint=folder / "game.pt", fill=run.schedule.fill)
         student = METHODS[method].make(ctx, target)
         if run.schedule.d_policy == "teacher":
-            student.D = METHODS["l1_norm"].make(replace(ctx, fill=False), 1.0).D  # the teacher's D, slim-wrapped
+            student.D = full_width(ctx.D_T.cpu(), ctx, ctx.G_T.cpu())  # the teacher's D, slim-wrapped
         t1 = time.perf_counter()
-        G_eval, epochs = finetune(method, student, run.task, run.train, run.G_T, run.gan_mode, run.schedule, seed,
+        G_eval, epochs = finetune(method, student, run.task, run.train, run.G_T, run.schedule, seed,
                                   run.crop, run.ctx.device)
         t2 = time.perf_counter()
         save_slim(G_eval, student_file)
@@ -411,7 +408,7 @@ def prepare(args: argparse.Namespace, schedule: Schedule) -> Run:
                "cuda": torch.cuda.get_device_name() if args.device == "cuda" else None}
     header = {"commit": _git_commit(), "machine": machine}
     units = Path(args.units) if args.units else UNITS
-    return Run(task, args.task, schedule, ctx, {"x": train_x, "y": train_y}, G_T, task.spec.gan_mode, crop, data, work,
+    return Run(task, args.task, schedule, ctx, {"x": train_x, "y": train_y}, G_T, crop, data, work,
                units, header)
 
 

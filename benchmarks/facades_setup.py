@@ -11,7 +11,6 @@ Two tasks, each against a teacher trained by upstream (pytorch-CycleGAN-and-pix2
 from __future__ import annotations
 
 import argparse
-import copy
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from tqdm import tqdm
 
 from mggc_plugin.data import DatasetSpec, Preprocess
 from mggc_plugin.fileio import atomic_write, atomic_write_json
-from mggc_plugin.teacher import per_image_norm, read_train_opt
+from mggc_plugin.teacher import inference_copy, read_train_opt
 from mggc_plugin.upstream.compat import cpu_flags
 from mggc_plugin.upstream.specs import SPECS, GanSpec
 
@@ -133,12 +132,6 @@ def random_crops(images: torch.Tensor, idx: torch.Tensor, crop: int, g: torch.Ge
         patch = images[i, :, top:top + crop, left:left + crop]
         out.append(patch.flip(-1) if torch.rand((), generator=g) < 0.5 else patch)
     return torch.stack(out)
-
-
-def inference_copy(G: nn.Module) -> nn.Module:
-    """G as upstream's test.py runs it, made deterministic: BatchNorm normalises each image by
-    its own statistics (pix2pix trains with batch size 1), dropout off. A copy; G is untouched."""
-    return per_image_norm(copy.deepcopy(G).eval()).requires_grad_(False)
 
 
 @torch.no_grad()

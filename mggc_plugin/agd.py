@@ -28,7 +28,6 @@ optional EMA) and keeps AGD's gradient clipping (norm 5).
 """
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import Callable, Dict, Iterable, Optional
 
@@ -38,7 +37,7 @@ from torch import nn
 
 from .finetune import FitResult, train_epochs
 from .metrics.inception import FID_INPUT_SIZE, load_fid_inception
-from .teacher import per_image_norm
+from .teacher import inference_copy
 
 #: The layer of the FID Inception whose map the perceptual term compares (see module docstring).
 INCEPTION_CONTENT_LAYER = "conv_4"
@@ -136,7 +135,7 @@ class AGDTrainer:
                  perceptual: Optional[nn.Module] = None):
         self.G, self.config = G, config
         device = next(G.parameters()).device
-        self.teacher = per_image_norm(copy.deepcopy(teacher).eval()).requires_grad_(False).to(device)
+        self.teacher = inference_copy(teacher).to(device)
         if perceptual is None and config.lambda_perceptual > 0:
             perceptual = InceptionPerceptual(device=str(device))
         self.perceptual = perceptual.requires_grad_(False).to(device) if perceptual is not None else None

@@ -57,7 +57,7 @@ from .channels import ChannelGroups
 from .finetune import FeatureTaps, linear_lr
 from .losses import GAN_MODES, f_D, f_G
 from .slim import slim
-from .teacher import per_image_norm
+from .teacher import inference_copy
 
 #: GAN Compression's pix2pix candidate channels {16, 24, 32, 48, 56, 64} of 64 spread 1/4–1 of
 #: the widest; around a budget we span half to one and a half times its uniform keep-rate.
@@ -184,7 +184,7 @@ def train_supernet(G_T: nn.Module, D_T: Optional[nn.Module], groups: ChannelGrou
     if [g.root for g in sub_groups] != [g.root for g in groups] or sub_groups.sizes != groups.sizes:
         raise ValueError("the copy of G_T traced to other channel groups than `groups`: pass groups discovered on "
                          "G_T at the training input shape")
-    teacher = per_image_norm(copy.deepcopy(G_T).eval()).requires_grad_(False)
+    teacher = inference_copy(G_T)
     D = None
     if config.lambda_gan > 0 and D_T is not None:
         D = copy.deepcopy(D_T).to(device).train().requires_grad_(True)

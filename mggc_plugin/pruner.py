@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import heapq
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
@@ -129,14 +129,16 @@ class FinalArchitecture:
     """What :meth:`MGGCPruner.finalize` returns: one boolean mask per channel group of G
     (``v_G``) and of D (``v_D``), in the order of ``groups.sizes``, ready for
     :func:`mggc_plugin.slim`; ``macs_G`` the slimmed G's total MACs at the traced input shape,
-    ``kept_macs_G`` its fraction of the prunable MACs (≤ p), and ``trimmed_G`` how many channels
-    the deterministic agent kept that rounding and the budget removed."""
+    ``kept_macs_G`` its fraction of the prunable MACs (≤ p), ``trimmed_G`` how many channels
+    the deterministic agent kept that rounding and the budget removed, and ``logits_G`` the
+    agent's keep-logit ``-o`` of every channel (Eq. 3), the ranking the masks were cut by."""
 
     v_G: List[torch.Tensor]
     v_D: List[torch.Tensor]
     macs_G: float
     kept_macs_G: float
     trimmed_G: int
+    logits_G: List[torch.Tensor] = field(default_factory=list)
 
 
 def fixed_macs(groups: ChannelGroups) -> float:
@@ -421,7 +423,8 @@ class MGGCPruner:
             masks_D = [torch.ones(n, dtype=torch.bool) for n in self.groups_D.sizes]
         T_v = float(self.kept_macs(masks_G))
         trimmed = sum(int(((v.cpu() > 0) & ~m).sum()) for v, m in zip(v_G, masks_G))
-        return FinalArchitecture(masks_G, masks_D, T_v + self.T_fixed, T_v / self.T_total, trimmed)
+        return FinalArchitecture(masks_G, masks_D, T_v + self.T_fixed, T_v / self.T_total, trimmed,
+                                 [logit.detach() for logit in logit_G])
 
     def _trim_to_budget(self, logits: List[torch.Tensor], masks: List[torch.Tensor], round_to: int
                         ) -> List[torch.Tensor]:

@@ -2,6 +2,7 @@
 BatchNorm statistics it runs with (``running`` or ``per_image``, see :class:`TeacherSpec`)."""
 from __future__ import annotations
 
+import copy
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,13 @@ def per_image_norm(net: nn.Module) -> nn.Module:
             m.train()
             m.track_running_stats = False
     return net
+
+
+def inference_copy(net: nn.Module) -> nn.Module:
+    """A frozen copy of ``net`` as upstream's ``test.py`` runs it, made deterministic: dropout
+    off, BatchNorm normalising each image by its own statistics (:func:`per_image_norm`); the
+    teacher of distillation targets and evaluation. ``net`` is untouched."""
+    return per_image_norm(copy.deepcopy(net).eval()).requires_grad_(False)
 
 
 @dataclass(frozen=True)

@@ -97,11 +97,15 @@ def test_builds_the_file_and_page_then_reuses_the_caches(workspace, caplog):
     assert "encoder: reusing SwAV" in caplog.text and "embeddings: reusing" not in caplog.text
 
 
-def test_starting_from_a_swav_checkpoint_is_recorded(workspace, caplog):
+def _official_swav_checkpoint(path):
+    """A tiny SwAV resnet18 saved in the official checkpoint's layout (``module.`` prefixes)."""
     torch.manual_seed(1)
     net = encoders.SwAVNet("resnet18", 16, 32, 8)
-    torch.save({"module." + k.removeprefix("backbone."): v for k, v in net.state_dict().items()},
-               workspace / "swav.pth.tar")
+    torch.save({"module." + k.removeprefix("backbone."): v for k, v in net.state_dict().items()}, path)
+
+
+def test_starting_from_a_swav_checkpoint_is_recorded(workspace, caplog):
+    _official_swav_checkpoint(workspace / "swav.pth.tar")
     out = workspace / "nb.pt"
     caplog.set_level(logging.INFO, logger="mggc_plugin.neighborhoods")
     run("--dataroot", str(workspace / "data"), "--teacher",
@@ -191,10 +195,7 @@ def test_auto_takes_inception_without_a_swav_checkpoint(workspace, caplog):
 def test_auto_takes_swav_with_a_checkpoint_and_fits_the_batch_to_few_targets(workspace, caplog):
     """A SwAV checkpoint selects the paper's encoder; a batch larger than the 12 real targets is
     lowered to 12 with a log line instead of being refused."""
-    torch.manual_seed(1)
-    net = encoders.SwAVNet("resnet18", 16, 32, 8)
-    torch.save({"module." + k.removeprefix("backbone."): v for k, v in net.state_dict().items()},
-               workspace / "swav.pth.tar")
+    _official_swav_checkpoint(workspace / "swav.pth.tar")
     out = workspace / "nb.pt"
     caplog.set_level(logging.INFO, logger="mggc_plugin.neighborhoods")
     flags = list(TINY_SWAV)
