@@ -18,7 +18,7 @@ from typing import Callable, Dict, List, Optional, Tuple, Union
 import torch
 from tqdm import tqdm
 
-from .fileio import atomic_write
+from .fileio import atomic_torch_save
 from .pruner import MGGCPruner
 
 #: ``batches(step) -> (x, y_center, y_neighbor)``: the sources x_i, the teacher's outputs y'_i and
@@ -55,7 +55,7 @@ def save_game(pruner: MGGCPruner, history: History, checkpoint: Union[str, Path]
     """Write the per-step logs, then the pruner state, each atomically. In that order an
     interruption between the two leaves the logs ahead of the state, never behind:
     :func:`resume_game` cuts them to the state's step."""
-    atomic_write(history_path(checkpoint), lambda tmp: torch.save(history, tmp))
+    atomic_torch_save(history, history_path(checkpoint))
     return pruner.save(checkpoint)
 
 

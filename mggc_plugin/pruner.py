@@ -39,7 +39,7 @@ from torch import nn
 
 from .agents import Agent, ArchitectureAgent, LogitAgent, gumbel_sigmoid
 from .channels import ChannelGroups
-from .fileio import atomic_write
+from .fileio import atomic_torch_save
 from .losses import GAN_MODES, L, R, f_D, f_G
 from .macs import frozen_eval
 
@@ -502,7 +502,7 @@ class MGGCPruner:
     def save(self, path: Union[str, Path]) -> Path:
         """Write :meth:`state_dict` to ``path`` atomically (temporary file, then rename)."""
         state = self.state_dict()
-        return atomic_write(path, lambda tmp: torch.save(state, tmp))
+        return atomic_torch_save(state, path)
 
     def load(self, path: Union[str, Path]) -> None:
         """Read a file written by :meth:`save` (with ``weights_only=True``) and restore it."""

@@ -33,7 +33,7 @@ from torch import nn
 from . import networks
 from .channels import ChannelGroups, dependency_graph, traceable
 from .errors import MGGCFileNotFoundError, MGGCUserError
-from .fileio import atomic_write
+from .fileio import atomic_torch_save, atomic_write
 from .footprint import check_runnable
 from .networks import ArchSpec
 
@@ -137,7 +137,7 @@ def save_slim(model: nn.Module, path: PathLike) -> Path:
                "input_shape": list(info["input_shape"]), "groups": list(info["groups"]),
                "widths": list(info["widths"]),
                "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
-    return atomic_write(path, lambda tmp: torch.save(payload, tmp))
+    return atomic_torch_save(payload, path)
 
 
 def read_slim_checkpoint(path: PathLike) -> dict:

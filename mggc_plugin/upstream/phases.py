@@ -20,7 +20,7 @@ from .. import baselines
 from ..agents import gumbel_sigmoid
 from ..channels import ChannelGroups
 from ..errors import MGGCFileNotFoundError, MGGCUserError
-from ..fileio import atomic_write
+from ..fileio import atomic_torch_save
 from ..finetune import Finetuner
 from ..macs import frozen_eval
 from ..networks import arch_of
@@ -78,7 +78,7 @@ def save_masks(path: Path, method: str, round_to: int, groups_G: ChannelGroups, 
     state = {"format": MASKS_FORMAT, "version": MASKS_VERSION, "method": method, "round_to": round_to,
              "groups_G": list(groups_G.sizes), "groups_D": list(groups_D.sizes),
              "v_G": [v.bool().cpu() for v in v_G], "v_D": [v.bool().cpu() for v in v_D]}
-    return atomic_write(path, lambda tmp: torch.save(state, tmp))
+    return atomic_torch_save(state, path)
 
 
 def load_masks(path: Path, groups_G: ChannelGroups, groups_D: ChannelGroups) -> Dict[str, Any]:
@@ -397,7 +397,7 @@ class FinetunePhase(Phase):
         save_slim(self.nets["G"], run_dir / f"{epoch}_slim_G.pt")
         save_slim(self.nets["D"], run_dir / f"{epoch}_slim_D.pt")
         state = {"opt_G": self.finetuner.opt_G.state_dict(), "opt_D": self.finetuner.opt_D.state_dict()}
-        atomic_write(run_dir / f"{epoch}_mggc_finetune.pt", lambda tmp: torch.save(state, tmp))
+        atomic_torch_save(state, run_dir / f"{epoch}_mggc_finetune.pt")
 
     def resume(self, run_dir: Path, epoch: str) -> None:
         path = run_dir / f"{epoch}_mggc_finetune.pt"
