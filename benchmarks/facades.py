@@ -287,6 +287,7 @@ class Run:
     ctx: Context
     train: Dict[str, torch.Tensor]
     G_T: nn.Module
+    teacher_macs: float
     crop: int
     data: EvalData
     work: Path
@@ -329,9 +330,9 @@ def run_unit(run: Run, method: str, target: float, seed: int) -> Dict[str, objec
     outputs = translate(G_eval, run.data.x_test, run.ctx.device)
     values, per_image = score(outputs, run.data, run.task)
     shape = (1, *run.data.x_test.shape[1:])
-    macs, teacher_macs = count_macs(G_eval, shape).total, count_macs(run.G_T, shape).total
+    macs = count_macs(G_eval, shape).total
     unit = {"task": run.task_name, "method": method, "budget": target, "seed": seed, "protocol": protocol,
-            "macs": macs, "macs_ratio": macs / teacher_macs, "params": sum(p.numel() for p in G_eval.parameters()),
+            "macs": macs, "macs_ratio": macs / run.teacher_macs, "params": sum(p.numel() for p in G_eval.parameters()),
             "widths": list(G_eval.mggc_slim["widths"]), "metrics": values, "per_image": per_image,
             "seconds": {**record["seconds"], "evaluate": time.perf_counter() - t3}, **record, **run.header}
     atomic_write_json(path, unit, indent=None)
@@ -348,9 +349,8 @@ def teacher_unit(run: Run) -> Dict[str, object]:
     if path.is_file() and json.loads(path.read_text()).get("protocol") == protocol:
         return json.loads(path.read_text())
     values, per_image = score(run.data.teacher_out, run.data, run.task, is_teacher=True)
-    shape = (1, *run.data.x_test.shape[1:])
     unit = {"task": run.task_name, "method": "teacher", "budget": 1.0, "seed": 0, "protocol": protocol,
-            "macs": count_macs(run.G_T, shape).total, "macs_ratio": 1.0,
+            "macs": run.teacher_macs, "macs_ratio": 1.0,
             "params": sum(p.numel() for p in run.G_T.parameters()), "metrics": values, "per_image": per_image,
             **run.header}
     atomic_write_json(path, unit, indent=None)
@@ -408,7 +408,8 @@ def prepare(args: argparse.Namespace, schedule: Schedule) -> Run:
                "cuda": torch.cuda.get_device_name() if args.device == "cuda" else None}
     header = {"commit": _git_commit(), "machine": machine}
     units = Path(args.units) if args.units else UNITS
-    return Run(task, args.task, schedule, ctx, {"x": train_x, "y": train_y}, G_T, crop, data, work,
+    return Run(task, args.task, schedule, ctx, {"x": train_x, "y": train_y}, G_T,
+               count_macs(G_T, (1, *x_test.shape[1:])).total, crop, data, work,
                units, header)
 
 

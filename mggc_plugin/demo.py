@@ -93,22 +93,27 @@ class Stages:
         return result
 
 
-def _write_dataset(root: Path, cfg: DemoConfig) -> Tuple[DatasetSpec, str]:
+def _write_dataset(root: Path, cfg: DemoConfig) -> Tuple[Tuple[DatasetSpec, torch.Tensor], str]:
+    """The dataset folder, and each training pair's dominant object class (the labels the
+    neighbourhoods are checked against), kept beside the images in ``demo_data.json``."""
     dataset = DatasetSpec(root, "aligned", "AtoB")
     summary = f"{cfg.n_train} train / {cfg.n_test} test label→photo pairs at {cfg.size}² in {root}"
     key = {k: v for k, v in asdict(cfg).items() if k in ("size", "n_train", "n_test", "seed")}
     config_file = root / "demo_data.json"
     # Rewriting unchanged files would change their mtimes and invalidate the neighbourhood cache.
-    if config_file.is_file() and json.loads(config_file.read_text()) == key:
-        return dataset, "reused " + summary
+    if config_file.is_file():
+        saved = json.loads(config_file.read_text())
+        if saved.get("key") == key and "dominant_class" in saved:
+            return (dataset, torch.tensor(saved["dominant_class"])), "reused " + summary
     train, test = synthetic.split(cfg.n_train, cfg.n_test, cfg.size, cfg.seed)
     for phase, pairs in (("train", train), ("test", test)):
         for stale in list_images(root / phase) if (root / phase).is_dir() else []:
             stale.unlink()
         for i in range(len(pairs)):
             _save_png(torch.cat([pairs.A[i], pairs.B[i]], dim=2), root / phase / f"{i:05d}.png")
-    atomic_write_json(config_file, key)
-    return dataset, summary
+    labels = synthetic.dominant_class(train.classes)
+    atomic_write_json(config_file, {"key": key, "dominant_class": labels.tolist()})
+    return (dataset, labels), summary
 
 
 def _save_png(t: torch.Tensor, path: Path) -> None:
@@ -173,7 +178,7 @@ def _teacher(out: Path, cfg: DemoConfig, x: torch.Tensor, y: torch.Tensor) -> Tu
     return (G, D), f"{cfg.netG} (ngf {cfg.ngf}) trained {cfg.teacher_epochs} epochs, final L1 {logs['G_L1']:.3f}"
 
 
-def _neighbourhoods(out: Path, cfg: DemoConfig, dataset: DatasetSpec, preprocess: Preprocess
+def _neighbourhoods(out: Path, cfg: DemoConfig, dataset: DatasetSpec, labels: torch.Tensor, preprocess: Preprocess
                     ) -> Tuple[Tuple[Neighborhoods, TeacherOutputs, float, float], str]:
     """Eq. 1 with the default encoder (``auto``: the FID Inception network, no SwAV checkpoint
     being given), and the neighbourhoods' precision@k on the demo's known classes beside the
@@ -181,7 +186,6 @@ def _neighbourhoods(out: Path, cfg: DemoConfig, dataset: DatasetSpec, preprocess
     teacher = TeacherSpec(out / "teacher" / "latest_net_G.pth", cfg.netG, cfg.ngf, cfg.norm)
     nb, outputs = build_neighborhoods(dataset, teacher, preprocess, out / "neighbors.pt", out / "cache", k=cfg.k)
     write_neighborhood_html(out / "neighbors", nb, outputs, n_centres=min(20, len(nb)), sources=dataset.sources())
-    labels = synthetic.dominant_class(synthetic.split(cfg.n_train, cfg.n_test, cfg.size, cfg.seed)[0].classes)
     precision = precision_at_k(nb.indices, labels)
     chance = float((torch.bincount(labels).float() / len(labels)).pow(2).sum())
     return (nb, outputs, precision, chance), (
@@ -248,10 +252,11 @@ def run_demo(out: Path, cfg: DemoConfig = DemoConfig()) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     stages = Stages()
     preprocess = Preprocess(cfg.size)
-    dataset = stages.run("data", _write_dataset, out / "data", cfg)
+    dataset, labels = stages.run("data", _write_dataset, out / "data", cfg)
     x, y = _load_pairs(dataset, preprocess)
     G, D = stages.run("teacher", _teacher, out, cfg, x, y)
-    nb, outputs, precision, chance = stages.run("neighbourhoods", _neighbourhoods, out, cfg, dataset, preprocess)
+    nb, outputs, precision, chance = stages.run("neighbourhoods", _neighbourhoods, out, cfg, dataset, labels,
+                                                 preprocess)
     pruner, history = stages.run("prune", _prune, cfg, G, D, x, nb, outputs)
     G_s, _ = stages.run("slim+finetune", _slim_and_finetune, cfg, pruner, x, y)
     x_test, y_test = _load_pairs(replace(dataset, phase="test"), preprocess)

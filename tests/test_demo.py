@@ -21,10 +21,12 @@ def test_synthetic_pairs_are_structured_and_deterministic():
 
 def test_first_stages_write_an_upstream_dataset_and_a_teacher(tmp_path):
     cfg = replace(QUICK, n_train=8, n_test=2, size=32)
-    dataset, summary = _write_dataset(tmp_path / "data", cfg)
+    (dataset, labels), summary = _write_dataset(tmp_path / "data", cfg)
     assert len(dataset.sources()) == 8 and "8 train / 2 test" in summary
-    _, again = _write_dataset(tmp_path / "data", cfg)
-    assert again.startswith("reused")
+    train, _ = synthetic.split(8, 2, 32, cfg.seed)
+    assert torch.equal(labels, synthetic.dominant_class(train.classes))
+    (_, labels_again), again = _write_dataset(tmp_path / "data", cfg)
+    assert again.startswith("reused") and torch.equal(labels_again, labels)
     x, y = _load_pairs(dataset, Preprocess(cfg.size))
     assert x.shape == y.shape == (8, 3, 32, 32)
     (G, D), summary = _teacher(tmp_path, cfg, x, y)
