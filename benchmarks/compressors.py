@@ -88,7 +88,9 @@ class Context:
     real samples; None: the teacher's outputs y' stand in. ``score``: the search's validation
     score of a sub-network (lower is better), e.g. KID on the held-out images of
     :func:`validation_split`; None: L1 to y' on them. ``supernet_steps``: None = ``prune_steps``
-    (a game's cost). ``search_candidates``: how many configurations the search scores."""
+    (a game's cost). ``search_candidates``: how many configurations the search scores.
+    ``game_options``: :class:`~mggc_plugin.pruner.MGGCConfig` fields the games use beyond the
+    budget, objective and row (e.g. ``{"gan_mode": "vanilla", "lambda_rec": 10.0}``)."""
 
     G_T: nn.Module
     D_T: nn.Module
@@ -109,6 +111,7 @@ class Context:
     score: Optional[Callable[[nn.Module], float]] = None
     supernet_steps: Optional[int] = None
     search_candidates: int = 200
+    game_options: Dict[str, object] = field(default_factory=dict)
 
     def example_x(self) -> torch.Tensor:
         """One source image: the shape channel groups and MACs are traced at."""
@@ -128,8 +131,9 @@ class Student:
 
 def _play(ctx: Context, target: float, ablation: str) -> Student:
     """The pruning game of Eq. 2 in the given Table 2 row, resumed from ``ctx.checkpoint``."""
-    config = MGGCConfig(target_macs=target, gan_mode=ctx.gan_mode, conditional_D=ctx.conditional_D,
-                        ablation=ablation, seed=ctx.seed)
+    options = {"gan_mode": ctx.gan_mode, **ctx.game_options}
+    config = MGGCConfig(target_macs=target, conditional_D=ctx.conditional_D, ablation=ablation, seed=ctx.seed,
+                        **options)  # type: ignore[arg-type]
     pruner = MGGCPruner(ctx.G_T.to(ctx.device), ctx.D_T.to(ctx.device), ctx.example_x().to(ctx.device), config)
     game = ctx.game
     batches = neighbor_batches(game.x, game.y_center, game.neighbors, ctx.batch_size, ctx.seed, ctx.device)
@@ -141,8 +145,15 @@ def _play(ctx: Context, target: float, ablation: str) -> Student:
     G_T, D_T = ctx.G_T.cpu(), ctx.D_T.cpu()
     info = {"trimmed_channels_G": arch.trimmed_G, "steps": pruner.step_count,
             "sampled_kept_macs_G_last100": sum(h["kept_macs_G_total"] for h in history[-100:]) / min(100, len(history)),
-            "p": pruner.p, "macs_before_fill": arch.macs_G / pruner.groups_G.full_macs}
+            "p": pruner.p, "macs_before_fill": arch.macs_G / pruner.groups_G.full_macs,
+            "d_auc_first50": _mean(history[:50], "d_auc"), "d_auc_last500": _mean(history[-500:], "d_auc"),
+            "kept_channels_D_final": float(torch.cat(arch.v_D).float().mean()), "game_options": options}
     return Student(slim(G_T, pruner.groups_G, masks_G), slim(D_T, pruner.groups_D, arch.v_D), history, info)
+
+
+def _mean(history: List[Dict[str, float]], key: str) -> Optional[float]:
+    values = [h[key] for h in history if key in h]
+    return sum(values) / len(values) if values else None
 
 
 def _l1_norm(ctx: Context, target: float) -> Student:

@@ -166,7 +166,10 @@ def finetune(method: str, student: Student, task: Task, train: Dict[str, torch.T
         config = FinetuneConfig(gan_mode=spec.gan_mode, conditional_D=spec.teacher.conditional_D,
                                 lambda_L1=spec.lambda_L1, lambda_kd=schedule.lambda_kd if schedule.kd else 0.0)
         kd_layers = list(G.mggc_slim["groups"]) if schedule.kd else ()
-        tuner = Finetuner(G, D, config, teacher=teacher.to(device) if schedule.kd else None, kd_layers=kd_layers)
+        kd_teacher = None
+        if schedule.kd:  # the teacher as y' was computed: per-image BatchNorm, never eval()
+            kd_teacher = teacher_T if teacher_T is not None else inference_copy(teacher).to(device)
+        tuner = Finetuner(G, D, config, teacher=kd_teacher, kd_layers=kd_layers)
         result = fit(tuner, batches, schedule.finetune_epochs, ema_decay=schedule.ema_decay, steps_per_epoch=steps)
         tuner.close()
     student.G, student.D = G.cpu(), D.cpu()

@@ -211,7 +211,7 @@ def _slim_and_finetune(cfg: DemoConfig, pruner: MGGCPruner, x: torch.Tensor, y: 
     arch = pruner.finalize(round_to=cfg.round_to)
     G_s = slim(pruner.G, pruner.groups_G, arch.v_G).to(cfg.device)
     D_s = slim(pruner.D, pruner.groups_D, arch.v_D).to(cfg.device)
-    tuner = Finetuner(G_s, D_s, FinetuneConfig(gan_mode="hinge", lambda_kd=cfg.lambda_kd), teacher=pruner.G,
+    tuner = Finetuner(G_s, D_s, FinetuneConfig(gan_mode="hinge", lambda_kd=cfg.lambda_kd), teacher=pruner.G.eval(),
                       kd_layers=[g.root for g in pruner.groups_G])
     logs = _train(tuner, x, y, cfg.finetune_epochs, cfg, "finetune")
     tuner.close()

@@ -81,9 +81,13 @@ class Finetuner:
     """Trains a slim G and D with :class:`FinetuneConfig`'s objective.
 
     ``G``, ``D``: the slim student pair (trained in place). ``teacher``: the full teacher G, only
-    for KD (frozen, eval mode). ``kd_layers``: the layers to distil at (names shared by student
-    and teacher; typically ``[g.root for g in groups_G]``). Optimisers: Adam on D, and on G plus
-    the KD adapters.
+    for KD, already in the mode its targets are computed in — typically
+    :func:`mggc_plugin.teacher.inference_copy` (per-image BatchNorm as upstream's ``test.py``);
+    it is run as given and never switched to ``eval()``, which would make a per-image-norm
+    teacher normalise by its running statistics and distil another network. Its parameters stop
+    requiring gradients. ``kd_layers``: the layers to distil at (names shared by student and
+    teacher; typically ``[g.root for g in groups_G]``). Optimisers: Adam on D, and on G plus the
+    KD adapters.
     """
 
     def __init__(self, G: nn.Module, D: nn.Module, config: FinetuneConfig, teacher: Optional[nn.Module] = None,
@@ -96,7 +100,7 @@ class Finetuner:
         self.kd_layers: List[str] = list(kd_layers) if config.lambda_kd > 0 else []
         if self.kd_layers:
             assert teacher is not None, "checked above: lambda_kd > 0 needs the teacher"
-            self.teacher = teacher.eval().requires_grad_(False)
+            self.teacher = teacher.requires_grad_(False)
             self._taps_S, self._taps_T = FeatureTaps(G, self.kd_layers), FeatureTaps(teacher, self.kd_layers)
             s_mods, t_mods = dict(G.named_modules()), dict(teacher.named_modules())
             for name in self.kd_layers:

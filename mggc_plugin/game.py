@@ -21,9 +21,10 @@ from tqdm import tqdm
 from .fileio import atomic_torch_save
 from .pruner import MGGCPruner
 
-#: ``batches(step) -> (x, y_center, y_neighbor)``: the sources x_i, the teacher's outputs y'_i and
-#: one neighbour y''_i of each (Eq. 2), already on the pruner's device.
-Batches = Callable[[int], Tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+#: ``batches(step) -> (x, y_center, y_neighbor[, x_neighbor])``: the sources x_i, the teacher's
+#: outputs y'_i, one neighbour y''_j of each (Eq. 2) and optionally the neighbours' own sources
+#: x_j (for ``MGGCConfig.real_source="own"``), already on the pruner's device.
+Batches = Callable[[int], Tuple[torch.Tensor, ...]]
 History = List[Dict[str, float]]
 
 
@@ -32,16 +33,17 @@ def neighbor_batches(x: torch.Tensor, y_center: torch.Tensor, neighbors: torch.T
     """The game's batches from the whole training set: ``x`` (N×C×H×W sources), ``y_center``
     (their teacher outputs y') and ``neighbors`` (N×k indices into ``y_center``, Eq. 1). Step s
     draws ``batch_size`` samples i uniformly with replacement and one of each sample's k
-    neighbours uniformly, from a generator seeded by ``seed`` and s alone."""
+    neighbours uniformly, from a generator seeded by ``seed`` and s alone. Yields ``(x_i, y'_i,
+    y''_j, x_j)``: x_j is the source the neighbour was generated from."""
     if len(x) != len(y_center) or len(neighbors) != len(x) or neighbors.dim() != 2:
         raise ValueError(f"x ({len(x)}), y_center ({len(y_center)}) and neighbors ({tuple(neighbors.shape)}) must "
                          f"describe the same samples: neighbors is N×k indices into y_center")
 
-    def draw(step: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def draw(step: int) -> Tuple[torch.Tensor, ...]:
         g = torch.Generator().manual_seed(seed * 1_000_003 + step)
         idx = torch.randint(len(x), (batch_size,), generator=g)
         pick = neighbors[idx, torch.randint(neighbors.shape[1], (len(idx),), generator=g)]
-        return x[idx].to(device), y_center[idx].to(device), y_center[pick].to(device)
+        return x[idx].to(device), y_center[idx].to(device), y_center[pick].to(device), x[pick].to(device)
 
     return draw
 

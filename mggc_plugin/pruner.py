@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import heapq
+from collections import deque
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
@@ -38,13 +39,18 @@ import torch
 from torch import nn
 
 from .agents import Agent, ArchitectureAgent, LogitAgent, gumbel_sigmoid
+from .baselines import fill_to_budget
 from .channels import ChannelGroups
+from .diagnostics import real_fake_auc
 from .fileio import atomic_torch_save
 from .losses import GAN_MODES, L, R, f_D, f_G
 from .macs import frozen_eval
 
 FORMAT = "mggc-pruner"
-VERSION = 1
+VERSION = 2
+
+#: What D's real neighbour y''_j is paired with (:attr:`MGGCConfig.real_source`).
+REAL_SOURCES = ("center", "own")
 
 
 @dataclass(frozen=True)
@@ -91,6 +97,32 @@ class MGGCConfig:
         the teacher's epochs (≈ 21,000 steps for horse2zebra).
     ablation: a key of :data:`ABLATIONS`; ``mggc`` is the full method.
     seed: seeds the agents' initialisation and the Gumbel noise (its own generator).
+
+    Repairs of the game's measured defects (``DESIGN.md``, "the game's known defects"); each
+    default is the paper's game, and each option goes beyond the paper:
+
+    baseline_lr: learning rate of the Baseline row's logit vectors (:class:`LogitAgent`); the
+        paper gives none. 0.1: the Baseline reaches a 25 % budget within ~200 steps on a small
+        ResNet (``tests/test_pruner_options.py``); with the agents' 1e-3 AdamW moves each logit by
+        at most ~1e-3 per step, and the facades game of 3,200 steps ended at 0.895 of the MACs
+        for a 0.10 budget, so its row measured a trim in ``finalize``, not the ablation.
+    lambda_rec: weight of a teacher-fidelity term ``λ_rec·|G(x; v_G) − y'|₁`` added to gen_G's
+        objective, so that gen_G keeps learning from the teacher's outputs when D stops
+        discriminating (0: off, the paper).
+    min_keep_D: a floor on D's kept fraction L(v_D): gen_D's sparsity term becomes
+        ``λ2·max(L, floor) + λ1·relu(floor − L)`` (no pull below the floor, a push back above
+        it), and :meth:`MGGCPruner.finalize` keeps at least that fraction of D's channels, by
+        keep-logit (0: off, the paper).
+    real_source: what D's real neighbour y''_j is paired with when D is conditional:
+        ``"center"``, the source x_i of the centre sample (Eq. 2 as written), or ``"own"``, its
+        own source x_j, so that D's real pairs are aligned (needs ``x_neighbor`` in
+        :meth:`MGGCPruner.step`).
+    final_window: the final architecture is cut from the mean of the agents' drop logits over
+        the last ``final_window`` steps instead of the agents' last state alone (1: the paper).
+    refill: after the budget trim, :meth:`MGGCPruner.finalize` adds G's dropped channels back by
+        keep-logit while the budget allows (:func:`mggc_plugin.baselines.fill_to_budget`), so
+        the student lands at its budget rather than wherever rounding and the deterministic
+        gates left it (False: the paper).
     """
 
     p: Optional[float] = None
@@ -106,6 +138,12 @@ class MGGCConfig:
     weight_decay: float = 1e-3
     ablation: str = "mggc"
     seed: int = 0
+    baseline_lr: float = 0.1
+    lambda_rec: float = 0.0
+    min_keep_D: float = 0.0
+    real_source: str = "center"
+    final_window: int = 1
+    refill: bool = False
 
     def __post_init__(self):
         if (self.p is None) == (self.target_macs is None):
@@ -122,6 +160,16 @@ class MGGCConfig:
         if self.tau <= 0 or self.lr <= 0 or self.lambda1 < 0 or self.lambda2 < 0:
             raise ValueError(f"tau={self.tau}, lr={self.lr}, lambda1={self.lambda1}, lambda2={self.lambda2}: "
                              f"tau and lr must be positive, the λs non-negative")
+        if self.baseline_lr <= 0:
+            raise ValueError(f"baseline_lr={self.baseline_lr}: the Baseline logits' learning rate must be positive")
+        if self.lambda_rec < 0:
+            raise ValueError(f"lambda_rec={self.lambda_rec}: the teacher-fidelity weight must be >= 0 (0: off)")
+        if not 0 <= self.min_keep_D < 1:
+            raise ValueError(f"min_keep_D={self.min_keep_D}: the floor on D's kept fraction must lie in [0, 1)")
+        if self.real_source not in REAL_SOURCES:
+            raise ValueError(f"real_source={self.real_source!r}: choose one of {', '.join(REAL_SOURCES)}")
+        if self.final_window < 1:
+            raise ValueError(f"final_window={self.final_window}: average the logits of at least 1 step")
 
 
 @dataclass(frozen=True)
@@ -139,6 +187,16 @@ class FinalArchitecture:
     kept_macs_G: float
     trimmed_G: int
     logits_G: List[torch.Tensor] = field(default_factory=list)
+
+
+def _saved_config(config: dict, version: int) -> dict:
+    """A saved configuration with every field of :class:`MGGCConfig`. Version 1 saves predate
+    the repair options: they played the paper's game (the options' defaults), and the logit
+    vectors of the rows without GRU agents learnt at the agents' ``lr``."""
+    row = ABLATIONS.get(config.get("ablation", "mggc"))
+    if version == 1 and row is not None and not row.agents:
+        config = {"baseline_lr": config.get("lr"), **config}
+    return {f.name: config.get(f.name, f.default) for f in fields(MGGCConfig)}
 
 
 def fixed_macs(groups: ChannelGroups) -> float:
@@ -209,6 +267,40 @@ def _rounded_masks(logits: Sequence[torch.Tensor], keep: Sequence[torch.Tensor],
         mask[logit.topk(width).indices] = True
         masks.append(mask)
     return masks
+
+
+def _mean_logits(recent: Sequence[List[torch.Tensor]]) -> List[torch.Tensor]:
+    """The per-channel mean of the drop logits recorded over several steps."""
+    return [torch.stack(per_step).mean(0) for per_step in zip(*recent)]
+
+
+def _keep_at_least(masks: Sequence[torch.Tensor], logits: Sequence[torch.Tensor], fraction: float,
+                   round_to: int) -> List[torch.Tensor]:
+    """``masks`` with dropped channels added back, highest keep-logit first over all groups,
+    until at least ``fraction`` of all channels are kept; each group that grew is then widened
+    to its next allowed width (a multiple of ``round_to``, or its full size) by the same order."""
+    out = [m.clone().bool() for m in masks]
+    total = sum(m.numel() for m in out)
+    need = int(torch.tensor(fraction * total).ceil()) - sum(int(m.sum()) for m in out)
+    if need <= 0:
+        return out
+    flat_logit = torch.cat([lg.float() for lg in logits])
+    flat_kept = torch.cat(out)
+    candidates = (~flat_kept).nonzero().flatten()
+    add = candidates[flat_logit[candidates].argsort(descending=True)[:need]]
+    flat_kept[add] = True
+    out = list(torch.split(flat_kept, [m.numel() for m in out]))
+    for i, (mask, logit) in enumerate(zip(out, logits)):
+        width = int(mask.sum())
+        allowed = min(w for w in _allowed_widths(mask.numel(), round_to) if w >= width)
+        if allowed > width:
+            order = logit.argsort(descending=True)
+            grown = mask.clone()
+            grown[[int(j) for j in order if not mask[j]][:allowed - width]] = True
+            out[i] = grown
+        else:
+            out[i] = mask.clone()
+    return out
 
 
 def _removal_order(logits: Sequence[torch.Tensor], masks: Sequence[torch.Tensor],
@@ -297,6 +389,9 @@ class MGGCPruner:
         self.h_D = torch.zeros(self.gen_D.embed_dim if self.gen_D is not None else 0, device=self.device)
         self.generator = torch.Generator().manual_seed(config.seed)
         self.step_count = 0
+        # The agents' drop logits of the last final_window steps (MGGCConfig.final_window).
+        self.recent_o_G: deque = deque(maxlen=config.final_window)
+        self.recent_o_D: deque = deque(maxlen=config.final_window)
 
     def _build_agents(self) -> Tuple[Agent, Optional[Agent]]:
         c, row = self.config, self.row
@@ -308,8 +403,17 @@ class MGGCPruner:
         return gen_G, gen_D
 
     def _optimizer(self, agent: nn.Module) -> torch.optim.Optimizer:
-        return torch.optim.AdamW(agent.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay,
-                                 foreach=True)
+        c = self.config
+        lr = c.baseline_lr if isinstance(agent, LogitAgent) else c.lr
+        return torch.optim.AdamW(agent.parameters(), lr=lr, weight_decay=c.weight_decay, foreach=True)
+
+    def sparsity_D(self, L_v: torch.Tensor) -> torch.Tensor:
+        """gen_D's penalty on D's kept fraction: ``λ2·L(v_D)`` (Eq. 6), or with a floor
+        ``min_keep_D`` (:class:`MGGCConfig`), ``λ2·max(L, floor) + λ1·relu(floor − L)``."""
+        c = self.config
+        if c.min_keep_D == 0:
+            return c.lambda2 * L_v
+        return c.lambda2 * L_v.clamp(min=c.min_keep_D) + c.lambda1 * torch.relu(c.min_keep_D - L_v)
 
     def _d_input(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return torch.cat([x, y], 1) if self.config.conditional_D else y
@@ -318,13 +422,15 @@ class MGGCPruner:
         """T(v_G) of Eq. 5: the prunable MACs of the sub-network v_G selects (differentiable)."""
         return self.groups_G.macs(v_G) - self.T_fixed
 
-    def step(self, x: torch.Tensor, y_center: torch.Tensor, y_neighbor: Optional[torch.Tensor] = None
-             ) -> Dict[str, float]:
+    def step(self, x: torch.Tensor, y_center: torch.Tensor, y_neighbor: Optional[torch.Tensor] = None,
+             x_neighbor: Optional[torch.Tensor] = None) -> Dict[str, float]:
         """Play one step of Eq. 2 and update the agents.
 
         ``x``: source batch; ``y_center``: the teacher's outputs y' = G(x); ``y_neighbor``: a
         neighbour y'' of each y' on the teacher's manifold (Eq. 1), D's real sample in the
         ``mggc`` row (required there); the other rows use y' itself (k = 0) and ignore it.
+        ``x_neighbor``: the source each neighbour was generated from, which a conditional D
+        reads beside it with ``real_source="own"`` (required there).
 
         gen_G reads the embedding h_D gen_D produced in the previous step (zeros at first) and
         samples v_G; gen_D reads this step's h_G and samples v_D (Eq. 3, 4). The embeddings are
@@ -332,20 +438,33 @@ class MGGCPruner:
         ``f_D(D(x, y''; v_D), D(x, G(x; v_G); v_D)) + λ2·L(v_D)``, gen_G minimises
         ``f_G(D(x, G(x; v_G); v_D)) + λ1·R(v_G)``. One AdamW step each.
 
+        With ``lambda_rec > 0`` gen_G's objective also has ``λ_rec·|G(x; v_G) − y'|₁``, and with
+        ``min_keep_D`` gen_D's sparsity term is :meth:`sparsity_D` (:class:`MGGCConfig`).
+
         Returns the quantities of the paper's Fig. 4: ``loss_G`` (f_G), ``loss_D`` (f_D), ``R``,
         ``L`` (1.0 with a full D), ``kept_macs_G`` (T(v_G)/T_total, fraction of the prunable MACs,
         comparable to p), ``kept_macs_G_total`` (fraction of G's total MACs) and
-        ``kept_channels_D`` (fraction of D's prunable channels, equal to L by Eq. 6).
+        ``kept_channels_D`` (fraction of D's prunable channels, equal to L by Eq. 6); and the
+        watch on D: ``d_auc``, the probability that D scores a real patch above a fake one
+        (:func:`~mggc_plugin.diagnostics.real_fake_auc`; 0.5: D no longer tells them apart,
+        below: inverted), and ``rec`` (``|G(x; v_G) − y'|₁``, teacher fidelity).
         """
         c = self.config
+        x_real = x
         if not self.row.manifold:
             real = y_center
         elif y_neighbor is not None:
             real = y_neighbor
+            if c.conditional_D and c.real_source == "own":
+                if x_neighbor is None:
+                    raise ValueError("real_source='own' pairs each neighbour y''_j with its own source x_j: pass "
+                                     "x_neighbor (game.neighbor_batches yields it)")
+                x_real = x_neighbor
         else:
             raise ValueError("the mggc row trains D on neighbours y'' of y' (k > 0): pass y_neighbor, or use "
                              "ablation='feedback', whose real sample is y' itself (k = 0)")
-        x, real = x.to(self.device), real.to(self.device)
+        x, x_real, real = x.to(self.device), x_real.to(self.device), real.to(self.device)
+        y_center = y_center.to(self.device)
 
         with teacher_mode(self.G, self.D):
             o_G, h_G = self.gen_G(self.h_D)
@@ -361,25 +480,31 @@ class MGGCPruner:
                 fake = self.G(x)
             with gated_D:
                 with torch.set_grad_enabled(v_D is not None):
-                    pred_real = self.D(self._d_input(x, real))
+                    pred_real = self.D(self._d_input(x_real, real))
                 pred_fake = self.D(self._d_input(x, fake))
             loss_D = f_D(pred_real, pred_fake, c.gan_mode)
             loss_G = f_G(pred_fake, c.gan_mode)
+            rec = (fake - y_center).abs().mean()
             T_v = self.kept_macs(v_G)
             R_v = R(T_v, self.p, self.T_total)
             if v_D is not None:
                 assert self.gen_D is not None and self.opt_D is not None, "only gen_D samples v_D"
                 L_v = L(v_D)
-                self._descend(self.gen_D, self.opt_D, loss_D + c.lambda2 * L_v, retain_graph=True)
-            self._descend(self.gen_G, self.opt_G, loss_G + c.lambda1 * R_v, retain_graph=False)
+                self._descend(self.gen_D, self.opt_D, loss_D + self.sparsity_D(L_v), retain_graph=True)
+            objective_G = loss_G + c.lambda1 * R_v + (c.lambda_rec * rec if c.lambda_rec > 0 else 0.0)
+            self._descend(self.gen_G, self.opt_G, objective_G, retain_graph=False)
 
+        self.recent_o_G.append([o.detach().cpu() for o in o_G])
+        if v_D is not None:
+            self.recent_o_D.append([o.detach().cpu() for o in o_D])
         self.h_G, self.h_D = h_G.detach(), h_D.detach()
         self.step_count += 1
         kept_D = L_v.item() if v_D is not None else 1.0
         kept_G = T_v.item()
         return {"loss_G": loss_G.item(), "loss_D": loss_D.item(), "R": R_v.item(), "L": kept_D,
                 "kept_macs_G": kept_G / self.T_total,
-                "kept_macs_G_total": (kept_G + self.T_fixed) / self.groups_G.full_macs, "kept_channels_D": kept_D}
+                "kept_macs_G_total": (kept_G + self.T_fixed) / self.groups_G.full_macs, "kept_channels_D": kept_D,
+                "d_auc": real_fake_auc(pred_real.detach(), pred_fake.detach()), "rec": rec.item()}
 
     @staticmethod
     def _descend(agent: nn.Module, opt: torch.optim.Optimizer, loss: torch.Tensor, retain_graph: bool) -> None:
@@ -407,18 +532,34 @@ class MGGCPruner:
         lowest-logit channels (highest o), one allowed width step at a time, starting with the
         step whose channels have the lowest mean logit. Raises ValueError if even the smallest
         widths exceed the budget. D has no budget; its masks are only rounded.
+
+        Beyond the paper (:class:`MGGCConfig`): with ``final_window > 1`` the logits are the mean
+        of the agents' logits over the last ``final_window`` steps played; with ``refill`` G's
+        dropped channels are added back by keep-logit while the budget allows; with
+        ``min_keep_D`` D keeps at least that fraction of its channels, its highest-logit ones.
         """
         if round_to < 1:
             raise ValueError(f"round_to={round_to}: use 1 (exact widths) or a positive multiple such as 8")
+        c = self.config
         o_G, h_G = self.gen_G(self.h_D)
+        if c.final_window > 1 and self.recent_o_G:
+            o_G = _mean_logits(self.recent_o_G)
         logit_G = [-o.cpu() for o in o_G]
-        v_G = gumbel_sigmoid(o_G, self.config.tau, deterministic=True)
+        v_G = gumbel_sigmoid(o_G, c.tau, deterministic=True)
         masks_G = _rounded_masks(logit_G, [v.cpu() for v in v_G], round_to)
         masks_G = self._trim_to_budget(logit_G, masks_G, round_to)
+        if c.refill:
+            target = (self.p * self.T_total + self.T_fixed) / self.groups_G.full_macs
+            masks_G = fill_to_budget(self.groups_G, masks_G, logit_G, target, round_to)
         if self.gen_D is not None:
             o_D, _ = self.gen_D(h_G)
-            v_D = gumbel_sigmoid(o_D, self.config.tau, deterministic=True)
-            masks_D = _rounded_masks([-o.cpu() for o in o_D], [v.cpu() for v in v_D], round_to)
+            if c.final_window > 1 and self.recent_o_D:
+                o_D = _mean_logits(self.recent_o_D)
+            logit_D = [-o.cpu() for o in o_D]
+            v_D = gumbel_sigmoid(o_D, c.tau, deterministic=True)
+            masks_D = _rounded_masks(logit_D, [v.cpu() for v in v_D], round_to)
+            if c.min_keep_D > 0:
+                masks_D = _keep_at_least(masks_D, logit_D, c.min_keep_D, round_to)
         else:
             masks_D = [torch.ones(n, dtype=torch.bool) for n in self.groups_D.sizes]
         T_v = float(self.kept_macs(masks_G))
@@ -466,6 +607,7 @@ class MGGCPruner:
                 "gen_D": self.gen_D.state_dict() if self.gen_D is not None else None,
                 "opt_D": self.opt_D.state_dict() if self.opt_D is not None else None,
                 "h_G": self.h_G.cpu(), "h_D": self.h_D.cpu(), "step_count": self.step_count,
+                "recent_o_G": list(self.recent_o_G), "recent_o_D": list(self.recent_o_D),
                 "gumbel_rng": self.generator.get_state(), "torch_rng": torch.get_rng_state(), "cuda_rng": cuda_rng}
 
     def load_state_dict(self, state: dict) -> None:
@@ -473,13 +615,13 @@ class MGGCPruner:
         must have been built with the same configuration and networks."""
         if not isinstance(state, dict) or state.get("format") != FORMAT:
             raise ValueError("not an MGGC pruner state (write it with MGGCPruner.save / state_dict)")
-        if state.get("version") != VERSION:
+        if state.get("version") not in (1, VERSION):
             raise ValueError(f"pruner state of version {state.get('version')}; this mggc-plugin reads "
-                             f"version {VERSION}")
-        saved = state["config"]
-        differ = [f.name for f in fields(MGGCConfig) if saved.get(f.name) != getattr(self.config, f.name)]
+                             f"versions 1 and {VERSION}")
+        saved = _saved_config(state["config"], state["version"])
+        differ = [name for name, value in saved.items() if value != getattr(self.config, name)]
         if differ:
-            changes = ", ".join(f"{n}={saved.get(n)!r} (now {getattr(self.config, n)!r})" for n in differ)
+            changes = ", ".join(f"{n}={saved[n]!r} (now {getattr(self.config, n)!r})" for n in differ)
             raise ValueError(f"the pruner state was written with other options: {changes}; resume with the "
                              f"same options")
         if state["groups_G"] != self.groups_G.sizes or state["groups_D"] != self.groups_D.sizes:
@@ -494,6 +636,10 @@ class MGGCPruner:
             self.opt_D.load_state_dict(state["opt_D"])
         self.h_G, self.h_D = state["h_G"].to(self.device), state["h_D"].to(self.device)
         self.step_count = int(state["step_count"])
+        self.recent_o_G.clear()
+        self.recent_o_G.extend(state.get("recent_o_G", []))
+        self.recent_o_D.clear()
+        self.recent_o_D.extend(state.get("recent_o_D", []))
         self.generator.set_state(state["gumbel_rng"])
         torch.set_rng_state(state["torch_rng"])
         if state["cuda_rng"] is not None and self.device.type == "cuda":

@@ -110,3 +110,34 @@ def test_after_one_step_the_ema_is_the_decayed_mix_of_old_and_new(pair):
     with pytest.raises(ValueError, match="ema_decay"):
         fit(Finetuner(G, D, FinetuneConfig()), _epoch_batches(torch.randn(2, 3, 32, 32), torch.rand(2, 3, 32, 32)),
             epochs=1, ema_decay=1.5, progress=False)
+
+
+def test_kd_distils_the_teacher_as_given_per_image_norm_included():
+    """A pix2pix teacher (BatchNorm) runs with per-image statistics, as upstream's test.py; the
+    finetuner must not put it back into eval(), which would distil another network."""
+    from mggc_plugin.finetune import FeatureTaps
+    from mggc_plugin.teacher import inference_copy
+
+    torch.manual_seed(0)
+    teacher = networks.define_G(3, 3, 8, "unet_128", norm="batch")
+    with torch.no_grad():  # running statistics unlike any one image's, as after training
+        for m in teacher.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-1, 1)
+                m.running_var.uniform_(0.5, 2)
+    x = torch.randn(2, 3, 128, 128)
+    per_image = inference_copy(teacher)
+    with torch.no_grad():
+        expected = torch.cat([per_image(x[i:i + 1]) for i in range(len(x))])
+        in_eval = torch.cat([teacher.eval()(x[i:i + 1]) for i in range(len(x))])
+    assert not torch.allclose(expected, in_eval, atol=1e-3)
+    groups = ChannelGroups.discover(teacher, x[:1])
+    G = slim(teacher, groups, [torch.arange(n) < max(1, n // 2) for n in groups.sizes])
+    D = networks.define_D(6, 8, "basic", norm="instance")
+    kd_teacher = inference_copy(teacher)
+    tuner = Finetuner(G, D, FinetuneConfig(lambda_kd=1.0), teacher=kd_teacher, kd_layers=[g.root for g in groups])
+    out = FeatureTaps(tuner.teacher, ["model"])
+    for i in range(len(x)):
+        tuner.step(x[i:i + 1], torch.rand(1, 3, 128, 128), torch.rand(1, 3, 128, 128))
+        assert torch.equal(out.features["model"], expected[i:i + 1])
+    out.remove()

@@ -32,7 +32,16 @@ def test_batches_depend_on_the_step_alone(batches):
     again = batches(7)
     assert all(torch.equal(a, b) for a, b in zip(first, again))
     assert not torch.equal(batches(8)[0], first[0])
-    assert [t.shape for t in first] == [(2, 3, SIZE, SIZE)] * 3
+    assert [t.shape for t in first] == [(2, 3, SIZE, SIZE)] * 4
+
+
+def test_batches_pair_each_neighbour_with_its_own_source():
+    x = torch.arange(4.0).view(4, 1, 1, 1).expand(4, 3, SIZE, SIZE)
+    y = -x  # y'_i = -x_i, so a neighbour's source is readable from the neighbour itself
+    draw = neighbor_batches(x, y, torch.tensor([[1, 2], [0, 3], [3, 0], [2, 1]]), batch_size=8, seed=2)
+    x_i, y_i, y_j, x_j = draw(0)
+    assert torch.equal(y_i, -x_i) and torch.equal(y_j, -x_j)
+    assert not torch.equal(x_i, x_j)  # the neighbours are other samples
 
 
 def test_an_interrupted_game_resumes_to_the_same_steps_and_student(batches, tmp_path, monkeypatch):

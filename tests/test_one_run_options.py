@@ -70,3 +70,17 @@ def test_a_new_one_run_over_an_earlier_run_is_refused_a_continued_one_is_not(tmp
     with pytest.raises(ValueError, match="--name student holds the slim networks of an earlier finetune phase"):
         options.check_earlier_run(one_run(tmp_path))
     options.check_earlier_run(one_run(tmp_path, continue_train=True))
+
+
+def test_the_game_and_finetuning_use_the_teachers_gan_loss_by_default(tmp_path):
+    spec = SPEC
+    opt = argparse.Namespace(checkpoints_dir=str(tmp_path), teacher_name="teacher")
+    assert options.teacher_gan_mode(opt, spec) == "hinge"  # no train_opt.txt: the paper's choice
+    (tmp_path / "teacher").mkdir()
+    (tmp_path / "teacher" / "train_opt.txt").write_text(
+        "----------------- Options ---------------\n"
+        "                 gan_mode: vanilla                       \t[default: lsgan]\n"
+        "----------------- End -------------------\n")
+    assert options.teacher_gan_mode(opt, spec) == "vanilla"
+    assert options.teacher_gan_mode(argparse.Namespace(checkpoints_dir=str(tmp_path), teacher_name=None), spec) \
+        == "hinge"

@@ -113,7 +113,8 @@ def test_each_table2_row_is_one_option(nets, ablation):
         assert pruner.gen_G.feedback == pruner.gen_D.feedback == row.feedback
     x, y, y_n = _batches(nets[0], n=2)[0]
     logs = pruner.step(x, y, y_n)
-    assert set(logs) == {"loss_G", "loss_D", "R", "L", "kept_macs_G", "kept_macs_G_total", "kept_channels_D"}
+    assert set(logs) == {"loss_G", "loss_D", "R", "L", "kept_macs_G", "kept_macs_G_total", "kept_channels_D",
+                         "d_auc", "rec"}
     if not row.prune_D:
         assert logs["L"] == logs["kept_channels_D"] == 1.0
         assert all(m.all() for m in pruner.finalize().v_D)

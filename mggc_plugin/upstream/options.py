@@ -23,7 +23,7 @@ from ..errors import MGGCUserError
 from ..finetune import FinetuneConfig
 from ..losses import GAN_MODES
 from ..pruner import ABLATIONS, MGGCConfig
-from ..teacher import NORM_STATS
+from ..teacher import NORM_STATS, read_train_opt
 from .specs import GanSpec
 from .summary import REPORT_NAME
 
@@ -122,6 +122,20 @@ def add_model_options(parser: argparse.ArgumentParser, is_train: bool, spec: Gan
          help="MGGC: seed of the agents and their noise, and of torch's and Python's random numbers at the start of "
               "a training run (not when continuing one: the saved states are restored), so that a run repeats on "
               "the CPU")
+    _add(parser, "--mggc_lambda_rec", type=float, default=MGGCConfig.lambda_rec,
+         help="MGGC (beyond the paper): weight of a teacher-fidelity term |G(x; v_G) - y'|_1 in gen_G's objective, "
+              "which keeps gen_G learning when D stops telling the teacher's samples from G's (0: off)")
+    _add(parser, "--mggc_min_keep_D", type=float, default=MGGCConfig.min_keep_D,
+         help="MGGC (beyond the paper): floor on the fraction of D's channels gen_D keeps (0: none)")
+    _add(parser, "--mggc_final_window", type=int, default=MGGCConfig.final_window,
+         help="MGGC (beyond the paper): cut the final architecture from the agents' logits averaged over the last "
+              "N steps of the game (1: the last state, the paper)")
+    _add(parser, "--mggc_refill", action="store_true",
+         help="MGGC (beyond the paper): add G's dropped channels back by keep-logit until the budget is met, so the "
+              "student lands at --mggc_target_macs")
+    _add(parser, "--mggc_baseline_lr", type=float, default=MGGCConfig.baseline_lr,
+         help="MGGC: AdamW learning rate of the logit vectors of Table 2's Baseline and d_pruning rows "
+              "(--mggc_ablation baseline|d_pruning), which reaches the budget within a few hundred steps")
     _add(parser, "--mggc_prune_epoch", type=str, default="latest",
          help="MGGC: which saved pruning state (<epoch>_mggc_pruner.pt) the finetune phase slims by")
     _add(parser, "--mggc_round_to", type=int, default=1,
@@ -142,9 +156,26 @@ def add_model_options(parser: argparse.ArgumentParser, is_train: bool, spec: Gan
     known = parser.parse_known_args()[0]
     check_run_folder(known)
     check_earlier_run(known)
-    parser.set_defaults(gan_mode=spec.gan_mode, mggc_base_mode=spec.teacher.dataset_mode,
+    parser.set_defaults(gan_mode=teacher_gan_mode(known, spec), mggc_base_mode=spec.teacher.dataset_mode,
                         dataset_mode="neighborhood" if plays_game(known) else spec.teacher.dataset_mode)
     return parser
+
+
+def teacher_gan_mode(opt: argparse.Namespace, spec: GanSpec) -> str:
+    """The default ``--gan_mode``: the one the teacher was trained with (its ``train_opt.txt``),
+    so that the game's f_D/f_G and the finetuning read its D's logits on the scale D learnt
+    (upstream trains pix2pix with ``vanilla``: under hinge, ``relu(1 + D(fake))`` is 0 on ~98 %
+    of the facades teacher's patches, ``DESIGN.md``); the paper's choice for the model (hinge for
+    pix2pix, lsgan for CycleGAN) when the teacher's options are not there. ``--gan_mode``
+    overrides it."""
+    name = getattr(opt, "teacher_name", None)
+    if name:
+        opt_file = Path(opt.checkpoints_dir) / name / "train_opt.txt"
+        if opt_file.is_file():
+            mode = read_train_opt(opt_file).get("gan_mode")
+            if mode in GAN_MODES:
+                return mode
+    return spec.gan_mode
 
 
 def plays_game(opt: argparse.Namespace) -> bool:
@@ -265,6 +296,12 @@ def check_game_options(opt: argparse.Namespace) -> None:
         raise MGGCUserError(f"--mggc_agent_lr {opt.mggc_agent_lr} --mggc_lambda_R {opt.mggc_lambda_R} --mggc_lambda_L "
                             f"{opt.mggc_lambda_L}: the agents' learning rate must be positive, the weights λ1 and λ2 "
                             f">= 0 (paper: 3.0 and 0.1)")
+    if opt.mggc_lambda_rec < 0 or not 0 <= opt.mggc_min_keep_D < 1 or opt.mggc_final_window < 1:
+        raise MGGCUserError(f"--mggc_lambda_rec {opt.mggc_lambda_rec} --mggc_min_keep_D {opt.mggc_min_keep_D} "
+                            f"--mggc_final_window {opt.mggc_final_window}: the weight must be >= 0, the floor in "
+                            f"[0, 1), the window at least 1 step")
+    if not opt.mggc_baseline_lr > 0:
+        raise MGGCUserError(f"--mggc_baseline_lr {opt.mggc_baseline_lr}: give a positive learning rate")
 
 
 def swav_config(opt: argparse.Namespace) -> SwAVConfig:
@@ -276,7 +313,9 @@ def pruner_config(opt: argparse.Namespace, spec: GanSpec) -> MGGCConfig:
     """The pruning game's configuration (Eq. 2, 5, 6) from the options."""
     return MGGCConfig(target_macs=opt.mggc_target_macs, gan_mode=opt.gan_mode,
                       conditional_D=spec.teacher.conditional_D, lambda1=opt.mggc_lambda_R, lambda2=opt.mggc_lambda_L,
-                      lr=opt.mggc_agent_lr, ablation=opt.mggc_ablation, seed=opt.mggc_seed)
+                      lr=opt.mggc_agent_lr, ablation=opt.mggc_ablation, seed=opt.mggc_seed,
+                      baseline_lr=opt.mggc_baseline_lr, lambda_rec=opt.mggc_lambda_rec, min_keep_D=opt.mggc_min_keep_D,
+                      final_window=opt.mggc_final_window, refill=opt.mggc_refill)
 
 
 def finetune_config(opt: argparse.Namespace, spec: GanSpec) -> FinetuneConfig:

@@ -1,0 +1,220 @@
+"""A cheap screen of the pruning game's repairs (``MGGCConfig`` options beyond the paper), scored
+on a validation split of the training data, never on the test images.
+
+For each configuration and seed, the facades benchmark's MGGC method (:mod:`compressors`,
+``mggc``: the game on the same teacher, neighbourhoods, steps and budget, then the fill to the
+budget) makes a student, which is then
+
+1. scored at once (its inherited weights, no training): mean L1 between its outputs and the
+   teacher's on the held-out images — how much of the teacher the architecture keeps;
+2. trained for ``--epochs`` epochs GAN-free, by L1 to the teacher's outputs alone (batch 1, Adam
+   2e-4, β1 0.5), on the other training images, and scored again: L1 to the teacher and to the
+   ground truth (pix2pix), and KID of the held-out outputs against all real targets.
+
+The held-out images are the last 10 % of the training set (:func:`compressors.validation_split`);
+they never train a student, but their teacher outputs are part of the game's data as for every
+method (the game reads teacher outputs only, no ground truth). L1-norm filter pruning and the
+paper's game at k = 0 are screened alike as reference rows. Alongside, the game's watch on D:
+its real-vs-fake AUC over the first 50 steps and the last 500, and the fraction of D's channels
+kept at the end.
+
+Each (configuration, seed) writes ``benchmarks/results/game_screen/<task>/<config>-<budget>-s<seed>.json``
+(skipped when present); the summary ``benchmarks/results/game_screen_<task>.{json,md}`` has the
+means and, over ≥ 2 seeds, the paired per-seed difference of each configuration to the paper's
+game with a Student-t 95 % interval (:func:`mggc_plugin.metrics.seed_interval`).
+
+    python benchmarks/game_screen.py --threads 1 --seeds 2 &
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mggc_plugin import metrics
+from mggc_plugin.fileio import atomic_write, atomic_write_json
+from mggc_plugin.game import history_path
+from mggc_plugin.macs import count_macs
+from mggc_plugin.teacher import inference_copy
+
+from compressors import METHODS, validation_split
+from facades import RESULTS, SHARED, Schedule, prepare
+from facades_setup import TASKS, teacher_options
+
+#: Configurations: a method of :data:`compressors.METHODS` and the game options it plays with.
+#: ``gan_mode: "teacher"`` is resolved to the loss the teacher was trained with (its train_opt.txt).
+CONFIGS: Dict[str, Dict[str, object]] = {
+    "paper": {"method": "mggc", "options": {}},
+    "teacher_loss": {"method": "mggc", "options": {"gan_mode": "teacher"}},
+    "own_source": {"method": "mggc", "options": {"gan_mode": "teacher", "real_source": "own"}},
+    "rec": {"method": "mggc", "options": {"gan_mode": "teacher", "lambda_rec": 10.0}},
+    "floor_D": {"method": "mggc", "options": {"gan_mode": "teacher", "min_keep_D": 0.5}},
+    "window": {"method": "mggc", "options": {"gan_mode": "teacher", "final_window": 500}},
+    "combined": {"method": "mggc", "options": {"gan_mode": "teacher", "real_source": "own", "lambda_rec": 10.0,
+                                                "min_keep_D": 0.5, "final_window": 500}},
+    "k0": {"method": "mggc_k0", "options": {}},
+    "l1_norm": {"method": "l1_norm", "options": {}},
+}
+METRICS = ("l1_teacher_init", "l1_teacher", "l1_gt", "kid_val", "d_auc_first50", "d_auc_last500",
+           "kept_channels_D_final")
+
+
+def _l1(G: nn.Module, x: torch.Tensor, y: torch.Tensor, device: str) -> np.ndarray:
+    """Per-image mean L1 between G's outputs (per-image BatchNorm, no dropout) and ``y``, in [-1, 1] units."""
+    G = inference_copy(G).to(device)
+    with torch.no_grad():
+        return np.array([float((G(x[i:i + 1].to(device)).cpu() - y[i:i + 1]).abs().mean()) for i in range(len(x))])
+
+
+def _outputs01(G: nn.Module, x: torch.Tensor, device: str) -> torch.Tensor:
+    G = inference_copy(G).to(device)
+    with torch.no_grad():
+        out = torch.cat([G(x[i:i + 1].to(device)).cpu() for i in range(len(x))])
+    return ((out.clamp(-1, 1) + 1) * 127.5).round() / 255
+
+
+def train_to_teacher(G: nn.Module, x: torch.Tensor, y_teacher: torch.Tensor, epochs: int, seed: int,
+                     device: str) -> nn.Module:
+    """The screen's GAN-free training: L1 to the teacher's outputs, batch 1, Adam(2e-4, β1 0.5)."""
+    G = G.to(device).train()
+    opt = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    g = torch.Generator().manual_seed(seed)
+    for _ in range(epochs):
+        for i in torch.randperm(len(x), generator=g).tolist():
+            loss = F.l1_loss(G(x[i:i + 1].to(device)), y_teacher[i:i + 1].to(device))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+    return G.cpu()
+
+
+def screen_unit(run, name: str, target: float, seed: int, epochs: int, teacher_gan_mode: str,
+                out: Path) -> Dict[str, object]:
+    """Make, score, train and score one configuration's student (module docstring)."""
+    path = out / f"{name}-{target:g}-s{seed}.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    spec = CONFIGS[name]
+    options = {k: (teacher_gan_mode if v == "teacher" else v) for k, v in dict(spec["options"]).items()}
+    train_idx, val_idx = validation_split(len(run.ctx.game.x))
+    x, y_t = run.ctx.game.x, run.ctx.game.y_center
+    folder = run.work / "screen" / f"s{seed}" / f"{name}-{target:g}"
+    folder.mkdir(parents=True, exist_ok=True)
+    benchmark_game = run.work / f"s{seed}" / f"{spec['method']}-{target:g}" / "game.pt"
+    if not options and benchmark_game.is_file() and not (folder / "game.pt").is_file():
+        # The benchmark's own game of this method and seed is this configuration's: reuse it.
+        for src, dst in ((benchmark_game, folder / "game.pt"),
+                         (history_path(benchmark_game), history_path(folder / "game.pt"))):
+            if src.is_file():
+                shutil.copyfile(src, dst)
+    t0 = time.perf_counter()
+    ctx = replace(run.ctx, seed=seed, checkpoint=folder / "game.pt", fill=run.schedule.fill, game_options=options)
+    student = METHODS[str(spec["method"])].make(ctx, target)
+    t1 = time.perf_counter()
+    record: Dict[str, object] = {"task": run.task_name, "config": name, "method": spec["method"], "options": options,
+                                 "budget": target, "seed": seed, "epochs": epochs,
+                                 "info": student.info}
+    record["macs_ratio"] = count_macs(student.G, (1, *x.shape[1:])).total / run.teacher_macs
+    values = {"l1_teacher_init": float(_l1(student.G, x[val_idx], y_t[val_idx], run.ctx.device).mean())}
+    G = train_to_teacher(student.G, x[train_idx], y_t[train_idx], epochs, seed, run.ctx.device)
+    values["l1_teacher"] = float(_l1(G, x[val_idx], y_t[val_idx], run.ctx.device).mean())
+    if not run.task.unpaired:
+        y_gt = run.ctx.real
+        assert y_gt is not None, "prepare() passes the paired ground truth as the context's real targets"
+        values["l1_gt"] = float(_l1(G, x[val_idx], y_gt[val_idx], run.ctx.device).mean())
+    fake = metrics.inception_features(_outputs01(G, x[val_idx], run.ctx.device), progress=False)
+    values["kid_val"] = metrics.kid(run.data.ref_all, fake, progress=False).mean
+    for key in ("d_auc_first50", "d_auc_last500", "kept_channels_D_final"):
+        if student.info.get(key) is not None:
+            values[key] = float(student.info[key])  # type: ignore[arg-type]
+    record.update(metrics=values, seconds={"make": t1 - t0, "train_and_score": time.perf_counter() - t1})
+    atomic_write_json(path, record, indent=None)
+    print(f"  {name} @ {target:.0%} seed {seed}: " + ", ".join(f"{k} {v:.4f}" for k, v in values.items()), flush=True)
+    return record
+
+
+def summarize(task: str, records: Sequence[Dict[str, object]], target: float, path_stem: Path) -> str:
+    """Means per configuration and paired differences to ``paper`` (t intervals, ≥ 2 seeds)."""
+    by_config: Dict[str, Dict[int, Dict[str, float]]] = {}
+    for r in records:
+        if r["budget"] == target:
+            by_config.setdefault(str(r["config"]), {})[int(r["seed"])] = r["metrics"]  # type: ignore[call-overload]
+    rows: List[Dict[str, object]] = []
+    paper = by_config.get("paper", {})
+    for name, seeds in by_config.items():
+        row: Dict[str, object] = {"config": name, "options": CONFIGS[name]["options"], "seeds": sorted(seeds)}
+        for m in METRICS:
+            vals = [seeds[s][m] for s in sorted(seeds) if m in seeds[s]]
+            if not vals:
+                continue
+            row[m] = {"mean": float(np.mean(vals)), "values": vals}
+            common = [s for s in sorted(seeds) if s in paper and m in paper[s] and m in seeds[s]]
+            if name != "paper" and len(common) >= 2:
+                d = metrics.seed_interval([seeds[s][m] - paper[s][m] for s in common])
+                row[m]["vs_paper"] = {"mean_diff": d.mean_diff, "ci95": list(d.interval)}  # type: ignore[index]
+        rows.append(row)
+    atomic_write_json(path_stem.with_suffix(".json"), {"task": task, "budget": target, "rows": rows})
+    shown = [m for m in METRICS if any(m in r for r in rows)]
+    lines = [f"# Game screen: {task} at {target:.0%} of the teacher's MACs (validation split)", "",
+             "| config | seeds | " + " | ".join(shown) + " |", "|---|---|" + "---|" * len(shown)]
+    for r in rows:
+        cells = []
+        for m in shown:
+            cell = r.get(m)
+            if not isinstance(cell, dict):
+                cells.append("")
+                continue
+            text = f"{cell['mean']:.4f}"
+            if "vs_paper" in cell:
+                lo, hi = cell["vs_paper"]["ci95"]
+                text += f" (Δ {cell['vs_paper']['mean_diff']:+.4f} [{lo:+.4f}, {hi:+.4f}])"
+            cells.append(text)
+        lines.append(f"| {r['config']} | {len(r['seeds'])} | " + " | ".join(cells) + " |")
+    lines += ["", "Δ: the configuration minus the paper's game, per seed, with a Student-t 95 % interval. "
+              "l1_*: mean L1 on the held-out training images ([-1, 1] units; `_init` before training); "
+              "kid_val: KID of the held-out outputs against all real targets; d_auc: D's real-vs-fake AUC."]
+    text = "\n".join(lines) + "\n"
+    atomic_write(path_stem.with_suffix(".md"), lambda tmp: tmp.write_text(text))
+    return text
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    p.add_argument("--task", choices=tuple(TASKS), default="pix2pix")
+    p.add_argument("--target", type=float, default=0.10, help="MACs budget as a fraction of the teacher's")
+    p.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=tuple(CONFIGS))
+    p.add_argument("--seeds", type=int, default=2, help="seeds 0..N-1")
+    p.add_argument("--epochs", type=int, default=3, help="GAN-free training epochs before the second score")
+    p.add_argument("--threads", type=int)
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    p.add_argument("--work", default="~/.cache/mggc-plugin/benchmarks")
+    p.add_argument("--dataroot", default=str(SHARED / "datasets" / "facades"))
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    # prepare() is the benchmark's: the same teacher, data, neighbourhoods and work folder.
+    args.teacher = args.upstream = args.teacher_epochs = args.units = args.swav_checkpoint = None
+    run = prepare(args, Schedule())
+    teacher_gan_mode = teacher_options(SHARED / "teachers" / run.task.teacher).gan_mode
+    out = RESULTS / "game_screen" / args.task
+    out.mkdir(parents=True, exist_ok=True)
+    records = []
+    for seed in range(args.seeds):
+        for name in args.configs:
+            records.append(screen_unit(run, name, args.target, seed, args.epochs, teacher_gan_mode, out))
+            print(summarize(args.task, records, args.target, RESULTS / f"game_screen_{args.task}"), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
