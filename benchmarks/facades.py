@@ -430,8 +430,10 @@ def plot_dynamics(units: Sequence[Dict[str, object]], targets: Sequence[float], 
     for row, target in zip(axes, targets):
         mggc = histories.get(("mggc", target))
         if mggc:
-            for key in ("loss_G", "loss_D", "R"):
-                row[0].plot([h["step"] for h in mggc], [h[key] for h in mggc], label=key)
+            for key in ("loss_G", "loss_D", "R", "d_auc", "kept_channels_D"):
+                if key in mggc[0]:  # d_auc: D's real-vs-fake AUC, the watch on D (games before it lack it)
+                    row[0].plot([h["step"] for h in mggc], [h[key] for h in mggc], label=key,
+                                linestyle=":" if key in ("d_auc", "kept_channels_D") else "-")
             row[0].legend()
             row[0].set_title(f"MGGC game at {target:.0%} MACs, seed {seed} (means of {mggc[0]['step']}-step windows)")
         row[0].set_xlabel("iteration")

@@ -20,6 +20,7 @@ from .baselines import (
            uniform_widths,
 )
 from .channels import ChannelGroup, ChannelGroups
+from .deploy import export
 from .errors import MGGCFileNotFoundError, MGGCUserError
 from .finetune import FinetuneConfig, Finetuner, FitResult, fit
 from .game import neighbor_batches, play
@@ -27,7 +28,7 @@ from .macs import MacProfile, count_macs
 from .neighborhoods import build_neighborhoods
 from .networks import ArchSpec
 from .pruner import ABLATIONS, FinalArchitecture, MGGCConfig, MGGCPruner, prunable_fraction
-from .slim import export, load_slim, register_builder, save_slim, slim
+from .slim import load_slim, register_builder, save_slim, slim
 
 __all__ = ["networks", "count_macs", "MacProfile", "ChannelGroups", "ChannelGroup", "slim", "save_slim",
            "load_slim", "export", "register_builder", "ArchSpec", "MGGCPruner", "MGGCConfig", "FinalArchitecture",

@@ -14,12 +14,22 @@ Stages, each printing a one-line summary (all engine code, the same the upstream
    dataset's known classes.
 4. **prune** — the pruning game of Eq. 2 (:class:`~mggc_plugin.pruner.MGGCPruner`, played by
    :func:`~mggc_plugin.game.play` on batches of :func:`~mggc_plugin.game.neighbor_batches`).
-5. **slim + finetune** — the agents' final masks, physical slimming, finetuning with KD.
-6. **evaluate** — MACs, parameters, latency and PSNR to the ground truth on held-out pairs,
-   for teacher and slim generator; the slim G saved as a slim checkpoint.
+5. **MGGC student** — the agents' final masks filled to the budget by their keep-logits
+   (:func:`~mggc_plugin.baselines.fill_to_budget`), physical slimming, finetuning with KD.
+6. **L1-norm student** — the simple alternative at the same budget: Li et al.'s L1-norm filter
+   pruning (:mod:`mggc_plugin.baselines`, filled to the budget by filter norms) with the teacher's
+   full D, finetuned exactly as the MGGC student (same configuration, epochs, seed, data order).
+7. **evaluate** — MACs, parameters and per-image L1/PSNR to the ground truth on the held-out
+   pairs (:func:`~mggc_plugin.metrics.paired`) for the teacher and both students, and the paired
+   bootstrap interval of MGGC minus L1-norm (:func:`~mggc_plugin.metrics.paired_bootstrap`); the
+   students saved as slim checkpoints.
+8. **latency** — all three generators timed interleaved
+   (:func:`~mggc_plugin.metrics.compare_latency`) at ``latency_size``² (they are fully
+   convolutional), batch 1 and a larger batch, on ``latency_threads`` threads.
 """
 from __future__ import annotations
 
+import copy
 import json
 import math
 import time
@@ -31,12 +41,13 @@ import torch
 from torch import nn
 
 from . import networks, synthetic
+from .baselines import fill_to_budget, filter_l1_scores, keep_masks, uniform_widths
 from .data import DatasetSpec, Preprocess, list_images
 from .fileio import atomic_torch_save, atomic_write, atomic_write_json
 from .finetune import FinetuneConfig, Finetuner, fit
 from .game import neighbor_batches, play
 from .macs import count_macs
-from .metrics import latency
+from .metrics import Difference, LatencyComparison, compare_latency, paired, paired_bootstrap
 from .neighborhoods.cache import TeacherOutputs
 from .neighborhoods.html import write_neighborhood_html
 from .neighborhoods.pipeline import build_neighborhoods
@@ -49,30 +60,39 @@ from .teacher import TeacherSpec
 
 @dataclass(frozen=True)
 class DemoConfig:
-    """Sizes and schedules of the demo. The defaults fit in about 10 minutes on 2 CPU cores."""
+    """Sizes and schedules of the demo. The defaults are sized to run end to end in under 5
+    minutes on 2 CPU cores; the ``latency_*`` fields set the speed measurement (input side,
+    batch sizes, interleaved rounds, torch threads)."""
 
     size: int = 64
-    n_train: int = 400
+    n_train: int = 200
     n_test: int = 50
     netG: str = "resnet_6blocks"
     ngf: int = 16
     ndf: int = 16
     norm: str = "instance"
     batch_size: int = 16
-    teacher_epochs: int = 12
+    teacher_epochs: int = 14
     k: int = 5
-    prune_steps: int = 300
+    prune_steps: int = 150
     target_macs: float = 0.15
-    finetune_epochs: int = 12
+    finetune_epochs: int = 8
     lambda_kd: float = 1.0
     round_to: int = 4
     seed: int = 0
     device: str = "cpu"
+    latency_size: int = 256
+    latency_batches: Tuple[int, ...] = (1, 4)
+    latency_rounds: int = 8
+    latency_threads: int = 1
 
 
 #: A reduced run for tests: every stage, tiny schedules.
 QUICK = DemoConfig(n_train=24, n_test=6, batch_size=8, teacher_epochs=1, prune_steps=6,
-                   target_macs=0.3, finetune_epochs=1)
+                   target_macs=0.3, finetune_epochs=1, latency_rounds=3)
+
+#: The students the demo compares, in the report's order.
+STUDENTS = ("MGGC", "L1-norm")
 
 T = TypeVar("T")
 
@@ -206,42 +226,109 @@ def _prune(cfg: DemoConfig, G: nn.Module, D: nn.Module, x: torch.Tensor, nb: Nei
                                f"D keeps {last['kept_channels_D']:.1%} of its channels")
 
 
-def _slim_and_finetune(cfg: DemoConfig, pruner: MGGCPruner, x: torch.Tensor, y: torch.Tensor
-                       ) -> Tuple[Tuple[nn.Module, nn.Module], str]:
-    arch = pruner.finalize(round_to=cfg.round_to)
-    G_s = slim(pruner.G, pruner.groups_G, arch.v_G).to(cfg.device)
-    D_s = slim(pruner.D, pruner.groups_D, arch.v_D).to(cfg.device)
+def _finetune(cfg: DemoConfig, pruner: MGGCPruner, G_s: nn.Module, D_s: nn.Module, x: torch.Tensor,
+              y: torch.Tensor, desc: str) -> Dict[str, float]:
+    """The finetuning both students share: the same objective, KD from the teacher at the same
+    layers, epochs, seed (the KD adapters' initialisation) and data order."""
+    torch.manual_seed(cfg.seed)
     tuner = Finetuner(G_s, D_s, FinetuneConfig(gan_mode="hinge", lambda_kd=cfg.lambda_kd), teacher=pruner.G.eval(),
                       kd_layers=[g.root for g in pruner.groups_G])
-    logs = _train(tuner, x, y, cfg.finetune_epochs, cfg, "finetune")
+    logs = _train(tuner, x, y, cfg.finetune_epochs, cfg, desc)
     tuner.close()
-    return (G_s.eval(), D_s), (f"slim G {arch.macs_G / pruner.groups_G.full_macs:.1%} of the teacher's MACs, "
-                               f"finetuned {cfg.finetune_epochs} epochs with KD, final L1 {logs['G_L1']:.3f}")
+    G_s.eval()
+    return logs
 
 
-def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    """PSNR in dB between images in [-1, 1] (peak-to-peak 2)."""
-    mse = float((a - b).pow(2).mean())
-    return 10 * math.log10(4.0 / max(mse, 1e-12))
+def _summary(cfg: DemoConfig, pruner: MGGCPruner, G_s: nn.Module, logs: Dict[str, float]) -> str:
+    macs = count_macs(G_s, (1, 3, cfg.size, cfg.size)).total / pruner.groups_G.full_macs
+    return (f"{macs:.1%} of the teacher's MACs (budget {cfg.target_macs:.0%}), finetuned {cfg.finetune_epochs} "
+            f"epochs with KD, final L1 {logs['G_L1']:.3f}")
 
 
-def _evaluate(out: Path, cfg: DemoConfig, teacher: nn.Module, student: nn.Module, x: torch.Tensor, y: torch.Tensor
-              ) -> Tuple[Tuple[Dict[str, Dict[str, float]], Dict[str, torch.Tensor]], str]:
+def _mggc_student(cfg: DemoConfig, pruner: MGGCPruner, x: torch.Tensor, y: torch.Tensor
+                  ) -> Tuple[nn.Module, str]:
+    """The agents' final architecture, filled to the budget by their keep-logits, slimmed and finetuned."""
+    arch = pruner.finalize(round_to=cfg.round_to)
+    masks = fill_to_budget(pruner.groups_G, arch.v_G, arch.logits_G, cfg.target_macs, cfg.round_to)
+    G_s = slim(pruner.G, pruner.groups_G, masks).to(cfg.device)
+    D_s = slim(pruner.D, pruner.groups_D, arch.v_D).to(cfg.device)
+    logs = _finetune(cfg, pruner, G_s, D_s, x, y, "finetune MGGC")
+    return G_s, _summary(cfg, pruner, G_s, logs)
+
+
+def _l1_norm_student(cfg: DemoConfig, pruner: MGGCPruner, x: torch.Tensor, y: torch.Tensor
+                     ) -> Tuple[nn.Module, str]:
+    """Li et al.'s L1-norm filter pruning of the teacher at the same budget (uniform rate, filled
+    by filter norms), with the teacher's full-width D as the benchmark's ``l1_norm`` (the method
+    prunes G only), finetuned as the MGGC student."""
+    groups = pruner.groups_G
+    masks = keep_masks(groups, uniform_widths(groups, cfg.target_macs, cfg.round_to).widths, "l1_norm")
+    masks = fill_to_budget(groups, masks, filter_l1_scores(groups), cfg.target_macs, cfg.round_to)
+    G_s = slim(pruner.G, groups, masks).to(cfg.device)
+    D_s = copy.deepcopy(pruner.D).to(cfg.device)
+    logs = _finetune(cfg, pruner, G_s, D_s, x, y, "finetune L1-norm")
+    return G_s, _summary(cfg, pruner, G_s, logs)
+
+
+def _to01(t: torch.Tensor) -> torch.Tensor:
+    """Generator range [-1, 1] to the paired metrics' [0, 1]."""
+    return ((t + 1) / 2).clamp(0, 1)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What the evaluate stage measured. ``rows[name]`` (``teacher`` and :data:`STUDENTS`):
+    ``macs`` (at the demo's size), ``params``, ``l1`` (mean per-image L1 to the ground truth,
+    [0, 1] units), ``psnr`` (mean per-image PSNR to the ground truth, dB) and, for students,
+    ``psnr_to_teacher``. ``differences[metric]``: MGGC minus L1-norm on ``l1`` and ``psnr``,
+    paired over the test pairs with its 95 % bootstrap interval. ``outputs[name]``: the test
+    outputs in [-1, 1]."""
+
+    rows: Dict[str, Dict[str, float]]
+    differences: Dict[str, Difference]
+    outputs: Dict[str, torch.Tensor]
+
+
+def _evaluate(out: Path, cfg: DemoConfig, teacher: nn.Module, students: Dict[str, nn.Module], x: torch.Tensor,
+              y: torch.Tensor) -> Tuple[Evaluation, str]:
     shape = (1, 3, cfg.size, cfg.size)
-    rows = {}
-    teacher = teacher.eval()
+    nets = {"teacher": teacher.eval(), **students}
     with torch.no_grad():
-        outs = {"teacher": teacher(x.to(cfg.device)).cpu(), "slim": student(x.to(cfg.device)).cpu()}
-    for name, net in (("teacher", teacher), ("slim", student)):
+        outs = {name: net(x.to(cfg.device)).cpu() for name, net in nets.items()}
+    rows: Dict[str, Dict[str, float]] = {}
+    scores = {}
+    for name, net in nets.items():
+        scores[name] = paired(_to01(outs[name]), _to01(y))
         rows[name] = {"macs": count_macs(net, shape).total, "params": sum(p.numel() for p in net.parameters()),
-                      "latency_ms": 1e3 * latency(net, shape, runs=20, device=cfg.device),
-                      "psnr": psnr(outs[name], y)}
-    rows["slim"]["psnr_to_teacher"] = psnr(outs["slim"], outs["teacher"])
-    save_slim(student.cpu(), out / "slim_G.pt")
-    t, s = rows["teacher"], rows["slim"]
-    return (rows, outs), (f"slim G: {s['macs'] / t['macs']:.1%} MACs, {s['params'] / t['params']:.1%} parameters, "
-                          f"{t['latency_ms'] / s['latency_ms']:.1f}x faster; PSNR {s['psnr']:.2f} dB vs teacher "
-                          f"{t['psnr']:.2f} dB on {len(x)} test pairs; saved {out / 'slim_G.pt'}")
+                      "l1": float(scores[name].l1.mean()), "psnr": float(scores[name].psnr.mean())}
+        if name != "teacher":
+            rows[name]["psnr_to_teacher"] = float(paired(_to01(outs[name]), _to01(outs["teacher"])).psnr.mean())
+    a, b = scores[STUDENTS[0]], scores[STUDENTS[1]]
+    differences = {"l1": paired_bootstrap(a.l1, b.l1, seed=cfg.seed),
+                   "psnr": paired_bootstrap(a.psnr, b.psnr, seed=cfg.seed)}
+    save_slim(students["MGGC"].cpu(), out / "slim_G.pt")
+    save_slim(students["L1-norm"].cpu(), out / "l1_norm_G.pt")
+    for net in students.values():
+        net.to(cfg.device)
+    d = differences["psnr"]
+    summary = (", ".join(f"{n} PSNR {rows[n]['psnr']:.2f} dB" for n in nets) + f" on {len(x)} test pairs; "
+               f"MGGC − L1-norm {d.mean_diff:+.2f} dB (95 % CI {d.interval[0]:+.2f} to {d.interval[1]:+.2f}); "
+               f"saved {out / 'slim_G.pt'} and {out / 'l1_norm_G.pt'}")
+    return Evaluation(rows, differences, outs), summary
+
+
+def _latency(cfg: DemoConfig, teacher: nn.Module, students: Dict[str, nn.Module]
+             ) -> Tuple[List[LatencyComparison], str]:
+    """Teacher and students timed interleaved at ``latency_size``² (fully convolutional
+    generators run at any size), one comparison per batch size."""
+    nets = {"teacher": teacher, **students}
+    results = [compare_latency(nets, (batch, 3, cfg.latency_size, cfg.latency_size), rounds=cfg.latency_rounds,
+                               warmup=1, threads=cfg.latency_threads, device=cfg.device)
+               for batch in cfg.latency_batches]
+    parts = [f"{name} " + "/".join(f"{r.speedup[name]:.2f}x" for r in results) for name in students]
+    return results, (f"speed-up over the teacher at {cfg.latency_size}², batch "
+                     f"{'/'.join(map(str, cfg.latency_batches))}, {cfg.latency_threads} thread(s), median of "
+                     f"{cfg.latency_rounds} interleaved rounds: " + "; ".join(parts))
 
 
 def run_demo(out: Path, cfg: DemoConfig = DemoConfig()) -> Path:
@@ -258,10 +345,12 @@ def run_demo(out: Path, cfg: DemoConfig = DemoConfig()) -> Path:
     nb, outputs, precision, chance = stages.run("neighbourhoods", _neighbourhoods, out, cfg, dataset, labels,
                                                  preprocess)
     pruner, history = stages.run("prune", _prune, cfg, G, D, x, nb, outputs)
-    G_s, _ = stages.run("slim+finetune", _slim_and_finetune, cfg, pruner, x, y)
+    students = {"MGGC": stages.run("MGGC student", _mggc_student, cfg, pruner, x, y),
+                "L1-norm": stages.run("L1-norm student", _l1_norm_student, cfg, pruner, x, y)}
     x_test, y_test = _load_pairs(replace(dataset, phase="test"), preprocess)
-    rows, outs = stages.run("evaluate", _evaluate, out, cfg, G, G_s, x_test, y_test)
-    index = write_report(out, cfg, rows, stages.seconds, history, x_test, y_test, outs, nb, outputs,
+    evaluation = stages.run("evaluate", _evaluate, out, cfg, G, students, x_test, y_test)
+    timings = stages.run("latency", _latency, cfg, G, students)
+    index = write_report(out, cfg, evaluation, timings, stages.seconds, history, x_test, y_test, nb, outputs,
                          precision=(precision, chance))
     print(f"report: {index}")
     return index

@@ -1,4 +1,4 @@
-"""Physical slimming, self-describing slim checkpoints, and export.
+"""Physical slimming and self-describing slim checkpoints (export: :mod:`mggc_plugin.deploy`).
 
 :func:`slim` removes the channels a mask drops with torch-pruning, so the result is a smaller
 network (smaller weight tensors, fewer MACs, faster), not a masked one.
@@ -19,12 +19,9 @@ code a file names), slims it to the stored widths and loads the weights.
 from __future__ import annotations
 
 import copy
-import importlib.util
 import math
-import warnings
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Sequence, Union
 
 import torch
 import torch_pruning as tp
@@ -33,8 +30,7 @@ from torch import nn
 from . import networks
 from .channels import ChannelGroups, dependency_graph, traceable
 from .errors import MGGCFileNotFoundError, MGGCUserError
-from .fileio import atomic_torch_save, atomic_write
-from .footprint import check_runnable
+from .fileio import atomic_torch_save
 from .networks import ArchSpec
 
 FORMAT = "mggc-slim"
@@ -204,77 +200,11 @@ def find_slim_checkpoint(path: PathLike) -> Path:
     return path
 
 
-@dataclass(frozen=True)
-class ExportResult:
-    path: Path
-    max_abs_diff: float
+def __getattr__(name: str) -> Any:
+    """``export`` and ``ExportResult`` moved to :mod:`mggc_plugin.deploy`; imported from there on
+    first use (not at import time: ``deploy`` imports this module)."""
+    if name in ("export", "ExportResult"):
+        from . import deploy
 
-
-def _export_torchscript(model: nn.Module, x: torch.Tensor, tmp: Path) -> torch.Tensor:
-    with warnings.catch_warnings():
-        # TorchScript is deprecated in favour of torch.export, but it is still what C++/mobile
-        # runtimes load; the parity check below is what guards the result.
-        warnings.filterwarnings("ignore", category=FutureWarning, message=r"`torch\.jit\.")
-        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
-        torch.jit.trace(model, x, check_trace=False).save(str(tmp))
-        return torch.jit.load(str(tmp), map_location="cpu")(x)
-
-
-def _export_onnx(model: nn.Module, x: torch.Tensor, tmp: Path) -> torch.Tensor:
-    missing = [m for m in ("onnx", "onnxscript", "onnxruntime") if importlib.util.find_spec(m) is None]
-    if missing:
-        raise ValueError(f"ONNX export needs {', '.join(missing)}: pip install 'mggc-plugin[export]'")
-    import onnxruntime
-
-    torch.onnx.export(model, (x,), str(tmp), input_names=["input"], output_names=["output"],
-                      dynamo=True, external_data=False)
-    session = onnxruntime.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
-    return torch.from_numpy(session.run(None, {"input": x.numpy()})[0])
-
-
-EXPORTERS: Dict[str, tuple] = {"torchscript": (_export_torchscript, ".ts"), "onnx": (_export_onnx, ".onnx")}
-
-
-def export(path: PathLike, fmt: str = "torchscript", out: Optional[PathLike] = None, size: Optional[int] = None,
-           atol: float = 1e-4) -> ExportResult:
-    """Export the slim checkpoint at ``path`` to a file that runs without mggc-plugin
-    (``torch.jit.load`` or onnxruntime). The exported file is run on a random input and compared
-    with the slim model; it is written only if the outputs agree within ``atol``. ``out`` that is
-    a folder or the checkpoint itself, a ``size`` below 1, too large (:mod:`mggc_plugin.footprint`)
-    or one the network cannot take, and a location that cannot be written are
-    :class:`~mggc_plugin.errors.MGGCUserError` s; nothing is written then."""
-    if fmt not in EXPORTERS:
-        raise ValueError(f"unknown export format {fmt!r}: choose one of {', '.join(EXPORTERS)}")
-    exporter, suffix = EXPORTERS[fmt]
-    default = Path(path).with_suffix(suffix)
-    out = Path(out) if out is not None else default
-    if out.is_dir():
-        raise MGGCUserError(f"--out {out} is a folder: give a file name, e.g. {out / default.name}")
-    if out.exists() and out.resolve() == Path(path).resolve():
-        raise MGGCUserError(f"--out {out} is the slim checkpoint itself: give another file name")
-    if size is not None and size < 1:
-        raise MGGCUserError(f"--size {size}: give the input height/width in pixels, at least 1 (default: the size "
-                            f"it was pruned at)")
-    model = load_slim(path)
-    pruned_at = list(slim_info(model)["input_shape"])
-    shape = pruned_at[:-2] + ([size, size] if size is not None else pruned_at[-2:])
-    check_runnable(model, shape, f"{path} at {shape[-2]}x{shape[-1]}",
-                   f"give a --size the network takes (it was pruned at {pruned_at[-2]}x{pruned_at[-1]})")
-    x = torch.rand(*shape, generator=torch.Generator().manual_seed(0)) * 2 - 1
-    with torch.no_grad():
-        expected = model(x)
-    diff = {}
-
-    def write(tmp: Path) -> None:
-        with torch.no_grad():
-            got = exporter(model, x, tmp)
-        diff["max"] = float((got - expected).abs().max())
-        if diff["max"] > atol:
-            raise ValueError(f"the exported {fmt} model differs from the slim model by {diff['max']:.2e} "
-                             f"(> {atol}); nothing was written")
-
-    try:
-        atomic_write(out, write)
-    except OSError as err:
-        raise MGGCUserError(f"cannot write {out} ({err.strerror or err}): choose a writable --out") from None
-    return ExportResult(out, diff["max"])
+        return getattr(deploy, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

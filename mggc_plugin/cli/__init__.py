@@ -12,7 +12,7 @@ import sys
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional
 
-from . import demo, evaluate, export, macs, neighbors, register
+from . import bench, demo, evaluate, export, macs, neighbors, register
 
 
 @dataclass(frozen=True)
@@ -26,8 +26,10 @@ COMMANDS: Dict[str, Command] = {
     "demo": Command("run MGGC end to end on a built-in dataset and write an HTML report", demo.configure, demo.run),
     "macs": Command("MACs and parameters of a standard generator or discriminator, per layer",
                     macs.configure, macs.run),
-    "export": Command("export a slim generator to TorchScript or ONNX (checks output parity)",
-                      export.configure, export.run),
+    "export": Command("export a slim generator to TorchScript, ONNX (fp32/fp16/int8) or OpenVINO (checks output "
+                      "parity and quantization quality)", export.configure, export.run),
+    "bench": Command("latency of slim generators (and their teacher) per runtime, batch and threads",
+                     bench.configure, bench.run),
     "neighbors": Command("build the manifold neighbourhoods (Eq. 1) of a teacher on a dataset, with an HTML view",
                          neighbors.configure, neighbors.run),
     "eval": Command("evaluation metrics: mggc eval {fid,kid,paired,labels} ...", evaluate.configure, evaluate.run),

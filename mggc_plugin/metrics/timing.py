@@ -1,10 +1,13 @@
-"""Inference latency of a generator."""
+"""Inference latency of a generator: one network alone (:func:`latency`), or several compared
+fairly (:func:`compare_latency`)."""
 from __future__ import annotations
 
 import statistics
 import time
-from typing import Sequence
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -29,3 +32,96 @@ def latency(model: nn.Module, input_shape: Sequence[int], runs: int = 10, warmup
             if i >= warmup:
                 times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def _quartiles(values: Sequence[float]) -> Tuple[float, float]:
+    q1, q3 = np.percentile(np.asarray(values, dtype=np.float64), [25, 75])
+    return float(q1), float(q3)
+
+
+@dataclass(frozen=True)
+class LatencyComparison:
+    """What :func:`compare_latency` measured. ``times_s[name]``: the seconds of one forward pass
+    of each timed round; ``median_s`` and ``iqr_s`` (first and third quartile) summarise them.
+    ``speedup[name]``: the median over rounds of ``t_reference / t_name`` within the same round
+    (> 1: faster than the reference), with its quartiles in ``speedup_iqr``; the reference's own
+    is 1. ``threads``: the torch intra-op threads used; ``runtime``: what ran the networks."""
+
+    input_shape: Tuple[int, ...]
+    threads: int
+    rounds: int
+    warmup: int
+    device: str
+    reference: str
+    runtime: str
+    times_s: Dict[str, List[float]]
+    median_s: Dict[str, float]
+    iqr_s: Dict[str, Tuple[float, float]]
+    speedup: Dict[str, float]
+    speedup_iqr: Dict[str, Tuple[float, float]]
+
+    def faster(self, name: str) -> bool:
+        """Whether ``name`` is measurably faster than the reference: even the first quartile of
+        its per-round speed-ups exceeds 1."""
+        return self.speedup_iqr[name][0] > 1.0
+
+
+def compare_latency(models: Mapping[str, nn.Module], input_shape: Sequence[int], rounds: int = 10,
+                    warmup: int = 2, threads: Optional[int] = 1, reference: Optional[str] = None,
+                    device: str = "cpu") -> LatencyComparison:
+    """Time the forward passes of ``models`` (eval mode, no grad, one random input of
+    ``input_shape`` shared by all) *interleaved*: every round runs each model once, in an order
+    rotated from round to round, so that background load and clock changes hit all models alike
+    instead of whichever happened to be timed during them. ``warmup`` untimed rounds come first.
+    The speed-up of a model is the median over rounds of the reference's time divided by its
+    own in the same round (``reference``: default the first model).
+
+    ``threads``: torch's intra-op threads during the timing (``torch.set_num_threads``; None
+    leaves the current setting); the previous setting and every model's train/eval mode are
+    restored afterwards. On CUDA each pass is synchronised. Written here rather than with
+    ``torch.utils.benchmark``, whose ``Timer`` measures one statement at a time, in blocks, which
+    is exactly what lets a burst of background load land on one model only. Raises ValueError for
+    no model, an unknown ``reference``, ``rounds < 1`` or ``warmup < 0``."""
+    names = list(models)
+    if not names:
+        raise ValueError("no models to time: give a mapping name -> network")
+    reference = names[0] if reference is None else reference
+    if reference not in models:
+        raise ValueError(f"reference {reference!r} is not among the models {names}")
+    if rounds < 1 or warmup < 0:
+        raise ValueError(f"rounds={rounds}, warmup={warmup}: need rounds >= 1 and warmup >= 0")
+    if threads is not None and threads < 1:
+        raise ValueError(f"threads={threads}: give at least 1 (or None to keep torch's setting)")
+    sync: Callable[[], None] = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    # A local generator: timing must not move the caller's global RNG.
+    x = torch.randn(*input_shape, generator=torch.Generator().manual_seed(0)).to(device)
+    modes = {name: net.training for name, net in models.items()}
+    previous_threads = torch.get_num_threads()
+    times: Dict[str, List[float]] = {name: [] for name in names}
+    try:
+        if threads is not None:
+            torch.set_num_threads(threads)
+        nets = {name: net.to(device).eval() for name, net in models.items()}
+        with torch.no_grad():
+            for r in range(warmup + rounds):
+                shift = r % len(names)
+                for name in names[shift:] + names[:shift]:
+                    sync()
+                    start = time.perf_counter()
+                    nets[name](x)
+                    sync()
+                    if r >= warmup:
+                        times[name].append(time.perf_counter() - start)
+        used_threads = torch.get_num_threads()
+    finally:
+        torch.set_num_threads(previous_threads)
+        for name, net in models.items():
+            net.train(modes[name])
+    ratios = {name: [t_ref / t for t_ref, t in zip(times[reference], times[name])] for name in names}
+    return LatencyComparison(
+        input_shape=tuple(int(s) for s in input_shape), threads=used_threads, rounds=rounds, warmup=warmup,
+        device=device, reference=reference, runtime=f"PyTorch {torch.__version__} eager, float32",
+        times_s=times, median_s={n: statistics.median(t) for n, t in times.items()},
+        iqr_s={n: _quartiles(t) for n, t in times.items()},
+        speedup={n: statistics.median(r) for n, r in ratios.items()},
+        speedup_iqr={n: _quartiles(r) for n, r in ratios.items()})

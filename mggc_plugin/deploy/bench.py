@@ -1,0 +1,203 @@
+"""``mggc bench``: latency of slim generators (and their teacher) on the runtimes users deploy with.
+
+Each network is prepared as it would be deployed — BatchNorm folded where it keeps running
+statistics, the ONNX graph static and simplified (:mod:`.onnx`), the OpenVINO IR converted from it
+and run in float32 (:mod:`.openvino`) — and then, per runtime, batch size and thread count, all
+networks are timed *interleaved* by :func:`mggc_plugin.metrics.compare_latency` (every round runs
+each once, in rotated order, so background load hits them alike). Reported beside each median
+and inter-quartile range: MACs per image (:func:`mggc_plugin.macs.count_macs`), parameters and,
+with a teacher, the measured speed-up (median of per-round ratios) and the ideal one (MAC ratio).
+Runtimes whose packages are missing are skipped, naming the extra that installs them.
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata as md
+import os
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
+
+import torch
+from torch import nn
+
+from .. import networks
+from ..errors import MGGCFileNotFoundError, MGGCUserError
+from ..fileio import atomic_write, atomic_write_json
+from ..macs import count_macs
+from ..metrics import compare_latency
+from ..networks import ArchSpec
+from ..slim import BUILDERS, read_slim_checkpoint
+from . import onnx as onnx_export
+from . import openvino as openvino_export
+from .fold import fold_batchnorm, unfoldable_batchnorms
+from .formats import trace_torchscript
+from .runtimes import why_missing
+
+PathLike = Union[str, Path]
+RUNTIMES = ("eager", "torchscript", "onnxruntime", "openvino")
+RUNTIME_MODULES = {"eager": (), "torchscript": (), "onnxruntime": onnx_export.MODULES,
+                   "openvino": openvino_export.MODULES}
+TEACHER = "teacher"
+
+
+def runtime_unavailable(runtime: str) -> Optional[str]:
+    """None when ``runtime`` can run here, else why not and the pip extra that brings it."""
+    return why_missing(f"the {runtime} runtime", RUNTIME_MODULES[runtime])
+
+
+@dataclass(frozen=True)
+class BenchModel:
+    """A network to time: ``module`` as deployed (BatchNorm folded if possible), ``macs`` per
+    image at the bench size, ``params``."""
+
+    name: str
+    module: nn.Module
+    macs: float
+    params: int
+
+
+def deployable(name: str, net: nn.Module, image_shape: Sequence[int]) -> BenchModel:
+    net = net.eval()
+    macs = count_macs(net, image_shape).total
+    params = sum(p.numel() for p in net.parameters())
+    return BenchModel(name, net if unfoldable_batchnorms(net) else fold_batchnorm(net), macs, params)
+
+
+def load_teacher(slim_path: PathLike, teacher: PathLike) -> nn.Module:
+    """The full-width generator of the slim checkpoint's architecture with the upstream weights
+    ``teacher`` (a ``*_net_G*.pth`` file, or a folder holding ``latest_net_G.pth``)."""
+    path = Path(teacher)
+    if path.is_dir():
+        path = path / "latest_net_G.pth"
+    if not path.is_file():
+        raise MGGCFileNotFoundError(f"--teacher {teacher}: no such generator checkpoint; give an upstream *_net_G.pth "
+                                    f"file (a CycleGAN's *_net_G_A.pth) or a folder holding latest_net_G.pth")
+    payload = read_slim_checkpoint(slim_path)
+    arch = ArchSpec(payload["arch"]["builder"], payload["arch"]["kwargs"])
+    if arch.builder not in BUILDERS:
+        raise MGGCUserError(f"{slim_path} was built by {arch.builder!r}, which is not registered: call "
+                            f"mggc_plugin.register_builder first")
+    return networks.load_state(BUILDERS[arch.builder](**arch.kwargs), path)
+
+
+class _Runtime(nn.Module):
+    """A runtime's run function as a module, so that compare_latency times it like a network."""
+
+    def __init__(self, run: Callable[[torch.Tensor], torch.Tensor]):
+        super().__init__()
+        self.run = run
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.run(x)
+
+
+def prepare(runtime: str, model: BenchModel, x: torch.Tensor, threads: int, work: Path) -> nn.Module:
+    """``model`` ready to run in ``runtime`` on inputs shaped like ``x`` with ``threads`` threads;
+    exported files go to ``work`` (reused across thread counts)."""
+    stem = work / f"{model.name}-b{x.shape[0]}"
+    if runtime == "eager":
+        return model.module
+    if runtime == "torchscript":
+        return trace_torchscript(model.module, x, stem.with_suffix(".ts"))
+    onnx_file = stem.with_suffix(".onnx")
+    if not onnx_file.exists():
+        onnx_export.save(model.module, x, onnx_file)
+    if runtime == "onnxruntime":
+        return _Runtime(onnx_export.runner(onnx_file, threads))
+    xml = stem.with_suffix(".xml")
+    if not xml.exists():
+        openvino_export.convert(onnx_file, xml)
+    return _Runtime(openvino_export.runner(openvino_export.compile_model(xml, threads)))
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def usable_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def machine() -> Dict[str, Any]:
+    versions = {}
+    for dist in ("torch", "onnxruntime", "openvino"):
+        with contextlib.suppress(md.PackageNotFoundError):
+            versions[dist] = md.version(dist)
+    return {"cpu": cpu_name(), "cores": os.cpu_count(), "usable_cores": usable_cores(),
+            "python": platform.python_version(), "versions": versions}
+
+
+def bench(models: Sequence[BenchModel], image_shape: Sequence[int], work: Path, runtimes: Sequence[str] = RUNTIMES,
+          batches: Sequence[int] = (1, 8), threads: Sequence[int] = (1, 0), runs: int = 10, warmup: int = 2,
+          log: Callable[[str], None] = print) -> Dict[str, Any]:
+    """Time ``models`` (the first is the reference for speed-ups when named :data:`TEACHER`) on
+    every available runtime × batch × threads (0: all usable cores). Returns the JSON-ready
+    result: ``machine``, the settings, ``rows`` and ``skipped`` (runtime → reason)."""
+    bad = [r for r in runtimes if r not in RUNTIMES]
+    if bad:
+        raise MGGCUserError(f"--runtimes {' '.join(bad)}: choose from {' '.join(RUNTIMES)}")
+    if runs < 1 or warmup < 0 or any(b < 1 for b in batches) or any(t < 0 for t in threads):
+        raise MGGCUserError(f"--runs {runs} --warmup {warmup} --batch {list(batches)} --threads {list(threads)}: need "
+                            f"runs >= 1, warmup >= 0, batches >= 1 and threads >= 0 (0: all cores)")
+    teacher = models[0] if models[0].name == TEACHER else None
+    rows: List[Dict[str, Any]] = []
+    skipped = {}
+    for runtime in runtimes:
+        reason = runtime_unavailable(runtime)
+        if reason is not None:
+            skipped[runtime] = reason
+            log(f"skipped {runtime}: {reason}")
+            continue
+        for batch in batches:
+            x = torch.zeros(batch, *image_shape[1:])
+            for t in threads:
+                n = t or usable_cores()
+                nets = {m.name: prepare(runtime, m, x, n, work) for m in models}
+                c = compare_latency(nets, tuple(x.shape), rounds=runs, warmup=warmup, threads=n)
+                for m in models:
+                    q1, q3 = c.iqr_s[m.name]
+                    row = {"model": m.name, "runtime": runtime, "batch": batch, "threads": n,
+                           "median_ms": c.median_s[m.name] * 1e3, "iqr_ms": (q3 - q1) * 1e3,
+                           "gmacs": m.macs / 1e9, "params_m": m.params / 1e6}
+                    if teacher is not None:
+                        row.update(speedup=c.speedup[m.name], ideal_speedup=teacher.macs / m.macs)
+                    rows.append(row)
+                    log(f"{runtime} batch {batch} threads {n}: {m.name} {row['median_ms']:.2f} ms")
+    return {"machine": machine(), "input_shape": list(image_shape), "runs": runs, "warmup": warmup,
+            "teacher": teacher is not None, "rows": rows, "skipped": skipped}
+
+
+def markdown(result: Dict[str, Any]) -> str:
+    """The result as a Markdown table with a header naming the machine and settings."""
+    m = result["machine"]
+    versions = ", ".join(f"{k} {v}" for k, v in m["versions"].items())
+    size = "x".join(map(str, result["input_shape"][1:]))
+    lines = [f"Latency per forward pass, input {size} per image, median and IQR of {result['runs']} interleaved "
+             f"rounds after {result['warmup']} warm-up — {m['cpu']}, {m['cores']} cores ({m['usable_cores']} usable), "
+             f"{versions}", "",
+             "| model | runtime | batch | threads | median (ms) | IQR (ms) | G MACs/image | params (M) | speed-up | "
+             "ideal (MAC ratio) |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in result["rows"]:
+        speed = (f"{r['speedup']:.2f}× | {r['ideal_speedup']:.2f}×" if "speedup" in r else "– | –")
+        lines.append(f"| {r['model']} | {r['runtime']} | {r['batch']} | {r['threads']} | {r['median_ms']:.2f} | "
+                     f"{r['iqr_ms']:.2f} | {r['gmacs']:.3g} | {r['params_m']:.3g} | {speed} |")
+    for runtime, reason in result["skipped"].items():
+        lines.append(f"\nSkipped {runtime}: {reason}")
+    return "\n".join(lines) + "\n"
+
+
+def write(result: Dict[str, Any], out: PathLike) -> List[Path]:
+    """Write the JSON at ``out`` and the Markdown beside it (``.md``), atomically."""
+    out = Path(out)
+    md_path = out.with_suffix(".md")
+    atomic_write_json(out, result, indent=2)
+    atomic_write(md_path, lambda tmp: tmp.write_text(markdown(result)))
+    return [out, md_path]

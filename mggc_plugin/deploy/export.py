@@ -1,0 +1,194 @@
+"""``export``: a slim checkpoint to a deployable file, written only after it was checked.
+
+Every format's file is run on a seeded input and compared with the slim model (max abs diff
+within ``atol``); an fp16/int8 ONNX file is made from the checked fp32 graph and then measured
+against the fp32 slim model on held-out inputs (:mod:`.calibration`, :func:`.quantize.measure`)
+and refused past ``max_l1``. Nothing is written unless every check passes (atomic write; an
+OpenVINO ``.bin`` is moved beside the ``.xml`` just before the ``.xml`` itself).
+BatchNorm is exported as the normalisation the model is evaluated with (``norm_stats``):
+``per_image`` (default; upstream's ``test.py`` and this package's evaluation of pix2pix: each
+image by its own statistics) as InstanceNorm, ``running`` (eval mode) folded into its convolution
+(:mod:`.fold`). Models without BatchNorm are unaffected.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Optional, Tuple, Union
+
+import torch
+from torch import nn
+
+from ..errors import MGGCUserError
+from ..fileio import atomic_write
+from ..footprint import check_runnable
+from ..slim import load_slim, slim_info
+from ..teacher import NORM_STATS, per_image_norm
+from . import onnx as onnx_export
+from .calibration import Inputs, find_images, load_inputs, random_inputs
+from .fold import batchnorm_as_instancenorm, fold_batchnorm, unfoldable_batchnorms
+from .formats import FORMATS, Format
+from .quantize import DEFAULT_MAX_L1, Quality, measure, to_fp16, to_int8
+
+PathLike = Union[str, Path]
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What was written and how it was checked: ``max_abs_diff`` of the exported fp32 file (for
+    fp16/int8: of the fp32 graph they were made from) against the slim model on the seeded input;
+    ``quality`` of an fp16/int8 file on held-out inputs, with ``source`` naming them; ``notes`` on
+    what was done to the model."""
+
+    path: Path
+    max_abs_diff: float
+    fmt: str = "torchscript"
+    precision: str = "fp32"
+    shape: Tuple[int, ...] = ()
+    dynamic: bool = False
+    opset: Optional[int] = None
+    quality: Optional[Quality] = None
+    source: str = ""
+    notes: Tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        what = [self.fmt, self.precision]
+        if self.opset is not None:
+            what.append(f"opset {self.opset}")
+            what.append("dynamic batch/height/width" if self.dynamic
+                        else f"static shapes, input {'x'.join(map(str, self.shape))}")
+        if self.fmt in ("onnx", "openvino"):
+            what.append(f"simplified by {onnx_export.SIMPLIFIER}")
+        checked = "output parity" if self.quality is None else "the fp32 graph's output parity (before conversion)"
+        lines = [f"wrote {self.path} ({', '.join(what + list(self.notes))}); {checked} with the slim model: "
+                 f"max abs diff {self.max_abs_diff:.2e}"]
+        if self.quality is not None:
+            lines.append(f"{self.precision} against the fp32 slim model: {self.quality.describe()} ({self.source})")
+        return "\n".join(lines)
+
+
+def _default_out(path: Path, fmt: Format, precision: str) -> Path:
+    return path.with_suffix(fmt.suffix if precision == "fp32" else f".{precision}{fmt.suffix}")
+
+
+def _quality_inputs(path: Path, calibration: Optional[PathLike], precision: str, shape: Tuple[int, ...]) -> Inputs:
+    refs, source = find_images(path, calibration)
+    if refs:
+        return load_inputs(refs, shape, source)
+    if precision == "int8":
+        raise MGGCUserError(f"--precision int8 needs calibration images and {source}: give --calibration DIR, a "
+                            f"folder of input images like the ones the model will see")
+    return random_inputs(shape)
+
+
+def _convert(tmp: Path, precision: str, inputs: Inputs) -> None:
+    """Replace the fp32 ONNX file ``tmp`` by its ``precision`` version."""
+    with tempfile.TemporaryDirectory(dir=tmp.parent, prefix=".mggc-convert-") as work:
+        converted = Path(work) / "converted.onnx"
+        if precision == "fp16":
+            to_fp16(tmp, converted)
+        else:
+            to_int8(tmp, converted, inputs.calibration)
+        os.replace(converted, tmp)
+
+
+def export(path: PathLike, fmt: str = "torchscript", out: Optional[PathLike] = None, size: Optional[int] = None,
+           atol: float = 1e-4, dynamic: bool = False, precision: str = "fp32",
+           calibration: Optional[PathLike] = None, max_l1: float = DEFAULT_MAX_L1,
+           norm_stats: str = "per_image") -> ExportResult:
+    """Export the slim checkpoint at ``path`` as ``fmt`` (:data:`~.formats.FORMATS`) to ``out``
+    (default: beside it), traced at its pruning size or ``size``. The file runs without
+    mggc-plugin. Checks, before anything is written: output parity with the slim model within
+    ``atol`` (ValueError), and for ``precision`` fp16/int8 (ONNX only) the mean L1 against the
+    fp32 slim model on held-out inputs within ``max_l1`` (:class:`MGGCUserError` with the
+    figures). int8 calibrates on ``calibration`` (a folder of images) or the run's training
+    sources recorded in ``train_opt.txt`` beside the checkpoint. ``norm_stats``: what BatchNorm
+    normalises by in the exported file and in the reference it is checked against (module
+    docstring). Bad options, ``out`` that is a
+    folder or the checkpoint, sizes the network cannot take and unwritable locations are
+    :class:`MGGCUserError` s."""
+    if fmt not in FORMATS:
+        raise MGGCUserError(f"unknown export format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    spec = FORMATS[fmt]
+    if precision not in spec.precisions:
+        raise MGGCUserError(f"--precision {precision} is not available for --format {fmt} (it takes "
+                            f"{', '.join(spec.precisions)}); fp16 and int8 are written as --format onnx")
+    if dynamic and not spec.dynamic:
+        raise MGGCUserError(f"--dynamic is for --format onnx or openvino; a {fmt} trace has no declared input shape")
+    if norm_stats not in NORM_STATS:
+        raise MGGCUserError(f"--norm_stats {norm_stats}: choose one of {', '.join(NORM_STATS)} (per_image: as "
+                            f"upstream's test.py runs pix2pix; running: eval mode, BatchNorm folded)")
+    if precision != "fp32" and max_l1 < 0:
+        raise MGGCUserError(f"--max_l1 {max_l1}: give a mean L1 of at least 0 (default {DEFAULT_MAX_L1})")
+    spec.require(fmt)
+    path = Path(path)
+    default = _default_out(path, spec, precision)
+    out = Path(out) if out is not None else default
+    if out.is_dir():
+        raise MGGCUserError(f"--out {out} is a folder: give a file name, e.g. {out / default.name}")
+    if out.exists() and out.resolve() == path.resolve():
+        raise MGGCUserError(f"--out {out} is the slim checkpoint itself: give another file name")
+    if size is not None and size < 1:
+        raise MGGCUserError(f"--size {size}: give the input height/width in pixels, at least 1 (default: the size "
+                            f"it was pruned at)")
+    model = load_slim(path)
+    pruned_at = list(slim_info(model)["input_shape"])
+    shape = tuple(pruned_at[:-2] + ([size, size] if size is not None else pruned_at[-2:]))
+    check_runnable(model, shape, f"{path} at {shape[-2]}x{shape[-1]}",
+                   f"give a --size the network takes (it was pruned at {pruned_at[-2]}x{pruned_at[-1]})")
+    notes: Tuple[str, ...]
+    if norm_stats == "per_image" and _has_batchnorm(model):
+        model = per_image_norm(model.eval())  # the reference: each image normalised by its own statistics
+        deployed, notes = batchnorm_as_instancenorm(model), ("BatchNorm per image, as InstanceNorm",)
+    else:
+        deployed, notes = _fold(model.eval())
+    inputs = _quality_inputs(path, calibration, precision, shape) if precision != "fp32" else None
+    x = torch.rand(*shape, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    with torch.no_grad():
+        expected = model(x)
+    checked: Dict[str, Any] = {}
+
+    def write(tmp: Path) -> None:
+        try:
+            with torch.no_grad():
+                run = spec.write(deployed, x, tmp, dynamic)
+                diff = float((run(x) - expected).abs().max())
+            if diff > atol:
+                raise ValueError(f"the exported {fmt} model differs from the slim model by {diff:.2e} (> {atol}); "
+                                 f"nothing was written")
+            if inputs is not None:
+                _convert(tmp, precision, inputs)
+                run = onnx_export.runner(tmp)
+                checked["quality"] = quality = measure(run, model, inputs.held_out)
+                if quality.mean_l1 > max_l1:
+                    raise MGGCUserError(f"the {precision} model moved the outputs of the fp32 slim model by "
+                                        f"{quality.describe()} ({inputs.source}): mean L1 above --max_l1 {max_l1}; "
+                                        f"nothing was written. Raise --max_l1 to accept it, or use a higher precision")
+            checked["diff"] = diff
+            for suffix in spec.companions:
+                os.replace(tmp.with_suffix(suffix), out.with_suffix(suffix))
+        finally:
+            for suffix in spec.companions:
+                tmp.with_suffix(suffix).unlink(missing_ok=True)
+
+    try:
+        atomic_write(out, write)
+    except OSError as err:
+        raise MGGCUserError(f"cannot write {out} ({err.strerror or err}): choose a writable --out") from None
+    return ExportResult(out, checked["diff"], fmt, precision, shape, dynamic, spec.opset, checked.get("quality"),
+                        inputs.source if inputs is not None else "", notes)
+
+
+def _has_batchnorm(model: nn.Module) -> bool:
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
+def _fold(model: nn.Module) -> Tuple[nn.Module, Tuple[str, ...]]:
+    """The model to export: BatchNorm folded when every BatchNorm keeps running statistics."""
+    if not _has_batchnorm(model):
+        return model, ()
+    if unfoldable_batchnorms(model):
+        return model, ("BatchNorm with batch statistics kept unfolded",)
+    return fold_batchnorm(model), ("BatchNorm folded",)

@@ -1,0 +1,41 @@
+"""The interleaved latency comparison: a network with half the channels is faster where the
+convolutions dominate, and timing leaves the caller's settings as they were."""
+import pytest
+import torch
+from torch import nn
+
+from mggc_plugin.metrics import compare_latency
+
+
+def conv_net(width: int) -> nn.Module:
+    """A small fully convolutional net whose work scales with ``width``²."""
+    return nn.Sequential(nn.Conv2d(3, width, 3, padding=1), nn.ReLU(), nn.Conv2d(width, width, 3, padding=1),
+                         nn.ReLU(), nn.Conv2d(width, 3, 3, padding=1))
+
+
+def test_half_the_channels_is_faster_at_256_on_one_thread():
+    torch.manual_seed(0)
+    full, half = conv_net(32), conv_net(16)
+    result = compare_latency({"full": full, "half": half}, (1, 3, 256, 256), rounds=5, warmup=1, threads=1)
+    assert result.threads == 1 and result.rounds == 5 and result.input_shape == (1, 3, 256, 256)
+    assert all(len(t) == 5 for t in result.times_s.values())
+    assert result.speedup["full"] == 1.0
+    assert result.speedup["half"] >= 1.0 and result.faster("half")
+    assert result.median_s["half"] < result.median_s["full"]
+    q1, q3 = result.iqr_s["full"]
+    assert min(result.times_s["full"]) <= q1 <= result.median_s["full"] <= q3 <= max(result.times_s["full"])
+
+
+def test_threads_and_modes_are_restored_and_bad_arguments_named():
+    net = conv_net(4).train()
+    before = torch.get_num_threads()
+    result = compare_latency({"a": net, "b": conv_net(4)}, (1, 3, 16, 16), rounds=2, warmup=0, threads=1,
+                             reference="b")
+    assert torch.get_num_threads() == before and net.training
+    assert result.reference == "b" and result.speedup["b"] == 1.0 and "PyTorch" in result.runtime
+    with pytest.raises(ValueError, match="reference 'c'"):
+        compare_latency({"a": net}, (1, 3, 8, 8), reference="c")
+    with pytest.raises(ValueError, match="rounds=0"):
+        compare_latency({"a": net}, (1, 3, 8, 8), rounds=0)
+    with pytest.raises(ValueError, match="no models"):
+        compare_latency({}, (1, 3, 8, 8))
