@@ -1,0 +1,176 @@
+"""Where a slim generator's speed-up falls short of its MAC ratio, and which runtime closes it.
+
+For each architecture (CycleGAN's ``resnet_9blocks`` with InstanceNorm, pix2pix's ``unet_256``
+with BatchNorm, both ngf 64 at 256²) and each keep rate, a student is cut at uniform widths
+rounded to ``--round_to`` (:func:`mggc_plugin.baselines.uniform_widths`, the L1-norm student's
+shape; the weights do not matter for time). Then:
+
+1. **Runtimes**: teacher and students timed interleaved on every available runtime
+   (:func:`mggc_plugin.deploy.bench.bench`: eager, TorchScript, ONNX Runtime, OpenVINO; BatchNorm
+   folded), batch 1, one thread; per runtime the speed-up over the teacher *on the same runtime*
+   against the ideal (the MAC ratio), and the best student runtime against the teacher's best.
+2. **Per layer** (eager, one thread): every leaf module timed by forward hooks, summed by kind
+   (convolutions, transposed convolutions, normalisation, padding, activations, other), beside
+   its share of the MACs: a kind whose time share grows from teacher to student is what keeps
+   the speed-up below the MAC ratio.
+3. **Width rounding**: the same at ``--round_to`` 1, 8 and 16 (eager and ONNX Runtime).
+
+Writes ``benchmarks/results/speed_gap.{json,md}``, the machine named. Timings need a quiet
+machine: stop other jobs while it runs (``kill -STOP``/``-CONT``).
+
+    python benchmarks/speed_gap.py
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import torch
+from torch import nn
+
+from mggc_plugin import networks
+from mggc_plugin.baselines import keep_masks, uniform_widths
+from mggc_plugin.channels import ChannelGroups
+from mggc_plugin.deploy.bench import RUNTIMES, TEACHER, bench, deployable, machine
+from mggc_plugin.fileio import atomic_write, atomic_write_json
+from mggc_plugin.macs import count_macs
+from mggc_plugin.slim import slim
+
+RESULTS = Path(__file__).resolve().parent / "results"
+ARCHS = {"resnet_9blocks": "instance", "unet_256": "batch"}
+KINDS = (("conv", (nn.Conv2d,)), ("conv_transpose", (nn.ConvTranspose2d,)),
+         ("norm", (nn.InstanceNorm2d, nn.BatchNorm2d)), ("pad", (nn.ReflectionPad2d, nn.ZeroPad2d)),
+         ("activation", (nn.ReLU, nn.LeakyReLU, nn.Tanh)))
+
+
+def kind_of(module: nn.Module) -> str:
+    return next((name for name, types in KINDS if isinstance(module, types)), "other")
+
+
+def student(teacher: nn.Module, x: torch.Tensor, rate: float, round_to: int) -> nn.Module:
+    """The teacher cut to the largest uniform keep-rate whose rounded widths fit ``rate`` of its MACs."""
+    groups = ChannelGroups.discover(teacher, x)
+    widths = uniform_widths(groups, rate, round_to)
+    return slim(teacher, groups, keep_masks(groups, widths.widths, "l1_norm")).eval()
+
+
+@torch.no_grad()
+def per_layer(model: nn.Module, x: torch.Tensor, runs: int = 3) -> Dict[str, float]:
+    """Seconds per forward pass spent in each kind of leaf module (median-free mean over ``runs``
+    after one warm-up; hooks add a little to every layer alike)."""
+    spent: Dict[str, float] = defaultdict(float)
+    starts: Dict[int, float] = {}
+    handles = []
+    def start(mod: nn.Module, args: tuple) -> None:
+        starts[id(mod)] = time.perf_counter()
+
+    def stop(mod: nn.Module, args: tuple, out: torch.Tensor) -> None:
+        spent[kind_of(mod)] += time.perf_counter() - starts[id(mod)]
+
+    for m in model.modules():
+        if next(m.children(), None) is None:
+            handles += [m.register_forward_pre_hook(start), m.register_forward_hook(stop)]
+    model(x)
+    spent.clear()
+    for _ in range(runs):
+        model(x)
+    for h in handles:
+        h.remove()
+    return {k: v / runs for k, v in spent.items()}
+
+
+def macs_by_kind(model: nn.Module, shape: Sequence[int]) -> Dict[str, float]:
+    modules = dict(model.named_modules())
+    out: Dict[str, float] = defaultdict(float)
+    for layer in count_macs(model, tuple(shape)).layers:
+        out[kind_of(modules[layer.name]) if layer.name in modules else "other"] += layer.macs
+    return dict(out)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    p.add_argument("--archs", nargs="+", default=list(ARCHS), choices=tuple(ARCHS))
+    p.add_argument("--rates", nargs="+", type=float, default=[0.25, 0.10])
+    p.add_argument("--size", type=int, default=256)
+    p.add_argument("--round_to", type=int, default=8)
+    p.add_argument("--runtimes", nargs="+", default=list(RUNTIMES), choices=RUNTIMES)
+    p.add_argument("--runs", type=int, default=8)
+    p.add_argument("--out", default=str(RESULTS / "speed_gap"))
+    args = p.parse_args(argv)
+    torch.set_num_threads(1)
+    shape = (1, 3, args.size, args.size)
+    x = torch.zeros(shape)
+    record: Dict[str, object] = {"machine": machine(), "size": args.size, "round_to": args.round_to, "archs": {}}
+    lines = [f"# Speed-up against the MAC ratio — {record['machine']['cpu']}, 1 thread, batch 1, "  # type: ignore[index]
+             f"{args.size}², median of {args.runs} interleaved rounds", ""]
+    with tempfile.TemporaryDirectory(prefix="mggc-speed-gap-") as work:
+        for arch in args.archs:
+            torch.manual_seed(0)
+            teacher = networks.define_G(3, 3, 64, arch, norm=ARCHS[arch]).eval()
+            nets = {TEACHER: teacher}
+            for rate in args.rates:
+                nets[f"keep{rate * 100:g}"] = student(teacher, x, rate, args.round_to)
+            models = [deployable(name, net, shape) for name, net in nets.items()]
+            (Path(work) / arch).mkdir()
+            result = bench(models, shape, Path(work) / arch, args.runtimes, batches=(1,), threads=(1,),
+                           runs=args.runs, warmup=1, log=lambda s: print(s, flush=True))
+            layers = {name: {"seconds": per_layer(m.module, x), "macs": macs_by_kind(nets[name], shape)}
+                      for name, m in zip(nets, models)}
+            rounding: Dict[str, List[Dict[str, float]]] = {}
+            for rate in args.rates:
+                variants = [deployable(TEACHER, teacher, shape)]
+                for r in (1, 8, 16):
+                    variants.append(deployable(f"round_to{r}", student(teacher, x, rate, r), shape))
+                (Path(work) / f"{arch}-{rate}").mkdir()
+                res = bench(variants, shape, Path(work) / f"{arch}-{rate}", [rt for rt in ("eager", "onnxruntime")
+                                                                              if rt in args.runtimes],
+                            batches=(1,), threads=(1,), runs=args.runs, warmup=1, log=lambda s: None)
+                rounding[f"keep{rate * 100:g}"] = res["rows"]
+            record["archs"][arch] = {"bench": result, "per_layer": layers, "rounding": rounding}  # type: ignore[index]
+            lines += _markdown(arch, result, layers, rounding)
+    atomic_write_json(Path(args.out).with_suffix(".json"), record)
+    text = "\n".join(lines) + "\n"
+    atomic_write(Path(args.out).with_suffix(".md"), lambda tmp: tmp.write_text(text))
+    print(text)
+    return 0
+
+
+def _markdown(arch: str, result: Dict, layers: Dict, rounding: Dict) -> List[str]:
+    rows = result["rows"]
+    out = [f"## {arch}", "", "| student | runtime | ms | speed-up | ideal | speed-up / ideal |",
+           "|---|---|---|---|---|---|"]
+    for r in rows:
+        if r["model"] != TEACHER:
+            out.append(f"| {r['model']} | {r['runtime']} | {r['median_ms']:.1f} | {r['speedup']:.2f}× | "
+                       f"{r['ideal_speedup']:.2f}× | {r['speedup'] / r['ideal_speedup']:.2f} |")
+    best_teacher = min(r["median_ms"] for r in rows if r["model"] == TEACHER)
+    for name in sorted({r["model"] for r in rows if r["model"] != TEACHER}):
+        best = min((r for r in rows if r["model"] == name), key=lambda r: r["median_ms"])
+        out.append(f"\n{name}: best runtime {best['runtime']} ({best['median_ms']:.1f} ms); against the teacher on "
+                   f"its best runtime ({best_teacher:.1f} ms): {best_teacher / best['median_ms']:.2f}× for an ideal "
+                   f"{best['ideal_speedup']:.2f}× ({best_teacher / best['median_ms'] / best['ideal_speedup']:.2f})")
+    out += ["", "Time and MACs by layer kind (eager, 1 thread):", "",
+            "| model | kind | ms | share of time | share of MACs |", "|---|---|---|---|---|"]
+    for name, d in layers.items():
+        total_s, total_m = sum(d["seconds"].values()), sum(d["macs"].values()) or 1.0
+        for kind, s in sorted(d["seconds"].items(), key=lambda kv: -kv[1]):
+            share = d["macs"].get(kind, 0) / total_m
+            out.append(f"| {name} | {kind} | {s * 1e3:.1f} | {s / total_s:.1%} | {share:.1%} |")
+    out += ["", "Width rounding (speed-up / ideal):", "", "| rate | runtime | round_to 1 | round_to 8 | round_to 16 |",
+            "|---|---|---|---|---|"]
+    for rate, rws in rounding.items():
+        for runtime in sorted({r["runtime"] for r in rws}):
+            cells = {r["model"]: r for r in rws if r["runtime"] == runtime}
+            out.append(f"| {rate} | {runtime} | " + " | ".join(
+                f"{cells[f'round_to{k}']['speedup'] / cells[f'round_to{k}']['ideal_speedup']:.2f}"
+                f" ({cells[f'round_to{k}']['ideal_speedup']:.1f}× ideal)" for k in (1, 8, 16)) + " |")
+    return out + [""]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
