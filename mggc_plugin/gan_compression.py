@@ -158,95 +158,162 @@ def _identity_adapter(channels: int, device: torch.device) -> nn.Conv2d:
     return conv
 
 
+class SupernetTrainer:
+    """Once-for-all training (module docstring, step 1) one step at a time, for callers that own
+    the loop (upstream's ``train.py``): :func:`train_supernet` is this class driven for a number
+    of steps under a linear learning-rate decay; a caller without that loop schedules
+    :attr:`optimizers` itself.
+
+    ``G_T``: the teacher, copied as the supernet ``supernet.G``; ``groups``: its channel groups
+    (rediscovered on the copy); ``space``: candidate widths per group (:func:`search_space`).
+    ``D_T``: the teacher's D, copied as the supernet's D (unused, may be None, when
+    ``config.lambda_gan`` is 0). ``G_T`` and ``D_T`` are never changed: the teacher's features
+    come from a copy run as upstream's test mode (dropout off, BatchNorm normalising each batch
+    by its own statistics), on ``G_T``'s device. Call :meth:`close` when done (it removes the
+    feature hooks); :meth:`state_dict`/:meth:`load_state_dict` save and resume everything that
+    training changes."""
+
+    def __init__(self, G_T: nn.Module, D_T: Optional[nn.Module], groups: ChannelGroups, space: Sequence[Widths],
+                 config: SupernetConfig = SupernetConfig()):
+        if groups.model is not G_T:
+            raise ValueError("groups were discovered on another module than G_T: pass ChannelGroups.discover(G_T, x)")
+        if len(space) != len(groups) or any(not c or not all(1 <= w <= n for w in c)
+                                            for c, n in zip(space, groups.sizes)):
+            raise ValueError(f"space: give a non-empty list of candidate widths for each of the {len(groups)} "
+                             f"groups, each between 1 and the group's size {groups.sizes} (see search_space)")
+        if config.lambda_gan > 0 and D_T is None:
+            raise ValueError("lambda_gan > 0 trains against a discriminator: pass the teacher's D_T, or set "
+                             "lambda_gan=0")
+        self.config = config
+        self.device = device = next(G_T.parameters()).device
+        G = copy.deepcopy(G_T).train().requires_grad_(True)
+        sub_groups = ChannelGroups.discover(G, torch.zeros(groups.input_shape, device=device))
+        if [g.root for g in sub_groups] != [g.root for g in groups] or sub_groups.sizes != groups.sizes:
+            raise ValueError("the copy of G_T traced to other channel groups than `groups`: pass groups discovered "
+                             "on G_T at the training input shape")
+        self.teacher = inference_copy(G_T)
+        D = None
+        if config.lambda_gan > 0 and D_T is not None:
+            D = copy.deepcopy(D_T).to(device).train().requires_grad_(True)
+        self.roots = [g.root for g in groups]
+        # A root layer produces all of its group's channels (groups reaching the output are not prunable).
+        adapters = nn.ModuleDict({g.root.replace(".", "_"): _identity_adapter(g.size, device) for g in groups})
+        self._taps_S = FeatureTaps(G, self.roots) if config.lambda_distill > 0 else None
+        self._taps_T = FeatureTaps(self.teacher, self.roots) if config.lambda_distill > 0 else None
+        betas = (config.beta1, 0.999)
+        self.opt_G = torch.optim.Adam(list(G.parameters()) + list(adapters.parameters()), lr=config.lr, betas=betas)
+        self.opt_D = torch.optim.Adam(D.parameters(), lr=config.lr, betas=betas) if D is not None else None
+        #: The width sampler, seeded by ``config.seed``.
+        self.rng = torch.Generator().manual_seed(config.seed)
+        self.supernet = Supernet(G, sub_groups, [sorted(c) for c in space], D, adapters)
+        #: Steps taken so far (restored by :meth:`load_state_dict`).
+        self.step_count = 0
+
+    @property
+    def optimizers(self) -> List[torch.optim.Optimizer]:
+        """Adam on G and the adapters, then Adam on D when there is one."""
+        optimizers: List[torch.optim.Optimizer] = [self.opt_G]
+        return optimizers + ([self.opt_D] if self.opt_D is not None else [])
+
+    def _d_input(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return torch.cat([x, y], 1) if self.config.conditional_D else y
+
+    def step(self, x: torch.Tensor, real: torch.Tensor, target: Optional[torch.Tensor] = None) -> Dict[str, float]:
+        """One step on sources ``x``, D's real samples ``real`` and the L1 reconstruction
+        ``target`` (None: the teacher's output G_T(x), CycleGAN's stand-in for missing pairs):
+        sample one width per group, update D (when there is one), then G and the adapters.
+        Returns the sampled MACs fraction ``macs``, ``D`` (with a discriminator), ``G_gan``,
+        ``G_recon`` and ``G_distill``."""
+        config, G, D, device = self.config, self.supernet.G, self.supernet.D, self.device
+        groups = self.supernet.groups
+        x, real = x.to(device), real.to(device)
+        widths = sample_widths(self.supernet.space, self.rng)
+        masks = first_k(groups.sizes, widths, device)
+        with torch.no_grad():
+            y_T = self.teacher(x)
+        target = y_T if target is None else target.to(device)
+        with groups.gated(masks):
+            fake = G(x)
+        logs = {"macs": float(groups.macs(masks)) / groups.full_macs}
+        loss_gan = torch.zeros((), device=device)
+        if D is not None and self.opt_D is not None:
+            D.requires_grad_(True)
+            self.opt_D.zero_grad(set_to_none=True)
+            loss_D = f_D(D(self._d_input(x, real)), D(self._d_input(x, fake.detach())), config.gan_mode)
+            loss_D.backward()
+            self.opt_D.step()
+            D.requires_grad_(False)  # G's GAN term builds no graph through D's weights
+            loss_gan = f_G(D(self._d_input(x, fake)), config.gan_mode)
+            D.requires_grad_(True)
+            logs["D"] = loss_D.item()
+        loss_recon = F.l1_loss(fake, target)
+        loss_distill = torch.zeros((), device=device)
+        if self._taps_S is not None and self._taps_T is not None:
+            for root, mask in zip(self.roots, masks):
+                feat = self._taps_S.features[root]
+                feat = feat * mask.to(feat.dtype).view(1, -1, *([1] * (feat.dim() - 2)))
+                loss_distill = loss_distill + F.mse_loss(self.supernet.adapters[root.replace(".", "_")](feat),
+                                                         self._taps_T.features[root])
+        self.opt_G.zero_grad(set_to_none=True)
+        (config.lambda_gan * loss_gan + config.lambda_recon * loss_recon
+         + config.lambda_distill * loss_distill).backward()
+        self.opt_G.step()
+        self.step_count += 1
+        return {**logs, "G_gan": loss_gan.item(), "G_recon": loss_recon.item(), "G_distill": loss_distill.item()}
+
+    def close(self) -> None:
+        """Remove the feature hooks from the supernet and the teacher's copy."""
+        for taps in (self._taps_S, self._taps_T):
+            if taps is not None:
+                taps.remove()
+
+    def state_dict(self) -> Dict[str, object]:
+        """Everything training changes: the supernet's G, D and adapters, the optimisers, the width
+        sampler's state and the step count (tensors and plain values: ``weights_only`` loads it)."""
+        s = self.supernet
+        return {"step_count": self.step_count, "G": s.G.state_dict(), "adapters": s.adapters.state_dict(),
+                "D": s.D.state_dict() if s.D is not None else None, "opt_G": self.opt_G.state_dict(),
+                "opt_D": self.opt_D.state_dict() if self.opt_D is not None else None, "rng": self.rng.get_state()}
+
+    def load_state_dict(self, state: Dict[str, object]) -> None:
+        """Resume from :meth:`state_dict`'s result; ValueError when it was saved with or without a
+        discriminator unlike this trainer."""
+        s = self.supernet
+        if (state["D"] is None) != (s.D is None):
+            had, has = ("no", "one") if state["D"] is None else ("one", "none")
+            raise ValueError(f"the saved supernet state was trained with {had} discriminator, this trainer has {has}: "
+                             f"use the configuration (lambda_gan) it was saved with")
+        s.G.load_state_dict(state["G"])  # type: ignore[arg-type]
+        s.adapters.load_state_dict(state["adapters"])  # type: ignore[arg-type]
+        self.opt_G.load_state_dict(state["opt_G"])  # type: ignore[arg-type]
+        if s.D is not None and self.opt_D is not None:
+            s.D.load_state_dict(state["D"])  # type: ignore[arg-type]
+            self.opt_D.load_state_dict(state["opt_D"])  # type: ignore[arg-type]
+        self.rng.set_state(state["rng"])  # type: ignore[arg-type]
+        self.step_count = int(state["step_count"])  # type: ignore[call-overload]
+
+
 def train_supernet(G_T: nn.Module, D_T: Optional[nn.Module], groups: ChannelGroups, space: Sequence[Widths],
                    batches: SupernetBatches, steps: int, config: SupernetConfig = SupernetConfig(),
                    progress: bool = True) -> Supernet:
     """Once-for-all training (module docstring, step 1) of a copy of the teacher ``G_T`` for
-    ``steps`` steps; ``batches(s)`` gives step s's ``(x, real, target)``. ``groups``: the channel
-    groups of ``G_T`` (rediscovered on the copy); ``space``: candidate widths per group
-    (:func:`search_space`). ``D_T``: the teacher's D, copied as the supernet's D (unused, may be
-    None, when ``config.lambda_gan`` is 0). ``G_T`` and ``D_T`` are never changed: the teacher's
-    features come from a copy run as upstream's test mode (dropout off, BatchNorm normalising
-    each batch by its own statistics), on ``G_T``'s device."""
-    if groups.model is not G_T:
-        raise ValueError("groups were discovered on another module than G_T: pass ChannelGroups.discover(G_T, x)")
-    if len(space) != len(groups) or any(not c or not all(1 <= w <= n for w in c) for c, n in zip(space, groups.sizes)):
-        raise ValueError(f"space: give a non-empty list of candidate widths for each of the {len(groups)} groups, "
-                         f"each between 1 and the group's size {groups.sizes} (see search_space)")
+    ``steps`` steps of :class:`SupernetTrainer` (whose docstring says what the arguments are),
+    the learning rates decayed by upstream's ``linear`` policy over the steps; ``batches(s)``
+    gives step s's ``(x, real, target)``. Returns the supernet with its per-step ``history``."""
     if steps < 0:
         raise ValueError(f"steps={steps}: give a number of steps >= 0")
-    if config.lambda_gan > 0 and D_T is None:
-        raise ValueError("lambda_gan > 0 trains against a discriminator: pass the teacher's D_T, or set lambda_gan=0")
     start = time.perf_counter()
-    device = next(G_T.parameters()).device
-    G = copy.deepcopy(G_T).train().requires_grad_(True)
-    sub_groups = ChannelGroups.discover(G, torch.zeros(groups.input_shape, device=device))
-    if [g.root for g in sub_groups] != [g.root for g in groups] or sub_groups.sizes != groups.sizes:
-        raise ValueError("the copy of G_T traced to other channel groups than `groups`: pass groups discovered on "
-                         "G_T at the training input shape")
-    teacher = inference_copy(G_T)
-    D = None
-    if config.lambda_gan > 0 and D_T is not None:
-        D = copy.deepcopy(D_T).to(device).train().requires_grad_(True)
-    roots = [g.root for g in groups]
-    # A root layer produces all of its group's channels (groups reaching the output are not prunable).
-    adapters = nn.ModuleDict({g.root.replace(".", "_"): _identity_adapter(g.size, device) for g in groups})
-    taps_S = FeatureTaps(G, roots) if config.lambda_distill > 0 else None
-    taps_T = FeatureTaps(teacher, roots) if config.lambda_distill > 0 else None
-    betas = (config.beta1, 0.999)
-    opt_G = torch.optim.Adam(list(G.parameters()) + list(adapters.parameters()), lr=config.lr, betas=betas)
-    optimizers = [opt_G]
-    if D is not None:
-        optimizers.append(torch.optim.Adam(D.parameters(), lr=config.lr, betas=betas))
-    schedulers = [LambdaLR(opt, linear_lr(max(steps, 1))) for opt in optimizers]
-    rng = torch.Generator().manual_seed(config.seed)
-    supernet = Supernet(G, sub_groups, [sorted(c) for c in space], D, adapters)
-
-    def d_input(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return torch.cat([x, y], 1) if config.conditional_D else y
-
+    trainer = SupernetTrainer(G_T, D_T, groups, space, config)
+    schedulers = [LambdaLR(opt, linear_lr(max(steps, 1))) for opt in trainer.optimizers]
+    supernet = trainer.supernet
     try:
         for step in tqdm(range(steps), desc="supernet", leave=False, disable=not progress):
-            x, real, target = (t.to(device) for t in batches(step))
-            widths = sample_widths(supernet.space, rng)
-            masks = first_k(groups.sizes, widths, device)
-            with torch.no_grad():
-                teacher(x)
-            with sub_groups.gated(masks):
-                fake = G(x)
-            logs = {"macs": float(sub_groups.macs(masks)) / sub_groups.full_macs}
-            loss_gan = torch.zeros((), device=device)
-            if D is not None:
-                D.requires_grad_(True)
-                optimizers[1].zero_grad(set_to_none=True)
-                loss_D = f_D(D(d_input(x, real)), D(d_input(x, fake.detach())), config.gan_mode)
-                loss_D.backward()
-                optimizers[1].step()
-                D.requires_grad_(False)
-                loss_gan = f_G(D(d_input(x, fake)), config.gan_mode)
-                logs["D"] = loss_D.item()
-            loss_recon = F.l1_loss(fake, target)
-            loss_distill = torch.zeros((), device=device)
-            if taps_S is not None and taps_T is not None:
-                for root, mask in zip(roots, masks):
-                    feat = taps_S.features[root]
-                    feat = feat * mask.to(feat.dtype).view(1, -1, *([1] * (feat.dim() - 2)))
-                    loss_distill = loss_distill + F.mse_loss(adapters[root.replace(".", "_")](feat),
-                                                             taps_T.features[root])
-            opt_G.zero_grad(set_to_none=True)
-            (config.lambda_gan * loss_gan + config.lambda_recon * loss_recon
-             + config.lambda_distill * loss_distill).backward()
-            opt_G.step()
+            x, real, target = batches(step)
+            supernet.history.append(trainer.step(x, real, target))
             for scheduler in schedulers:
                 scheduler.step()
-            supernet.history.append({**logs, "G_gan": loss_gan.item(), "G_recon": loss_recon.item(),
-                                     "G_distill": loss_distill.item()})
     finally:
-        for taps in (taps_S, taps_T):
-            if taps is not None:
-                taps.remove()
-        if D is not None:
-            D.requires_grad_(True)
+        trainer.close()
     supernet.steps = steps
     supernet.seconds = time.perf_counter() - start
     return supernet

@@ -11,7 +11,8 @@ The user's path, inside a registered checkout (``mggc register .``)::
 Modules: ``models`` (the two ``--model`` classes, upstream's ``BaseModel`` subclasses),
 ``dataset`` (``--dataset_mode neighborhood``) and ``register`` import upstream or write into it;
 ``phases`` (prune / finetune / test), ``checks`` (what a run is refused for before any work,
-``--mggc_restart``, the game's length in a one-command run), ``options``, ``specs`` (what
+``--mggc_restart``, the game's length in a one-command run), ``supernet`` (``--mggc_method
+gan_compression|agd``: the supernet's file and the width search), ``options``, ``specs`` (what
 differs between the two models), ``teacher``, ``record`` (``mggc_run.json``), ``summary``
 (``mggc_report.json``) and ``compat`` (every difference between upstream versions) do not.
 Importing ``register`` or any of the latter needs no upstream; ``models`` and ``dataset`` run

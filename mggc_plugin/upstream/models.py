@@ -43,11 +43,15 @@ class MggcModel(BaseModel):
       through ``get_current_losses``. Saves ``<epoch>_net_gen_{G,D}.pth`` and
       ``<epoch>_mggc_pruner.pt``; ``--continue_train`` resumes the game. With ``--mggc_method
       l1_norm|uniform`` a baseline replaces the game: G's masks at the budget are written at
-      once (``<epoch>_mggc_masks.pt``), without neighbourhoods or training.
+      once (``<epoch>_mggc_masks.pt``), without neighbourhoods or training. With
+      ``--mggc_method gan_compression|agd`` a once-for-all supernet of G trains on the teacher's
+      own data instead (``<epoch>_mggc_supernet.pt``; :mod:`.supernet`).
     - ``finetune`` (same ``--name``): slims G and D physically by the agents' final
       architecture and trains them with the GAN's objective (+ L1, + optional KD). Saves the
       slim pair as ``<epoch>_net_{G,D}.pth`` together with ``<epoch>_slim_{G,D}.pt`` (the slim
-      checkpoints ``load_slim`` and ``mggc export`` read) and writes ``mggc_report.json``.
+      checkpoints ``load_slim`` and ``mggc export`` read) and writes ``mggc_report.json``. After
+      a supernet method it first searches the supernet's widths under the budget and extracts
+      the best sub-network; after ``agd`` G trains alone (no D) by AGD's distillation objective.
 
     A training run seeds torch's and Python's random numbers with ``--mggc_seed``; every save
     also writes ``<epoch>_mggc_rng.pt`` (the CPU torch and Python random states), which
@@ -151,7 +155,8 @@ class MggcModel(BaseModel):
             self.neighbor_B = input["y_neighbor"].to(self.device)
 
     def _batch(self) -> Batch:
-        return Batch(self.real_A, self.real_B, getattr(self, "teacher_B", None), getattr(self, "neighbor_B", None))
+        return Batch(self.real_A, self.real_B, getattr(self, "teacher_B", None), getattr(self, "neighbor_B", None),
+                     list(getattr(self, "image_paths", ())))
 
     def forward(self):
         """fake_B (and the phase's own visuals) for the current input."""

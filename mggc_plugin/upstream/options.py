@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, List, Tuple
 
 from .. import baselines, networks
+from ..agd import AGDConfig
 from ..data import DATASET_MODES
 from ..encoders.base import ENCODER_CHOICES
 from ..encoders.swav import SWAV_ARCHS, SwAVConfig, swav_config_from_flags
@@ -29,17 +30,25 @@ from .summary import REPORT_NAME
 
 #: ``--mggc_phase``: ``all`` (the default) plays the game and finetunes in one run of train.py.
 PHASES = ("all", "prune", "finetune")
-#: ``--mggc_method``: the pruning game, or a baseline of :mod:`mggc_plugin.baselines` (no game).
-METHODS = ("mggc",) + baselines.METHODS
+#: The methods whose prune phase trains a once-for-all supernet that the finetune phase searches:
+#: GAN Compression (:mod:`mggc_plugin.gan_compression`) and AutoGAN-Distiller's objective on the
+#: same width search, without a discriminator (:mod:`mggc_plugin.agd`).
+SUPERNET_METHODS = ("gan_compression", "agd")
+#: The methods whose student trains without any discriminator.
+DISCRIMINATOR_FREE = ("agd",)
+#: ``--mggc_method``: the pruning game, a baseline of :mod:`mggc_plugin.baselines` (no game), or a
+#: supernet method.
+METHODS = ("mggc",) + baselines.METHODS + SUPERNET_METHODS
 #: The prune phase's record in the run folder (:mod:`.record`), which marks a folder as an MGGC run.
 RUN_RECORD = "mggc_run.json"
 #: What the finetune phase writes (and ``test.py``/``mggc export`` read), stale once G is pruned
 #: again; ``<epoch>_net_G.pth``/``_net_D.pth`` are upstream's names for the slim pair's weights.
 FINETUNE_PRODUCTS = ("*_slim_G.pt", "*_slim_D.pt", "*_net_G.pth", "*_net_D.pth", "*_net_KD.pth",
                      "*_mggc_finetune.pt", REPORT_NAME)
-#: What the prune phase writes besides the run record: the game's states and agents, or a
-#: baseline's masks.
-PRUNE_PRODUCTS = ("*_mggc_pruner.pt", "*_net_gen_G.pth", "*_net_gen_D.pth", "*_mggc_masks.pt", "*_mggc_rng.pt")
+#: What the prune phase writes besides the run record: the game's states and agents, a
+#: baseline's masks, or a supernet's state and networks.
+PRUNE_PRODUCTS = ("*_mggc_pruner.pt", "*_net_gen_G.pth", "*_net_gen_D.pth", "*_mggc_masks.pt", "*_mggc_rng.pt",
+                  "*_mggc_supernet.pt", "*_net_supernet_G.pth", "*_net_supernet_D.pth")
 #: Where ``--mggc_restart`` moves an earlier run's products, inside the run folder.
 SUPERSEDED = "superseded_{time}"
 
@@ -109,9 +118,12 @@ def add_model_options(parser: argparse.ArgumentParser, is_train: bool, spec: Gan
     _add(parser, "--mggc_target_macs", type=float, default=None,
          help="MGGC: fraction of the teacher generator's total MACs to keep, e.g. 0.05 (prune phase)")
     _add(parser, "--mggc_method", choices=METHODS, default="mggc",
-         help="MGGC: prune phase: mggc (the pruning game on neighbourhoods) or a baseline without game and "
+         help="MGGC: prune phase: mggc (the pruning game on neighbourhoods); a baseline without game and "
               "neighbourhoods that prunes G to --mggc_target_macs at once, keeping D: l1_norm (Li et al. 2017, "
-              "the highest-L1 filters at a uniform keep-rate) or uniform (the first channels at a uniform rate)")
+              "the highest-L1 filters at a uniform keep-rate) or uniform (the first channels at a uniform rate); "
+              "or a supernet trained on the teacher's data, whose widths the finetune phase searches under "
+              "--mggc_target_macs: gan_compression (GAN Compression: GAN + L1 + feature distillation) or agd "
+              "(AutoGAN-Distiller's objective: no discriminator, in the supernet nor in the finetuning)")
     _add(parser, "--mggc_lambda_R", type=float, default=3.0, help="MGGC: λ1, weight of the MACs budget R (Eq. 5)")
     _add(parser, "--mggc_lambda_L", type=float, default=0.1, help="MGGC: λ2, weight of D's sparsity L (Eq. 6)")
     _add(parser, "--mggc_agent_lr", type=float, default=MGGCConfig.lr,
@@ -140,8 +152,17 @@ def add_model_options(parser: argparse.ArgumentParser, is_train: bool, spec: Gan
          help="MGGC: which saved pruning state (<epoch>_mggc_pruner.pt) the finetune phase slims by")
     _add(parser, "--mggc_round_to", type=int, default=1,
          help="MGGC: finetune phase: round every kept width to a multiple of this (8 runs ~6%% faster on CPU "
-              "than odd widths; 1 keeps the agents' widths). With --mggc_method l1_norm/uniform it applies in the "
-              "prune phase, which chooses the widths")
+              "than odd widths; 1 keeps the agents' widths). With any other --mggc_method it applies in the prune "
+              "phase, which chooses the widths (l1_norm, uniform) or the supernet's candidate widths "
+              "(gan_compression, agd)")
+    _add(parser, "--mggc_search_candidates", type=int, default=200,
+         help="MGGC: finetune phase after --mggc_method gan_compression|agd: how many width configurations within "
+              "90-100%% of the budget the random search scores (L1 to the teacher on held-out training images)")
+    _add(parser, "--mggc_lambda_perceptual", type=float, default=AGDConfig.lambda_perceptual,
+         help="MGGC: finetune phase after --mggc_method agd: weight of the perceptual term (L1 between FID "
+              "Inception feature maps of G(x) and of the teacher's output; 0: off, no Inception network loaded)")
+    _add(parser, "--mggc_lambda_tv", type=float, default=AGDConfig.lambda_tv,
+         help="MGGC: finetune phase after --mggc_method agd: weight of the total variation of G(x)")
     _add(parser, "--mggc_kd", action="store_true",
          help="MGGC: finetune phase: add feature distillation from the teacher through learned 1x1 adapters")
     _add(parser, "--mggc_lambda_kd", type=float, default=1.0, help="MGGC: weight of the --mggc_kd term")
@@ -256,6 +277,10 @@ def check_train_options(opt: argparse.Namespace) -> None:
         if plays_game(opt) and opt.dataset_mode != "neighborhood":
             raise MGGCUserError(f"--dataset_mode {opt.dataset_mode}: the prune phase trains on teacher outputs and "
                                 f"their neighbours; use --dataset_mode neighborhood (the default of this phase)")
+        if opt.mggc_phase == "all" and opt.mggc_method in SUPERNET_METHODS:
+            raise MGGCUserError(f"--mggc_method {opt.mggc_method} trains a supernet in the prune phase and searches "
+                                f"it in the finetune phase: run --mggc_phase prune, then --mggc_phase finetune "
+                                f"(--mggc_phase all plays MGGC's game only)")
         if opt.mggc_phase == "all" and opt.mggc_method != "mggc":
             raise MGGCUserError(f"--mggc_method {opt.mggc_method} prunes at once, without a game: run --mggc_phase "
                                 f"prune, then --mggc_phase finetune")
@@ -269,6 +294,19 @@ def check_train_options(opt: argparse.Namespace) -> None:
         raise MGGCUserError(f"--mggc_round_to {opt.mggc_round_to}: use 1 (the agents' widths) or e.g. 8")
     if opt.lambda_L1 < 0 or opt.mggc_lambda_kd < 0:
         raise MGGCUserError(f"--lambda_L1 {opt.lambda_L1}, --mggc_lambda_kd {opt.mggc_lambda_kd}: weights must be >= 0")
+    if opt.mggc_phase == "finetune":
+        check_supernet_options(opt)
+
+
+def check_supernet_options(opt: argparse.Namespace) -> None:
+    """The finetune phase's options for the supernet methods' students: the search and AGD's
+    objective (read only after a prune phase of ``--mggc_method gan_compression|agd``)."""
+    if opt.mggc_search_candidates < 1:
+        raise MGGCUserError(f"--mggc_search_candidates {opt.mggc_search_candidates}: the search scores at least one "
+                            f"configuration (default 200)")
+    if opt.mggc_lambda_perceptual < 0 or opt.mggc_lambda_tv < 0:
+        raise MGGCUserError(f"--mggc_lambda_perceptual {opt.mggc_lambda_perceptual}, --mggc_lambda_tv "
+                            f"{opt.mggc_lambda_tv}: weights must be >= 0 (AGD: 1 and 1e-7)")
 
 
 def check_neighborhood_options(opt: argparse.Namespace) -> None:

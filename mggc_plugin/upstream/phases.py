@@ -9,7 +9,7 @@ upstream; ``opt`` is upstream's option namespace with the options of :mod:`.opti
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -17,16 +17,18 @@ import torch
 from torch import nn
 
 from .. import baselines
+from ..agd import AGDConfig, AGDTrainer
 from ..agents import gumbel_sigmoid
 from ..channels import ChannelGroups
 from ..errors import MGGCFileNotFoundError, MGGCUserError
 from ..fileio import atomic_torch_save
 from ..finetune import Finetuner
+from ..gan_compression import SupernetTrainer, first_k, rates_around, search_space
 from ..macs import frozen_eval
 from ..networks import arch_of
 from ..pruner import MGGCPruner, teacher_mode
 from ..slim import load_slim, save_slim, slim, slim_info
-from . import checks, options, summary
+from . import checks, options, summary, supernet
 from .record import RunRecord
 from .specs import GanSpec
 from .teacher import Teacher, find_teacher, inference_spec, load_D, load_G
@@ -35,12 +37,14 @@ from .teacher import Teacher, find_teacher, inference_spec, load_D, load_G
 @dataclass
 class Batch:
     """One batch in the direction of ``--direction``: source x, target y (paired ground truth,
-    or an unpaired real target), and for the prune phase y' and y''."""
+    or an unpaired real target), for the prune phase y' and y'', and the sources' files (upstream's
+    ``A_paths``/``B_paths``; empty when unknown)."""
 
     x: torch.Tensor
     y: torch.Tensor
     y_center: Optional[torch.Tensor] = None
     y_neighbor: Optional[torch.Tensor] = None
+    paths: Sequence[str] = ()
 
 
 def load_suffix(opt: argparse.Namespace) -> str:
@@ -250,16 +254,116 @@ class BaselinePrunePhase(Phase):
         self._write_masks(run_dir, epoch)
 
 
+class SupernetPrunePhase(Phase):
+    """``--mggc_method gan_compression|agd`` (:mod:`.supernet`): trains a once-for-all supernet of
+    the teacher's G, one :class:`SupernetTrainer` step per iteration of upstream's loop on its own
+    batches (pix2pix: D's real samples and the L1 target are the ground truth; CycleGAN: D's real
+    samples are the unpaired targets, the L1 target the teacher's output), skipping the held-out
+    sources the finetune phase's search scores on. ``nets``: ``supernet_G`` (and ``supernet_D``
+    for ``gan_compression``); ``optimizers``: theirs, scheduled by upstream's ``--lr_policy`` over
+    this phase's epochs. ``<epoch>_mggc_supernet.pt`` holds the whole training state (atomic) and
+    ``--continue_train`` resumes it; ``mggc_run.json`` records the teacher for the finetune phase,
+    which searches the widths and extracts the student. Losses: the sampled sub-network's
+    ``sampled_macs`` and the terms of the objective (``D`` and ``G_gan`` only with a D); visuals:
+    the sub-network of uniform widths at the budget."""
+
+    visual_names: List[str] = []
+
+    def __init__(self, opt: argparse.Namespace, spec: GanSpec, run_dir: Path, device: torch.device):
+        teacher = find_teacher(opt.checkpoints_dir, opt.teacher_name, opt.teacher_epoch, spec.teacher, run_dir)
+        teacher.check_options(opt)
+        if opt.continue_train:
+            RunRecord.read(run_dir).check(opt, teacher)
+        self.method, self.round_to, self.target = opt.mggc_method, opt.mggc_round_to, opt.mggc_target_macs
+        G_T = load_G(teacher, opt).to(device)
+        groups = ChannelGroups.discover(G_T, example_input(opt).to(device))
+        checks.check_budget(self.target, groups, self.round_to, opt)
+        space = search_space(groups, rates_around(groups, self.target, self.round_to), self.round_to)
+        config = supernet.supernet_config(opt, spec)
+        D_T = load_D(teacher, opt).to(device) if config.lambda_gan > 0 else None
+        self.trainer = SupernetTrainer(G_T, D_T, groups, space, config)
+        supernet.check_searchable(self.trainer, self.target, self.round_to)
+        sources = supernet.training_sources(opt)
+        train, self.held_out = supernet.split_held_out(sources)
+        self._skip = supernet.held_out_keys(train, self.held_out)
+        self._recon_is_teacher = spec.l1_target == "teacher"
+        # A continued run is refused before it rewrites the run record, not when upstream's setup resumes it.
+        self._saved = self._saved_state(run_dir, load_suffix(opt)) if opt.continue_train else None
+        restart(opt, run_dir)
+        RunRecord.of_prune_run(opt, teacher, options.pruner_config(opt, spec)).write(run_dir)
+        net = self.trainer.supernet
+        self._view = first_k(groups.sizes, baselines.uniform_widths(groups, self.target, self.round_to).widths, device)
+        against = "against a copy of the teacher's D" if D_T is not None else "without a discriminator"
+        print(f"MGGC prune ({self.method}): teacher {teacher.G_path} ({opt.netG}, ngf {opt.ngf}): "
+              f"{groups.full_macs / 1e9:.4f} G MACs at {opt.crop_size}x{opt.crop_size}, {len(groups)} channel groups; "
+              f"a supernet of widths from {[c[0] for c in net.space]} to {[c[-1] for c in net.space]} around the "
+              f"target {self.target:.2%}, trained {against}; {len(self._skip)} of {len(sources)} training images "
+              f"held out for the finetune phase's search")
+        self.nets = {"supernet_G": net.G, **({"supernet_D": net.D} if net.D is not None else {})}
+        self.optimizers = self.trainer.optimizers
+        self.loss_names = ["sampled_macs"] + (["D", "G_gan"] if net.D is not None else []) + ["G_recon", "G_distill"]
+        self._last = {name: 0.0 for name in self.loss_names}
+
+    def step(self, batch: Batch) -> Dict[str, float]:
+        """One supernet step on the batch's training sources; a batch of held-out sources only
+        trains nothing and repeats the last losses."""
+        keep = [i for i, p in enumerate(batch.paths) if supernet.path_key(p) not in self._skip] \
+            if batch.paths else list(range(len(batch.x)))
+        if not keep:
+            return dict(self._last)
+        index = torch.tensor(keep, device=batch.x.device)
+        x, y = batch.x.index_select(0, index), batch.y.index_select(0, index)
+        logs = self.trainer.step(x, y, None if self._recon_is_teacher else y)
+        self._last = {name: logs["macs" if name == "sampled_macs" else name] for name in self.loss_names}
+        return dict(self._last)
+
+    @torch.no_grad()
+    def visuals(self, batch: Batch) -> Dict[str, torch.Tensor]:
+        """The sub-network of uniform widths at the budget, as in training (BatchNorm statistics
+        left untouched)."""
+        net = self.trainer.supernet
+        with teacher_mode(net.G), net.groups.gated(self._view):
+            return {"fake_B": net.G(batch.x)}
+
+    def save(self, run_dir: Path, epoch: str) -> None:
+        payload = supernet.state_payload(self.method, self.target, self.round_to, self.trainer, self.held_out)
+        supernet.save_state(supernet.state_file(run_dir, epoch), payload)
+
+    def _saved_state(self, run_dir: Path, epoch: str) -> Dict[str, Any]:
+        """The saved supernet state of ``epoch``, refused when trained with other options."""
+        path = supernet.state_file(run_dir, epoch)
+        state = supernet.read_state(path, self.method)
+        now = {"target_macs": self.target, "round_to": self.round_to, "config": asdict(self.trainer.config),
+               "space": self.trainer.supernet.space}
+        changed = [k for k, v in now.items() if state[k] != v]
+        if changed:
+            raise MGGCUserError(f"{path} was trained with other {', '.join(changed)} than this run's options "
+                                f"(--mggc_target_macs, --mggc_round_to, --lr, --beta1, --gan_mode, --lambda_L1, "
+                                f"--mggc_seed): pass those of the saved run, or prune again with --mggc_restart")
+        return state
+
+    def resume(self, run_dir: Path, epoch: str) -> None:
+        state = self._saved if self._saved is not None else self._saved_state(run_dir, epoch)
+        self.trainer.load_state_dict(state["trainer"])
+        self._saved = None
+        print(f"MGGC prune ({self.method}): resumed the supernet at step {self.trainer.step_count} from "
+              f"{supernet.state_file(run_dir, epoch)}")
+
+
 class FinetunePhase(Phase):
     """Slims the teacher's G and D by the agents' final architecture (``--mggc_prune_epoch``,
     rounded to ``--mggc_round_to``), or, after a baseline's prune phase (``--mggc_method``), by
-    its masks ``<mggc_prune_epoch>_mggc_masks.pt``, and trains the slim pair with
+    its masks ``<mggc_prune_epoch>_mggc_masks.pt``, or, after a supernet method's, extracts the
+    sub-network the width search picks from ``<mggc_prune_epoch>_mggc_supernet.pt``
+    (:func:`.supernet.search_student`; D: the supernet's), and trains the slim pair with
     :class:`Finetuner`: the GAN's own objective, ``--lambda_L1``·L1 to :attr:`GanSpec.l1_target`, and with ``--mggc_kd``
-    feature distillation through 1×1 adapters (``nets['KD']``). Saves, besides upstream's
-    ``<epoch>_net_G.pth``/``_net_D.pth``, the self-describing ``<epoch>_slim_G.pt`` and
-    ``<epoch>_slim_D.pt`` and the optimiser states ``<epoch>_mggc_finetune.pt``; writes
-    ``mggc_report.json`` when it slims. ``game``: the pruning game of this very run (``--mggc_phase
-    all``), slimmed by in memory instead of from a file."""
+    feature distillation through 1×1 adapters (``nets['KD']``). After ``--mggc_method agd`` there
+    is no D: G alone trains with :class:`~mggc_plugin.agd.AGDTrainer` (L1 to the teacher's output,
+    ``--mggc_lambda_perceptual``·the FID Inception perceptual term, ``--mggc_lambda_tv``·total
+    variation). Saves, besides upstream's ``<epoch>_net_G.pth``/``_net_D.pth``, the
+    self-describing ``<epoch>_slim_G.pt`` and ``<epoch>_slim_D.pt`` and the optimiser states
+    ``<epoch>_mggc_finetune.pt``; writes ``mggc_report.json`` when it slims. ``game``: the pruning
+    game of this very run (``--mggc_phase all``), slimmed by in memory instead of from a file."""
 
     def __init__(self, opt: argparse.Namespace, spec: GanSpec, run_dir: Path, device: torch.device,
                  game: Optional[MGGCPruner] = None):
@@ -271,15 +375,29 @@ class FinetunePhase(Phase):
         teacher.check_options(opt)
         record.check(opt, teacher)
         self.spec, self.kd = spec, opt.mggc_kd
+        #: Whether G trains without a discriminator (AGD's objective).
+        self.distill_only = game is None and record.method in options.DISCRIMINATOR_FREE
+        if self.distill_only and self.kd:
+            raise MGGCUserError(f"--mggc_kd: the prune phase of {opt.name} ran --mggc_method {record.method}, whose "
+                                f"finetuning is distillation to the teacher's output already; leave --mggc_kd out")
         #: The slim G's fraction of the teacher G's MACs, when this phase slimmed it.
         self.kept_macs: Optional[float] = None
         if opt.continue_train and game is None:
             G, D = self._reload(opt, run_dir)
         else:
-            G, D = self._slim(opt, record, teacher, run_dir, game)
-        G, D = G.to(device), D.to(device)
-        G.train()
-        D.train()
+            G, D = self._slim(opt, record, teacher, run_dir, game, device)
+        G = G.to(device).train()
+        self.teacher_B: Optional[torch.Tensor] = None
+        if D is None:
+            config = AGDConfig(lambda_perceptual=opt.mggc_lambda_perceptual, lambda_tv=opt.mggc_lambda_tv, lr=opt.lr,
+                               beta1=opt.beta1)
+            self.distiller = AGDTrainer(G, load_G(teacher, opt).to(device), config)
+            self.nets = {"G": G}
+            self.optimizers = [self.distiller.opt_G]
+            self.loss_names = ["G_content", "G_perceptual", "G_tv"]
+            self.visual_names = ["teacher_B"]
+            return
+        D = D.to(device).train()
         needs_teacher = self.kd or spec.l1_target == "teacher"
         self.teacher = inference_spec(teacher, opt, record.norm_stats).load().to(device) if needs_teacher else None
         self.finetuner = Finetuner(G, D, options.finetune_config(opt, spec), teacher=self.teacher,
@@ -288,7 +406,6 @@ class FinetunePhase(Phase):
         self.optimizers = [self.finetuner.opt_G, self.finetuner.opt_D]
         self.loss_names = self.losses(self.kd)
         self.visual_names = ["teacher_B"] if spec.l1_target == "teacher" else []
-        self.teacher_B: Optional[torch.Tensor] = None
 
     @staticmethod
     def losses(kd: bool) -> List[str]:
@@ -296,15 +413,23 @@ class FinetunePhase(Phase):
         return ["G_GAN", "G_L1", "D"] + (["G_KD"] if kd else [])
 
     def _slim(self, opt: argparse.Namespace, record: RunRecord, teacher: Teacher, run_dir: Path,
-              game: Optional[MGGCPruner]):
+              game: Optional[MGGCPruner], device: torch.device) -> Tuple[nn.Module, Optional[nn.Module]]:
         G_T, D_T = load_G(teacher, opt), load_D(teacher, opt)
-        if game is not None:
-            parts = self._final(opt, record, game, "this run's pruning game")
+        if game is None and record.method in options.SUPERNET_METHODS:
+            _, groups_D = pair_groups(G_T, D_T, example_input(opt), self.spec.teacher.conditional_D)
+            path = supernet.state_file(run_dir, opt.mggc_prune_epoch)
+            with torch.random.fork_rng(devices=[]):  # the search draws nothing from training's stream
+                G, D, groups_G, origin, how = supernet.search_student(
+                    path, record.method, G_T, D_T, groups_D, example_input(opt), opt.mggc_search_candidates,
+                    opt.mggc_seed, device)
         else:
-            by = self._by_game if record.method == "mggc" else self._by_masks
-            parts = by(opt, record, G_T, D_T, run_dir)
-        groups_G, groups_D, v_G, v_D, origin, how = parts
-        G, D = slim(G_T, groups_G, v_G), slim(D_T, groups_D, v_D)
+            if game is not None:
+                parts = self._final(opt, record, game, "this run's pruning game")
+            else:
+                by = self._by_game if record.method == "mggc" else self._by_masks
+                parts = by(opt, record, G_T, D_T, run_dir)
+            groups_G, groups_D, v_G, v_D, origin, how = parts
+            G, D = slim(G_T, groups_G, v_G), slim(D_T, groups_D, v_D)
         self.kept_macs = self._report(opt, record, groups_G, groups_D, origin, how, G_T, D_T, G, D, run_dir)
         return G, D
 
@@ -344,33 +469,39 @@ class FinetunePhase(Phase):
 
     @staticmethod
     def _report(opt: argparse.Namespace, record: RunRecord, groups_G: ChannelGroups, groups_D: ChannelGroups,
-                origin: Dict[str, Any], how: str, G_T: nn.Module, D_T: nn.Module, G: nn.Module, D: nn.Module,
+                origin: Dict[str, Any], how: str, G_T: nn.Module, D_T: nn.Module, G: nn.Module, D: Optional[nn.Module],
                 run_dir: Path) -> float:
         # Writes mggc_report.json and prints its summary; returns the slim G's fraction of the MACs.
+        # D None: the student trains without a discriminator, only the teacher's D is described.
         shape_G, shape_D = groups_G.input_shape, groups_D.input_shape
         nets = {"teacher": {"G": summary.describe(G_T, shape_G), "D": summary.describe(D_T, shape_D)},
-                "slim": {"G": summary.describe(G, shape_G), "D": summary.describe(D, shape_D)}}
+                "slim": {"G": summary.describe(G, shape_G),
+                          **({"D": summary.describe(D, shape_D)} if D is not None else {})}}
         path = summary.write_report(run_dir, {
             "model": opt.model, "method": record.method, "teacher_files": record.teacher,
             "target_macs": record.pruner["target_macs"], **origin,
             "input_shape_G": list(shape_G), "input_shape_D": list(shape_D), **nets,
-            "widths_G": summary.widths(groups_G, G), "widths_D": summary.widths(groups_D, D)})
+            "widths_G": summary.widths(groups_G, G),
+            "widths_D": summary.widths(groups_D, D) if D is not None else None})
         print(f"MGGC finetune: slimmed by {how}, at {opt.crop_size}x{opt.crop_size}:")
-        for net in ("G", "D"):
+        for net in ("G", "D") if D is not None else ("G",):
             print("  " + summary.ratio_line(net, nets["teacher"][net], nets["slim"][net]))
+        if D is None:
+            print(f"  D: none, --mggc_method {record.method} trains G without a discriminator")
         print(f"  target {record.pruner['target_macs']:.2%} of G's MACs; widths and totals in {path}")
         return nets["slim"]["G"]["macs"] / nets["teacher"]["G"]["macs"]
 
-    def _reload(self, opt: argparse.Namespace, run_dir: Path):
+    def _reload(self, opt: argparse.Namespace, run_dir: Path) -> Tuple[nn.Module, Optional[nn.Module]]:
         suffix = load_suffix(opt)
-        paths = [run_dir / f"{suffix}_slim_{net}.pt" for net in ("G", "D")]
+        nets = ("G",) if self.distill_only else ("G", "D")
+        paths = [run_dir / f"{suffix}_slim_{net}.pt" for net in nets]
         if self.kd:
             paths.append(run_dir / f"{suffix}_net_KD.pth")
         missing = [str(p) for p in paths if not p.is_file()]
         if missing:
             raise MGGCFileNotFoundError(f"--continue_train: {', '.join(missing)} missing: continue a finetune run from "
                                         f"a saved --epoch (with --mggc_kd only if that run used it)")
-        return load_slim(paths[0]), load_slim(paths[1])
+        return load_slim(paths[0]), load_slim(paths[1]) if not self.distill_only else None
 
     def _target(self, batch: Batch) -> torch.Tensor:
         if self.spec.l1_target == "ground_truth":
@@ -381,6 +512,9 @@ class FinetunePhase(Phase):
         return self.teacher_B
 
     def step(self, batch: Batch) -> Dict[str, float]:
+        if self.distill_only:
+            logs = self.distiller.step(batch.x)
+            return {"G_content": logs["content"], "G_perceptual": logs["perceptual"], "G_tv": logs["tv"]}
         logs = self.finetuner.step(batch.x, batch.y, self._target(batch))
         return {name: logs[name] for name in self.loss_names}
 
@@ -389,22 +523,26 @@ class FinetunePhase(Phase):
         G = self.nets["G"]
         with teacher_mode(G):  # train mode as in training, BatchNorm statistics left untouched
             out = {"fake_B": G(batch.x)}
-        if self.spec.l1_target == "teacher":
+        if self.distill_only:
+            out["teacher_B"] = self.distiller.teacher(batch.x)
+        elif self.spec.l1_target == "teacher":
             out["teacher_B"] = self.teacher_B if self.teacher_B is not None else self._target(batch)
         return out
 
     def save(self, run_dir: Path, epoch: str) -> None:
         save_slim(self.nets["G"], run_dir / f"{epoch}_slim_G.pt")
-        save_slim(self.nets["D"], run_dir / f"{epoch}_slim_D.pt")
-        state = {"opt_G": self.finetuner.opt_G.state_dict(), "opt_D": self.finetuner.opt_D.state_dict()}
+        if "D" in self.nets:
+            save_slim(self.nets["D"], run_dir / f"{epoch}_slim_D.pt")
+        names = ("opt_G", "opt_D")
+        state = {name: opt.state_dict() for name, opt in zip(names, self.optimizers)}
         atomic_torch_save(state, run_dir / f"{epoch}_mggc_finetune.pt")
 
     def resume(self, run_dir: Path, epoch: str) -> None:
         path = run_dir / f"{epoch}_mggc_finetune.pt"
         if path.is_file():
             state = torch.load(path, map_location="cpu", weights_only=True)
-            self.finetuner.opt_G.load_state_dict(state["opt_G"])
-            self.finetuner.opt_D.load_state_dict(state["opt_D"])
+            for name, opt in zip(("opt_G", "opt_D"), self.optimizers):
+                opt.load_state_dict(state[name])
             print(f"MGGC finetune: resumed the optimisers from {path}")
 
 
@@ -447,6 +585,8 @@ def build_phase(opt: argparse.Namespace, spec: GanSpec, run_dir: Path, device: t
     there."""
     if not opt.isTrain:
         return TestPhase(opt, spec, run_dir, device)
+    if opt.mggc_phase == "prune" and opt.mggc_method in options.SUPERNET_METHODS:
+        return SupernetPrunePhase(opt, spec, run_dir, device)
     if opt.mggc_phase == "prune" and opt.mggc_method != "mggc":
         return BaselinePrunePhase(opt, spec, run_dir, device)
     if opt.mggc_phase == "all":
