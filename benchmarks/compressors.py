@@ -3,6 +3,9 @@ pair into a student pair at a MACs budget, before the finetuning they all share.
 
 * ``mggc`` — the full method: the pruning game of Eq. 2 with D's real sample drawn from the
   teacher-output neighbourhoods (Eq. 1), then slimming by the agents' final architecture.
+* ``mggc_repaired`` — the same game with the repairs the game screen (``game_screen.py``) chose
+  on a validation split: the teacher's own GAN loss (``vanilla`` for upstream's pix2pix) and the
+  teacher-fidelity term ``λ_rec = 10`` (``MGGCConfig.lambda_rec``), both beyond the paper.
 * ``mggc_k0`` — the same without the manifold (k = 0, Table 2's "feedback" row): D's real sample
   is y' itself.
 * ``baseline`` — Table 2's Baseline: one learned logit vector per channel group of G, D full.
@@ -90,7 +93,9 @@ class Context:
     :func:`validation_split`; None: L1 to y' on them. ``supernet_steps``: None = ``prune_steps``
     (a game's cost). ``search_candidates``: how many configurations the search scores.
     ``game_options``: :class:`~mggc_plugin.pruner.MGGCConfig` fields the games use beyond the
-    budget, objective and row (e.g. ``{"gan_mode": "vanilla", "lambda_rec": 10.0}``)."""
+    budget, objective and row (e.g. ``{"gan_mode": "teacher", "lambda_rec": 10.0}``).
+    ``teacher_gan_mode``: the GAN loss the teacher was trained with (its ``train_opt.txt``), what
+    ``gan_mode: "teacher"`` stands for."""
 
     G_T: nn.Module
     D_T: nn.Module
@@ -112,6 +117,7 @@ class Context:
     supernet_steps: Optional[int] = None
     search_candidates: int = 200
     game_options: Dict[str, object] = field(default_factory=dict)
+    teacher_gan_mode: Optional[str] = None
 
     def example_x(self) -> torch.Tensor:
         """One source image: the shape channel groups and MACs are traced at."""
@@ -132,6 +138,8 @@ class Student:
 def _play(ctx: Context, target: float, ablation: str) -> Student:
     """The pruning game of Eq. 2 in the given Table 2 row, resumed from ``ctx.checkpoint``."""
     options = {"gan_mode": ctx.gan_mode, **ctx.game_options}
+    if options["gan_mode"] == "teacher":
+        options["gan_mode"] = ctx.teacher_gan_mode or ctx.gan_mode
     config = MGGCConfig(target_macs=target, conditional_D=ctx.conditional_D, ablation=ablation, seed=ctx.seed,
                         **options)  # type: ignore[arg-type]
     pruner = MGGCPruner(ctx.G_T.to(ctx.device), ctx.D_T.to(ctx.device), ctx.example_x().to(ctx.device), config)
@@ -267,16 +275,22 @@ def _supernet(ctx: Context, target: float, discriminator: bool) -> Student:
 class Method:
     """One row of the table: its label and how it makes the student pair. ``discriminator_free``:
     the student is trained without any D (AGD), so the benchmark finetunes it with
-    :func:`mggc_plugin.agd.agd_fit` instead of the shared GAN finetuning."""
+    :func:`mggc_plugin.agd.agd_fit` instead of the shared GAN finetuning. ``game_options``: the
+    :class:`~mggc_plugin.pruner.MGGCConfig` options its game plays with (``Context.game_options``;
+    ``gan_mode: "teacher"`` is the loss the teacher was trained with)."""
 
     label: str
     make: Callable[[Context, float], Student]
     plays_game: bool = False
     discriminator_free: bool = False
+    game_options: Dict[str, object] = field(default_factory=dict)
 
 
 METHODS: Dict[str, Method] = {
     "mggc": Method("MGGC", lambda ctx, t: _play(ctx, t, "mggc"), plays_game=True),
+    "mggc_repaired": Method("MGGC, repaired game (teacher's GAN loss, λ_rec = 10)",
+                            lambda ctx, t: _play(ctx, t, "mggc"), plays_game=True,
+                            game_options={"gan_mode": "teacher", "lambda_rec": 10.0}),
     "mggc_k0": Method("MGGC, k = 0 (no manifold)", lambda ctx, t: _play(ctx, t, "feedback"), plays_game=True),
     "baseline": Method("Baseline (Table 2)", lambda ctx, t: _play(ctx, t, "baseline"), plays_game=True),
     "l1_norm": Method("L1-norm filter pruning", _l1_norm),

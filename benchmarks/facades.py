@@ -303,6 +303,8 @@ def run_unit(run: Run, method: str, target: float, seed: int) -> Dict[str, objec
     matches, and its finetuned student when the work folder has it."""
     path = unit_file(run.units, run.task_name, method, target, seed)
     protocol = run.schedule.protocol()
+    if METHODS[method].game_options:  # a change of the game's options makes the unit stale
+        protocol["game_options"] = METHODS[method].game_options
     if path.is_file():
         unit = json.loads(path.read_text())
         if unit.get("protocol") == protocol:
@@ -317,7 +319,8 @@ def run_unit(run: Run, method: str, target: float, seed: int) -> Dict[str, objec
         record = json.loads((folder / "student.json").read_text())
         G_eval = load_slim(student_file)
     else:
-        ctx = replace(run.ctx, seed=seed, checkpoint=folder / "game.pt", fill=run.schedule.fill)
+        ctx = replace(run.ctx, seed=seed, checkpoint=folder / "game.pt", fill=run.schedule.fill,
+                      game_options=METHODS[method].game_options)
         student = METHODS[method].make(ctx, target)
         if run.schedule.d_policy == "teacher":
             student.D = full_width(ctx.D_T.cpu(), ctx, ctx.G_T.cpu())  # the teacher's D, slim-wrapped
@@ -404,7 +407,7 @@ def prepare(args: argparse.Namespace, schedule: Schedule) -> Run:
     y_center = torch.stack([outputs.tensor(i) for i in range(len(outputs))])
     ctx = Context(G_T, D_T, arch_G(opt), arch_D(opt, kind), task.spec.gan_mode, kind.conditional_D,
                   GameData(x_game, y_center, nb.indices), schedule.prune_steps, schedule.batch_size, args.device,
-                  schedule.round_to, 0, real=y_game)
+                  schedule.round_to, 0, real=y_game, teacher_gan_mode=opt.gan_mode)
     data = eval_data(task, dataroot, G_T, x_test, y_test, crop, work_root / "reference-features", args.device)
     machine = {"device": args.device, "cpu_threads": torch.get_num_threads(), "cpus": os.cpu_count(),
                "torch": torch.__version__, "python": platform.python_version(),
