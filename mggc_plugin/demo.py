@@ -204,7 +204,8 @@ def _neighbourhoods(out: Path, cfg: DemoConfig, dataset: DatasetSpec, labels: to
     being given), and the neighbourhoods' precision@k on the demo's known classes beside the
     chance level (the probability that two random samples share their dominant class)."""
     teacher = TeacherSpec(out / "teacher" / "latest_net_G.pth", cfg.netG, cfg.ngf, cfg.norm)
-    nb, outputs = build_neighborhoods(dataset, teacher, preprocess, out / "neighbors.pt", out / "cache", k=cfg.k)
+    nb, outputs = build_neighborhoods(dataset, teacher, preprocess, out / "neighbors.pt", out / "cache", k=cfg.k,
+                                      device=cfg.device)
     write_neighborhood_html(out / "neighbors", nb, outputs, n_centres=min(20, len(nb)), sources=dataset.sources())
     precision = precision_at_k(nb.indices, labels)
     chance = float((torch.bincount(labels).float() / len(labels)).pow(2).sum())

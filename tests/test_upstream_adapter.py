@@ -278,3 +278,12 @@ def test_cpu_flags_of_the_checked_versions(version, train):
         pytest.skip(f"no upstream checkout at {root}")
     assert compat.cpu_flags(root, "train") == train
     assert compat.cpu_flags(root, "test") == train[:2]
+
+
+def test_the_neighbourhood_stage_runs_on_upstreams_device():
+    from mggc_plugin.upstream.compat import device_of
+
+    assert device_of(argparse.Namespace(gpu_ids=[])) == "cpu"
+    assert device_of(argparse.Namespace(gpu_ids=[1, 0])) == "cuda:1"
+    assert device_of(argparse.Namespace(gpu_ids="-1")) == "cpu"
+    assert device_of(argparse.Namespace(device=torch.device("cuda:0"), gpu_ids=[])) == "cuda:0"

@@ -6,6 +6,7 @@ import tempfile
 from pathlib import Path
 
 from ..deploy.bench import RUNTIMES, TEACHER, bench, deployable, load_teacher, markdown, write
+from ..device import add_device_argument, resolve_device
 from ..errors import MGGCUserError
 from ..footprint import check_runnable
 from ..slim import find_slim_checkpoint, load_slim, slim_info
@@ -25,11 +26,14 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size", type=int, help="input height/width (default: the first checkpoint's pruning size)")
     p.add_argument("--runs", type=int, default=10, help="timed rounds (default: 10)")
     p.add_argument("--warmup", type=int, default=2, help="untimed rounds first (default: 2)")
+    add_device_argument(p, "eager PyTorch and TorchScript run there, ONNX Runtime too when its CUDA provider is "
+                           "installed (onnxruntime-gpu); OpenVINO runs on the CPU")
     p.add_argument("--out", default="bench.json", help="JSON result; the Markdown table goes beside it as .md "
                                                        "(default: bench.json)")
 
 
 def run(args: argparse.Namespace) -> int:
+    device = resolve_device(args.device)
     paths = [find_slim_checkpoint(p) for p in args.paths]
     first = load_slim(paths[0])
     shape = list(slim_info(first)["input_shape"])
@@ -45,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
     names = [p.stem if [q.stem for q in paths].count(p.stem) == 1 else str(p) for p in paths]
     models += [deployable(name, load_slim(p), image) for name, p in zip(names, paths)]
     with tempfile.TemporaryDirectory(prefix="mggc-bench-") as work:
-        result = bench(models, image, Path(work), args.runtimes, args.batch, args.threads, args.runs, args.warmup)
+        result = bench(models, image, Path(work), args.runtimes, args.batch, args.threads, args.runs, args.warmup,
+                       device=device)
     print(markdown(result), end="")
     for path in write(result, args.out):
         print(f"wrote {path}")

@@ -6,14 +6,14 @@ import argparse
 import numpy as np
 
 from .. import metrics
+from ..device import add_device_argument, resolve_device
 
 
 def _configure_fid(p: argparse.ArgumentParser) -> None:
     p.add_argument("--real", required=True, metavar="DIR", help="folder of real images")
     p.add_argument("--fake", required=True, metavar="DIR", help="folder of generated images")
     p.add_argument("--batch_size", type=int, default=50, help="images per Inception forward pass")
-    p.add_argument("--device", default=None,
-                   help="cpu, cuda or cuda:N (default: cuda when available, else cpu)")
+    add_device_argument(p, "the Inception network runs there (float32 without TF32 on either)")
 
 
 def _configure_kid(p: argparse.ArgumentParser) -> None:
@@ -26,7 +26,7 @@ def _configure_kid(p: argparse.ArgumentParser) -> None:
 
 def _run_kid(args: argparse.Namespace) -> int:
     value = metrics.kid(args.real, args.fake, subsets=args.subsets, subset_size=args.subset_size,
-                        seed=args.seed, batch_size=args.batch_size, device=args.device)
+                        seed=args.seed, batch_size=args.batch_size, device=str(resolve_device(args.device)))
     print(f"real: {value.n_real} images in {args.real}; fake: {value.n_fake} images in {args.fake}; "
           f"{value.subsets} subsets of {value.subset_size}; unbiased MMD², not scaled")
     print(value)
@@ -40,10 +40,12 @@ def _configure_paired(p: argparse.ArgumentParser) -> None:
     for side in ("a", "b"):
         p.add_argument(f"--half_{side}", choices=metrics.HALVES, default=None,
                        help=f"use this half of each image of --{side} (aligned A|B pairs)")
+    add_device_argument(p, "the per-pixel differences are computed there (images are read on the CPU)")
 
 
 def _run_paired(args: argparse.Namespace) -> int:
-    scores = metrics.paired(args.a, args.b, half_a=args.half_a, half_b=args.half_b)
+    scores = metrics.paired(args.a, args.b, half_a=args.half_a, half_b=args.half_b,
+                            device=resolve_device(args.device))
     finite = scores.psnr[np.isfinite(scores.psnr)]
     identical = len(scores.psnr) - len(finite)
     psnr = f"{finite.mean():.3f} dB" if len(finite) else "inf"
@@ -60,13 +62,17 @@ def _configure_labels(p: argparse.ArgumentParser) -> None:
     p.add_argument("--real_half", choices=metrics.HALVES, default=None,
                    help="use this half of each ground-truth image (Facades' A|B files: right)")
     p.add_argument("--seed", type=int, default=0, help="seed of the palette's k-means")
+    add_device_argument(p, "the snapping of pixels to the palette runs there (the palette's k-means runs on the "
+                           "CPU, with scipy)")
 
 
 def _run_labels(args: argparse.Namespace) -> int:
+    device = resolve_device(args.device)
     names, real, fake = metrics.matched_files(args.real, args.fake)
     palette = metrics.label_palette(real, args.n_classes, seed=args.seed, half=args.real_half)
-    scores = metrics.label_scores(metrics.snap_to_palette(fake, palette),
-                                  metrics.snap_to_palette(real, palette, half=args.real_half), args.n_classes)
+    scores = metrics.label_scores(metrics.snap_to_palette(fake, palette, device=device),
+                                  metrics.snap_to_palette(real, palette, half=args.real_half, device=device),
+                                  args.n_classes)
     print(f"{len(names)} label maps, {args.n_classes} classes: pixel accuracy "
           f"{scores.pixel_accuracy.mean():.4f}, mIoU per image {scores.miou.mean():.4f}, "
           f"mIoU over the set {scores.dataset_miou:.4f}")
@@ -74,8 +80,9 @@ def _run_labels(args: argparse.Namespace) -> int:
 
 
 def _run_fid(args: argparse.Namespace) -> int:
+    device = str(resolve_device(args.device))
     n_real, n_fake = len(metrics.image_files(args.real)), len(metrics.image_files(args.fake))
-    value = metrics.fid(args.real, args.fake, batch_size=args.batch_size, device=args.device)
+    value = metrics.fid(args.real, args.fake, batch_size=args.batch_size, device=device)
     print(f"FID {value:.3f} (real: {n_real} images in {args.real}; fake: {n_fake} images in {args.fake})")
     return 0
 
@@ -94,9 +101,10 @@ _EVAL_METRICS = {
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Adds the metrics of ``mggc eval`` to ``parser`` as sub-commands (``mggc eval fid --real DIR
-    --fake DIR [--batch_size N] [--device cpu|cuda]``, ``kid`` likewise with ``[--subsets N]
-    [--subset_size N] [--seed N]``, ``paired --a DIR --b DIR``, ``labels --real DIR --fake DIR
-    --n_classes N``); the chosen one is ``args.metric``."""
+    --fake DIR [--batch_size N]``, ``kid`` likewise with ``[--subsets N] [--subset_size N]
+    [--seed N]``, ``paired --a DIR --b DIR``, ``labels --real DIR --fake DIR --n_classes N``), each
+    with ``--device`` (:func:`~mggc_plugin.device.add_device_argument`); the chosen one is
+    ``args.metric``."""
     sub = parser.add_subparsers(dest="metric", required=True, metavar="METRIC")
     for name, (help_text, configure, _) in _EVAL_METRICS.items():
         configure(sub.add_parser(name, help=help_text, description=help_text))

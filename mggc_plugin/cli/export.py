@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 
 from ..deploy import DEFAULT_MAX_L1, FORMATS, OPSET, PRECISIONS, export
+from ..device import add_device_argument, resolve_device
 from ..slim import find_slim_checkpoint
 from ..teacher import NORM_STATS
 
@@ -29,17 +30,18 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max_l1", type=float, default=DEFAULT_MAX_L1,
                    help=f"fp16/int8: refuse to write when the outputs' mean L1 to the fp32 slim model's (on [-1, 1]) "
                         f"exceeds this (default: {DEFAULT_MAX_L1})")
-
-
     p.add_argument("--norm_stats", choices=NORM_STATS, default="per_image",
                    help="what BatchNorm normalises by in the exported file: per_image (default; each image by its "
                         "own statistics, as upstream's test.py runs pix2pix and as mggc evaluates it; exported as "
                         "InstanceNorm) or running (eval mode's running statistics, folded into the convolutions)")
+    add_device_argument(p, "the PyTorch reference of the parity and quality checks runs there; the exported file is "
+                           "traced and checked on the CPU runtimes")
 
 
 def run(args: argparse.Namespace) -> int:
+    device = resolve_device(args.device)
     out = export(find_slim_checkpoint(args.path), args.format, out=args.out, size=args.size, dynamic=args.dynamic,
                  precision=args.precision, calibration=args.calibration, max_l1=args.max_l1,
-                 norm_stats=args.norm_stats)
+                 norm_stats=args.norm_stats, device=device)
     print(out.describe())
     return 0

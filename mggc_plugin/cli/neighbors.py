@@ -9,6 +9,7 @@ from typing import Any, Callable, Dict
 
 from .. import encoders, networks
 from ..data import DATASET_MODES, DIRECTIONS, DatasetSpec, Preprocess, detect_dataset_mode
+from ..device import AMP_CHOICES, add_device_argument, amp_dtype, resolve_device
 from ..encoders.swav import SwAVConfig
 from ..errors import MGGCUserError
 from ..neighborhoods.html import write_neighborhood_html
@@ -67,6 +68,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
                    help="seed of SwAV's training and of the HTML page's sample of centres")
     p.add_argument("--cache_dir", help="where D'_y, E and E' are cached (default: <out>.cache beside --out)")
     p.add_argument("--batch_size", type=int, default=8, help="teacher inference batch size")
+    add_device_argument(p, "the teacher outputs, SwAV's training, the embeddings and the top-k run there; the caches "
+                           "are reused on any device")
+    p.add_argument("--amp", choices=AMP_CHOICES, default=None,
+                   help="mixed precision for SwAV's training and the embeddings: bf16 (CPU or CUDA) or fp16 (CUDA "
+                        "only). Default: float32. It changes the embeddings slightly, and with them a few neighbour "
+                        "lists; the caches keep float32 and amp results apart")
     p.add_argument("--html", help="HTML page folder (default: <out>.html beside --out)")
     p.add_argument("--html_centres", type=int, default=20, help="centres shown on the HTML page (0: no page)")
     p.add_argument("--no_progress", action="store_true", help="no progress bars")
@@ -108,6 +115,8 @@ def _check_numbers(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Build the neighbourhood file (and the HTML page) from a dataset folder and a teacher."""
+    device = resolve_device(args.device)
+    amp_dtype(args.amp, device)
     _check_numbers(args)
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="mggc neighbors: %(message)s")
@@ -144,9 +153,10 @@ def run(args: argparse.Namespace) -> int:
     cache_dir = Path(args.cache_dir) if args.cache_dir else out.with_name(out.name + ".cache")
     logger.info("teacher %s (%s, ngf %d, %s norm, %s statistics); %s dataset %s, %s, %d²", checkpoint, netG,
                 teacher.ngf, teacher.norm, teacher.norm_stats, mode, dataroot, direction, preprocess.size)
+    logger.info("device %s%s", device, f", mixed precision {args.amp}" if args.amp else "")
     nb, outputs = build_neighborhoods(dataset, teacher, preprocess, out, cache_dir, args.k, args.encoder,
                                       encoders.swav_config_from_flags(args), args.swav_checkpoint, args.batch_size,
-                                      not args.no_progress)
+                                      not args.no_progress, device=device, amp=args.amp)
     logger.info("wrote %s: %d samples × k=%d, mean similarity %.3f (encoder %s)", out, len(nb), nb.k,
                 nb.similarities.mean().item(), nb.metadata["encoder"]["name"])
     if args.html_centres > 0:

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from .. import networks
+from ..device import DeviceLike, resolve_device
 from ..errors import MGGCFileNotFoundError, MGGCUserError
 from ..fileio import atomic_write, atomic_write_json
 from ..macs import count_macs
@@ -40,6 +41,7 @@ RUNTIMES = ("eager", "torchscript", "onnxruntime", "openvino")
 RUNTIME_MODULES = {"eager": (), "torchscript": (), "onnxruntime": onnx_export.MODULES,
                    "openvino": openvino_export.MODULES}
 TEACHER = "teacher"
+CPU = torch.device("cpu")
 
 
 def runtime_unavailable(runtime: str) -> Optional[str]:
@@ -93,19 +95,33 @@ class _Runtime(nn.Module):
         return self.run(x)
 
 
-def prepare(runtime: str, model: BenchModel, x: torch.Tensor, threads: int, work: Path) -> nn.Module:
-    """``model`` ready to run in ``runtime`` on inputs shaped like ``x`` with ``threads`` threads;
-    exported files go to ``work`` (reused across thread counts)."""
+def runtime_device(runtime: str, device: torch.device) -> torch.device:
+    """Where ``runtime`` computes when ``device`` is asked for: eager and TorchScript on it; ONNX
+    Runtime on a CUDA ``device`` only when its CUDA provider is installed (the onnxruntime-gpu
+    build, :func:`~.onnx.cuda_provider_available`), else on the CPU; OpenVINO on the CPU."""
+    if runtime in ("eager", "torchscript"):
+        return device
+    if runtime == "onnxruntime" and device.type == "cuda" and onnx_export.cuda_provider_available():
+        return device
+    return CPU
+
+
+def prepare(runtime: str, model: BenchModel, x: torch.Tensor, threads: int, work: Path,
+            device: torch.device = CPU) -> nn.Module:
+    """``model`` ready to run in ``runtime`` on inputs shaped like ``x`` with ``threads`` threads,
+    on ``device`` (:func:`runtime_device`); exported files go to ``work`` (reused across thread
+    counts). Traces and exports are made from the CPU module and ``x`` on the CPU."""
     stem = work / f"{model.name}-b{x.shape[0]}"
     if runtime == "eager":
         return model.module
+    model.module.cpu()  # an earlier eager timing may have left it on the GPU
     if runtime == "torchscript":
         return trace_torchscript(model.module, x, stem.with_suffix(".ts"))
     onnx_file = stem.with_suffix(".onnx")
     if not onnx_file.exists():
         onnx_export.save(model.module, x, onnx_file)
     if runtime == "onnxruntime":
-        return _Runtime(onnx_export.runner(onnx_file, threads))
+        return _Runtime(onnx_export.runner(onnx_file, threads, device))
     xml = stem.with_suffix(".xml")
     if not xml.exists():
         openvino_export.convert(onnx_file, xml)
@@ -126,21 +142,29 @@ def usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def machine() -> Dict[str, Any]:
+def machine(device: torch.device = CPU) -> Dict[str, Any]:
     versions = {}
-    for dist in ("torch", "onnxruntime", "openvino"):
+    for dist in ("torch", "onnxruntime", "onnxruntime-gpu", "openvino"):
         with contextlib.suppress(md.PackageNotFoundError):
             versions[dist] = md.version(dist)
-    return {"cpu": cpu_name(), "cores": os.cpu_count(), "usable_cores": usable_cores(),
+    info = {"cpu": cpu_name(), "cores": os.cpu_count(), "usable_cores": usable_cores(),
             "python": platform.python_version(), "versions": versions}
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
 
 
 def bench(models: Sequence[BenchModel], image_shape: Sequence[int], work: Path, runtimes: Sequence[str] = RUNTIMES,
           batches: Sequence[int] = (1, 8), threads: Sequence[int] = (1, 0), runs: int = 10, warmup: int = 2,
-          log: Callable[[str], None] = print) -> Dict[str, Any]:
+          log: Callable[[str], None] = print, device: DeviceLike = None) -> Dict[str, Any]:
     """Time ``models`` (the first is the reference for speed-ups when named :data:`TEACHER`) on
-    every available runtime × batch × threads (0: all usable cores). Returns the JSON-ready
-    result: ``machine``, the settings, ``rows`` and ``skipped`` (runtime → reason)."""
+    every available runtime × batch × threads (0: all usable cores). ``device``
+    (:func:`~mggc_plugin.device.resolve_device`; ``None``: CUDA when available) is where eager
+    PyTorch and TorchScript run, and ONNX Runtime when it has its CUDA provider
+    (:func:`runtime_device`); each row names its ``device``. On CUDA every pass is synchronised
+    (:func:`~mggc_plugin.metrics.compare_latency`). Returns the JSON-ready result: ``machine``,
+    the settings, ``rows`` and ``skipped`` (runtime → reason)."""
+    dev = resolve_device(device)
     bad = [r for r in runtimes if r not in RUNTIMES]
     if bad:
         raise MGGCUserError(f"--runtimes {' '.join(bad)}: choose from {' '.join(RUNTIMES)}")
@@ -156,23 +180,28 @@ def bench(models: Sequence[BenchModel], image_shape: Sequence[int], work: Path, 
             skipped[runtime] = reason
             log(f"skipped {runtime}: {reason}")
             continue
+        rdev = runtime_device(runtime, dev)
+        # ONNX Runtime and OpenVINO take host arrays (copied to the GPU inside ONNX Runtime's run).
+        input_device = str(rdev) if runtime in ("eager", "torchscript") else "cpu"
         for batch in batches:
             x = torch.zeros(batch, *image_shape[1:])
             for t in threads:
                 n = t or usable_cores()
-                nets = {m.name: prepare(runtime, m, x, n, work) for m in models}
-                c = compare_latency(nets, tuple(x.shape), rounds=runs, warmup=warmup, threads=n)
+                nets = {m.name: prepare(runtime, m, x, n, work, rdev) for m in models}
+                c = compare_latency(nets, tuple(x.shape), rounds=runs, warmup=warmup, threads=n, device=input_device)
                 for m in models:
                     q1, q3 = c.iqr_s[m.name]
-                    row = {"model": m.name, "runtime": runtime, "batch": batch, "threads": n,
+                    row = {"model": m.name, "runtime": runtime, "device": str(rdev), "batch": batch, "threads": n,
                            "median_ms": c.median_s[m.name] * 1e3, "iqr_ms": (q3 - q1) * 1e3,
                            "gmacs": m.macs / 1e9, "params_m": m.params / 1e6}
                     if teacher is not None:
                         row.update(speedup=c.speedup[m.name], ideal_speedup=teacher.macs / m.macs)
                     rows.append(row)
                     log(f"{runtime} batch {batch} threads {n}: {m.name} {row['median_ms']:.2f} ms")
-    return {"machine": machine(), "input_shape": list(image_shape), "runs": runs, "warmup": warmup,
-            "teacher": teacher is not None, "rows": rows, "skipped": skipped}
+    for m in models:
+        m.module.cpu()
+    return {"machine": machine(dev), "device": str(dev), "input_shape": list(image_shape), "runs": runs,
+            "warmup": warmup, "teacher": teacher is not None, "rows": rows, "skipped": skipped}
 
 
 def markdown(result: Dict[str, Any]) -> str:
@@ -182,12 +211,13 @@ def markdown(result: Dict[str, Any]) -> str:
     size = "x".join(map(str, result["input_shape"][1:]))
     lines = [f"Latency per forward pass, input {size} per image, median and IQR of {result['runs']} interleaved "
              f"rounds after {result['warmup']} warm-up — {m['cpu']}, {m['cores']} cores ({m['usable_cores']} usable), "
-             f"{versions}", "",
+             f"{'GPU ' + m['gpu'] + ', ' if 'gpu' in m else ''}{versions}", "",
              "| model | runtime | batch | threads | median (ms) | IQR (ms) | G MACs/image | params (M) | speed-up | "
              "ideal (MAC ratio) |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
         speed = (f"{r['speedup']:.2f}× | {r['ideal_speedup']:.2f}×" if "speedup" in r else "– | –")
-        lines.append(f"| {r['model']} | {r['runtime']} | {r['batch']} | {r['threads']} | {r['median_ms']:.2f} | "
+        runtime = r["runtime"] if r.get("device", "cpu") == "cpu" else f"{r['runtime']} ({r['device']})"
+        lines.append(f"| {r['model']} | {runtime} | {r['batch']} | {r['threads']} | {r['median_ms']:.2f} | "
                      f"{r['iqr_ms']:.2f} | {r['gmacs']:.3g} | {r['params_m']:.3g} | {speed} |")
     for runtime, reason in result["skipped"].items():
         lines.append(f"\nSkipped {runtime}: {reason}")

@@ -12,15 +12,17 @@ image by its own statistics) as InstanceNorm, ``running`` (eval mode) folded int
 """
 from __future__ import annotations
 
+import copy
 import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Optional, Tuple, Union
 
 import torch
 from torch import nn
 
+from ..device import DeviceLike, exact_float32, resolve_device
 from ..errors import MGGCUserError
 from ..fileio import atomic_write
 from ..footprint import check_runnable
@@ -97,7 +99,7 @@ def _convert(tmp: Path, precision: str, inputs: Inputs) -> None:
 def export(path: PathLike, fmt: str = "torchscript", out: Optional[PathLike] = None, size: Optional[int] = None,
            atol: float = 1e-4, dynamic: bool = False, precision: str = "fp32",
            calibration: Optional[PathLike] = None, max_l1: float = DEFAULT_MAX_L1,
-           norm_stats: str = "per_image") -> ExportResult:
+           norm_stats: str = "per_image", device: DeviceLike = None) -> ExportResult:
     """Export the slim checkpoint at ``path`` as ``fmt`` (:data:`~.formats.FORMATS`) to ``out``
     (default: beside it), traced at its pruning size or ``size``. The file runs without
     mggc-plugin. Checks, before anything is written: output parity with the slim model within
@@ -106,9 +108,13 @@ def export(path: PathLike, fmt: str = "torchscript", out: Optional[PathLike] = N
     figures). int8 calibrates on ``calibration`` (a folder of images) or the run's training
     sources recorded in ``train_opt.txt`` beside the checkpoint. ``norm_stats``: what BatchNorm
     normalises by in the exported file and in the reference it is checked against (module
-    docstring). Bad options, ``out`` that is a
+    docstring). ``device`` (:func:`~mggc_plugin.device.resolve_device`; ``None``: CUDA when
+    available) runs the PyTorch reference of both checks, in IEEE float32 (no TF32, so that a
+    GPU reference stays within ``atol`` of the CPU); the exported file is traced on the CPU and
+    run by its CPU runtime. Bad options, ``out`` that is a
     folder or the checkpoint, sizes the network cannot take and unwritable locations are
     :class:`MGGCUserError` s."""
+    dev = resolve_device(device)
     if fmt not in FORMATS:
         raise MGGCUserError(f"unknown export format {fmt!r}: choose one of {', '.join(FORMATS)}")
     spec = FORMATS[fmt]
@@ -146,8 +152,8 @@ def export(path: PathLike, fmt: str = "torchscript", out: Optional[PathLike] = N
         deployed, notes = _fold(model.eval())
     inputs = _quality_inputs(path, calibration, precision, shape) if precision != "fp32" else None
     x = torch.rand(*shape, generator=torch.Generator().manual_seed(0)) * 2 - 1
-    with torch.no_grad():
-        expected = model(x)
+    reference = _reference(model, dev)
+    expected = reference(x)
     checked: Dict[str, Any] = {}
 
     def write(tmp: Path) -> None:
@@ -161,7 +167,7 @@ def export(path: PathLike, fmt: str = "torchscript", out: Optional[PathLike] = N
             if inputs is not None:
                 _convert(tmp, precision, inputs)
                 run = onnx_export.runner(tmp)
-                checked["quality"] = quality = measure(run, model, inputs.held_out)
+                checked["quality"] = quality = measure(run, reference, inputs.held_out)
                 if quality.mean_l1 > max_l1:
                     raise MGGCUserError(f"the {precision} model moved the outputs of the fp32 slim model by "
                                         f"{quality.describe()} ({inputs.source}): mean L1 above --max_l1 {max_l1}; "
@@ -179,6 +185,19 @@ def export(path: PathLike, fmt: str = "torchscript", out: Optional[PathLike] = N
         raise MGGCUserError(f"cannot write {out} ({err.strerror or err}): choose a writable --out") from None
     return ExportResult(out, checked["diff"], fmt, precision, shape, dynamic, spec.opset, checked.get("quality"),
                         inputs.source if inputs is not None else "", notes)
+
+
+def _reference(model: nn.Module, device: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``model`` as the checks' reference on ``device``: CPU tensors in, CPU tensors out, no
+    gradient, IEEE float32. A copy runs on a GPU, so ``model`` (which the exported file is traced
+    from) stays on the CPU."""
+    net = model if device.type == "cpu" else copy.deepcopy(model).to(device)
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad(), exact_float32():
+            return net(x.to(device)).cpu()
+
+    return run
 
 
 def _has_batchnorm(model: nn.Module) -> bool:

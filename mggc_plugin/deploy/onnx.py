@@ -20,7 +20,7 @@ import contextlib
 import io
 import warnings
 from pathlib import Path
-from typing import Any, Callable, List, Union
+from typing import Any, Callable, List, Optional, Union
 
 import numpy as np
 import torch
@@ -73,24 +73,43 @@ def symbolic_dims(proto: Any) -> List[str]:
     return found
 
 
-def session(source: Union[Path, bytes], threads: int = 0) -> Any:
-    """An ONNX Runtime CPU session of a model file (or its bytes); ``threads`` intra-op threads
-    (0: ONNX Runtime's default, all physical cores)."""
+CUDA_PROVIDER = "CUDAExecutionProvider"
+
+
+def cuda_provider_available() -> bool:
+    """Whether the installed ONNX Runtime has the CUDA execution provider (the onnxruntime-gpu
+    build) and torch sees a CUDA device."""
+    import onnxruntime
+
+    return torch.cuda.is_available() and CUDA_PROVIDER in onnxruntime.get_available_providers()
+
+
+def session(source: Union[Path, bytes], threads: int = 0, device: Optional[torch.device] = None) -> Any:
+    """An ONNX Runtime session of a model file (or its bytes); ``threads`` intra-op threads (0:
+    ONNX Runtime's default, all physical cores). On the CPU unless ``device`` is a CUDA device
+    and :func:`cuda_provider_available`: then CUDA's provider on that device, the CPU's for
+    the nodes it lacks."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
+    providers: List[Any] = ["CPUExecutionProvider"]
+    if device is not None and device.type == "cuda" and cuda_provider_available():
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        providers.insert(0, (CUDA_PROVIDER, {"device_id": index}))
     return onnxruntime.InferenceSession(str(source) if isinstance(source, Path) else source, options,
-                                        providers=["CPUExecutionProvider"])
+                                        providers=providers)
 
 
-def runner(source: Union[Path, bytes], threads: int = 0) -> Runner:
-    """A function running the model in ONNX Runtime on a float32 tensor, returning a tensor."""
-    sess = session(source, threads)
+def runner(source: Union[Path, bytes], threads: int = 0, device: Optional[torch.device] = None) -> Runner:
+    """A function running the model in ONNX Runtime (:func:`session`) on a float32 tensor,
+    returning a CPU tensor. ONNX Runtime takes and returns host arrays, so with its CUDA provider
+    every call includes the copies to and from the GPU (and waits for the result)."""
+    sess = session(source, threads, device)
 
     def run(x: torch.Tensor) -> torch.Tensor:
-        return torch.from_numpy(np.asarray(sess.run(None, {INPUT: x.numpy()})[0]))
+        return torch.from_numpy(np.asarray(sess.run(None, {INPUT: x.detach().cpu().numpy()})[0]))
 
     return run
 

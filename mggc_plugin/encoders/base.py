@@ -34,13 +34,18 @@ def choose_encoder(requested: str, swav_checkpoint: Optional[Union[str, Path]]) 
 
 class Encoder(Protocol):
     """What Eq. 1 needs of E: ``embed`` maps a batch of images (B×C×H×W floats in [-1, 1], C = 1
-    or 3) to a B×``dim`` tensor; ``describe`` returns plain metadata for the neighbourhood file.
-    ``input_size`` is the square resolution E resizes every image to, and ``info`` says how E
-    was made (for SwAV: initialisation, epochs, per-iteration losses; empty for a frozen E)."""
+    or 3, on any device) to a B×``dim`` tensor; ``describe`` returns plain metadata for the
+    neighbourhood file. ``input_size`` is the square resolution E resizes every image to, and
+    ``info`` says how E was made (for SwAV: initialisation, epochs, per-iteration losses; empty
+    for a frozen E). ``device`` is where ``embed`` computes; ``amp`` its mixed precision
+    (``None``: float32; ``"bf16"``/``"fp16"``, see :func:`mggc_plugin.device.compute_precision`),
+    part of the embeddings' cache key because it changes them."""
 
     dim: int
     input_size: int
     info: Dict[str, Any]
+    device: torch.device
+    amp: Optional[str]
 
     def embed(self, images: torch.Tensor) -> torch.Tensor: ...
 
@@ -59,9 +64,11 @@ def to_rgb01(images: torch.Tensor) -> torch.Tensor:
 def embed_all(encoder: Encoder, images: Callable[[int], torch.Tensor], n: int, batch_size: int = 32,
               desc: str = "embedding", progress: bool = True) -> torch.Tensor:
     """Embed ``n`` images, ``images(i)`` giving the i-th as a C×H×W tensor in [-1, 1], in batches
-    with a progress bar; returns the n×dim float32 matrix E' of Eq. 1."""
+    with a progress bar; returns the n×dim float32 matrix E' of Eq. 1 on the CPU, whatever device
+    and precision the encoder computes in (images are read on the CPU; the encoder moves each
+    batch to its device)."""
     out = torch.empty(n, encoder.dim)
     for start in tqdm(range(0, n, batch_size), desc=desc, unit="batch", disable=not progress):
         idx = range(start, min(n, start + batch_size))
-        out[start:start + len(idx)] = encoder.embed(torch.stack([images(i) for i in idx])).float()
+        out[start:start + len(idx)] = encoder.embed(torch.stack([images(i) for i in idx])).float().cpu()
     return out

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
+from ..device import DeviceLike, amp_dtype, compute_precision, resolve_device
 from ..fileio import load_torch_file
 from .base import to_rgb01
 
@@ -303,24 +304,32 @@ class SwAVEncoder:
     (2048-d for resnet50), the representation SwAV evaluates with (the projection head and the
     prototypes are training devices). Images are resized to the large crop size the network was
     trained at (bilinear, antialiased) and normalised like the training crops; BatchNorm uses its
-    running statistics (eval mode) so an image's embedding does not depend on its batch."""
+    running statistics (eval mode) so an image's embedding does not depend on its batch.
 
-    def __init__(self, net: SwAVNet, input_size: int, info: Optional[Dict[str, Any]] = None):
-        self.net, self.input_size = net.eval(), input_size
+    It computes on ``device`` (``None``: wherever ``net`` is; otherwise ``net`` is moved there,
+    :func:`~mggc_plugin.device.resolve_device`) in float32 without TF32, or under autocast when
+    ``amp`` is ``"bf16"`` or ``"fp16"`` (CUDA only)."""
+
+    def __init__(self, net: SwAVNet, input_size: int, info: Optional[Dict[str, Any]] = None,
+                 device: DeviceLike = None, amp: Optional[str] = None):
+        self.device = next(net.parameters()).device if device is None else resolve_device(device)
+        amp_dtype(amp, self.device)  # refused settings fail here, not at the first batch
+        self.net, self.input_size, self.amp = net.to(self.device).eval(), input_size, amp
         self.dim = net.dim
         self.info = dict(info or {})
-        self._mean = torch.tensor(SWAV_MEAN).view(1, 3, 1, 1)
-        self._std = torch.tensor(SWAV_STD).view(1, 3, 1, 1)
+        self._mean = torch.tensor(SWAV_MEAN, device=self.device).view(1, 3, 1, 1)
+        self._std = torch.tensor(SWAV_STD, device=self.device).view(1, 3, 1, 1)
 
     @torch.no_grad()
     def embed(self, images: torch.Tensor) -> torch.Tensor:
-        """B×C×H×W images in [-1, 1] → B×dim backbone features."""
-        x = to_rgb01(images)
+        """B×C×H×W images in [-1, 1] → B×dim float32 backbone features, on :attr:`device`."""
+        x = to_rgb01(images.to(self.device))
         x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear",
                           align_corners=False, antialias=True)
-        return self.net.eval().backbone((x - self._mean) / self._std)
+        with compute_precision(self.device, self.amp):
+            return self.net.eval().backbone((x - self._mean) / self._std).float()
 
     def describe(self) -> Dict[str, Any]:
-        """``{"name": "swav", "arch", "dim", "input_size", ...info}`` (info: how it was trained)."""
+        """``{"name": "swav", "arch", "dim", "input_size", "amp", ...info}`` (info: how it was trained)."""
         return {"name": "swav", "arch": self.net.arch, "dim": self.dim, "input_size": self.input_size,
-                **self.info}
+                "amp": self.amp, **self.info}

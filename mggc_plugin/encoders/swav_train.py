@@ -14,6 +14,7 @@ from PIL import Image, ImageFilter
 from torchvision import transforms
 from tqdm import tqdm
 
+from ..device import DeviceLike, amp_dtype, compute_precision, exact_float32, resolve_device
 from .swav import SWAV_MEAN, SWAV_STD, SwAVConfig, SwAVNet, swav_loss
 
 # ---------------------------------------------------------------------------------------------
@@ -109,29 +110,43 @@ def _lr_schedule(config: SwAVConfig, iters_per_epoch: int) -> List[float]:
 @dataclass
 class SwAVTrainingState:
     """What :func:`train_swav` hands to its epoch hook and accepts back to resume: the epoch
-    count done, the model and optimizer states and the per-iteration losses so far."""
+    count done, the model and optimizer states, the per-iteration losses so far, the queue and
+    (with ``amp="fp16"``) the gradient scaler's state. Every tensor is a CPU copy, so a state
+    saved during a run on one device resumes on another."""
 
     epoch: int
     model: Dict[str, torch.Tensor]
     optimizer: Dict[str, Any]
     losses: List[float] = field(default_factory=list)
     queue: Optional[torch.Tensor] = None
+    scaler: Optional[Dict[str, Any]] = None
 
     def to_dict(self) -> Dict[str, Any]:
         """Plain dict for ``torch.save`` (``weights_only``-loadable)."""
         return {"epoch": self.epoch, "model": self.model, "optimizer": self.optimizer, "losses": self.losses,
-                "queue": self.queue}
+                "queue": self.queue, "scaler": self.scaler}
 
     @classmethod
     def from_dict(cls, d: Dict[str, Any]) -> "SwAVTrainingState":
         """Inverse of :meth:`to_dict`."""
-        return cls(d["epoch"], d["model"], d["optimizer"], list(d["losses"]), d.get("queue"))
+        return cls(d["epoch"], d["model"], d["optimizer"], list(d["losses"]), d.get("queue"), d.get("scaler"))
+
+
+def _cpu_copy(obj: Any) -> Any:
+    # A state on the CPU, detached from the live tensors that keep training.
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, dict):
+        return {k: _cpu_copy(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_cpu_copy(v) for v in obj)
+    return copy.deepcopy(obj)
 
 
 def train_swav(net: SwAVNet, images: Sequence[Image.Image], config: SwAVConfig,
                resume: Optional[SwAVTrainingState] = None,
                on_epoch_end: Optional[Callable[[SwAVTrainingState], None]] = None,
-               progress: bool = True) -> List[float]:
+               progress: bool = True, device: DeviceLike = None, amp: Optional[str] = None) -> List[float]:
     """Train ``net`` with SwAV on ``images`` (the real target images y_j; any sequence of PIL
     images) for ``config.epochs`` epochs; return the loss of every iteration.
 
@@ -142,11 +157,23 @@ def train_swav(net: SwAVNet, images: Sequence[Image.Image], config: SwAVConfig,
     least ``batch_size`` images are needed. Epoch e shuffles and augments with seed
     ``config.seed + e``, so a run resumed from the ``SwAVTrainingState`` that ``on_epoch_end``
     received (persist it to survive an interruption) continues exactly as the uninterrupted
-    run would. ``net`` is left in train mode.
+    run would (bit for bit on the CPU; on CUDA up to its non-deterministic kernels). ``net`` is
+    left in train mode.
+
+    ``device``: where to train (``None``: where ``net`` is; otherwise ``net`` is moved there,
+    :func:`~mggc_plugin.device.resolve_device`). The multi-crop augmentation runs on the CPU
+    and each batch is copied to the device. ``amp``: ``None`` trains in float32 (no TF32);
+    ``"bf16"`` (CPU or CUDA) or ``"fp16"`` (CUDA only, with a gradient scaler) run the forward
+    pass under autocast, while the loss, Sinkhorn-Knopp and LARC stay in float32 or float64.
     """
     if len(images) < config.batch_size:
         raise ValueError(f"SwAV needs at least batch_size={config.batch_size} images, got "
                          f"{len(images)}: lower --swav_batch_size")
+    device = next(net.parameters()).device if device is None else resolve_device(device)
+    amp_dtype(amp, device)  # refused settings fail before any work
+    net.to(device)
+    # Only float16 needs loss scaling: bfloat16 has float32's exponent range.
+    scaler = torch.amp.GradScaler(device.type, enabled=amp == "fp16")
     iters_per_epoch = len(images) // config.batch_size
     schedule = _lr_schedule(config, iters_per_epoch)
     freeze_iters = int(round(config.freeze_prototypes_epochs * iters_per_epoch))
@@ -160,51 +187,63 @@ def train_swav(net: SwAVNet, images: Sequence[Image.Image], config: SwAVConfig,
     if resume is not None:
         net.load_state_dict(resume.model)
         optimizer.load_state_dict(resume.optimizer)
-        start_epoch, losses, queue = resume.epoch, list(resume.losses), resume.queue
+        start_epoch, losses = resume.epoch, list(resume.losses)
+        queue = None if resume.queue is None else resume.queue.to(device)
+        if resume.scaler is not None:
+            scaler.load_state_dict(resume.scaler)
     dataset = _MultiCropDataset(images, MultiCrop(config))
     n_crops = sum(config.nmb_crops)
     net.train()
     bar = tqdm(total=iters_per_epoch * config.epochs, initial=iters_per_epoch * start_epoch,
                desc=f"SwAV {config.arch}", unit="it", disable=not progress)
-    for epoch in range(start_epoch, config.epochs):
-        if queue_length > 0 and epoch >= config.epoch_queue_starts and queue is None:
-            queue = torch.zeros(len(config.crops_for_assign), queue_length, net.prototypes.in_features)
-        torch.manual_seed(config.seed + epoch)
-        loader = torch.utils.data.DataLoader(
-            dataset, batch_size=config.batch_size, shuffle=True, drop_last=True,
-            generator=torch.Generator().manual_seed(config.seed + epoch))
-        for it, crops in enumerate(loader):
-            iteration = epoch * iters_per_epoch + it
-            for group in optimizer.param_groups:
-                group["lr"] = schedule[iteration]
-            with torch.no_grad():
-                net.prototypes.weight.copy_(F.normalize(net.prototypes.weight, dim=1, p=2))
-            z, scores = net(crops)
-            queue_scores = None
-            if queue is not None:
-                # Used once full (its last slot written), as the official code does; then
-                # shifted by one batch and refilled with this batch's embeddings.
-                if bool((queue[:, -1] != 0).any()):
-                    queue_scores = [queue[i] @ net.prototypes.weight.detach().t() for i in range(len(queue))]
-                bs = config.batch_size
-                queue[:, bs:] = queue[:, :-bs].clone()
-                for i, crop_id in enumerate(config.crops_for_assign):
-                    queue[i, :bs] = z[crop_id * bs:(crop_id + 1) * bs].detach()
-            loss = swav_loss(scores, config.batch_size, n_crops, config.crops_for_assign,
-                             config.temperature, config.epsilon, config.sinkhorn_iterations, queue_scores)
-            optimizer.zero_grad()
-            loss.backward()
-            if iteration < freeze_iters:
-                net.prototypes.weight.grad = None
-            _larc_(optimizer)
-            optimizer.step()
-            losses.append(loss.item())
-            bar.set_postfix(loss=f"{losses[-1]:.3f}", refresh=False)
-            bar.update(1)
-        if on_epoch_end is not None:
-            # Copies: state_dict() shares storage with the live tensors that keep training.
-            on_epoch_end(SwAVTrainingState(epoch + 1, copy.deepcopy(net.state_dict()),
-                                           copy.deepcopy(optimizer.state_dict()), list(losses),
-                                           None if queue is None else queue.clone()))
+    # Backward passes too run in IEEE float32 (no TF32 on CUDA) unless autocast lowers an op.
+    with exact_float32():
+        for epoch in range(start_epoch, config.epochs):
+            if queue_length > 0 and epoch >= config.epoch_queue_starts and queue is None:
+                queue = torch.zeros(len(config.crops_for_assign), queue_length, net.prototypes.in_features,
+                                    device=device)
+            torch.manual_seed(config.seed + epoch)
+            loader = torch.utils.data.DataLoader(
+                dataset, batch_size=config.batch_size, shuffle=True, drop_last=True,
+                generator=torch.Generator().manual_seed(config.seed + epoch), pin_memory=device.type == "cuda")
+            for it, cpu_crops in enumerate(loader):
+                crops = [c.to(device, non_blocking=True) for c in cpu_crops]
+                iteration = epoch * iters_per_epoch + it
+                for group in optimizer.param_groups:
+                    group["lr"] = schedule[iteration]
+                with torch.no_grad():
+                    net.prototypes.weight.copy_(F.normalize(net.prototypes.weight, dim=1, p=2))
+                with compute_precision(device, amp):
+                    z, scores = net(crops)
+                z, scores = z.float(), scores.float()
+                queue_scores = None
+                if queue is not None:
+                    # Used once full (its last slot written), as the official code does; then
+                    # shifted by one batch and refilled with this batch's embeddings.
+                    if bool((queue[:, -1] != 0).any()):
+                        queue_scores = [queue[i] @ net.prototypes.weight.detach().t() for i in range(len(queue))]
+                    bs = config.batch_size
+                    queue[:, bs:] = queue[:, :-bs].clone()
+                    for i, crop_id in enumerate(config.crops_for_assign):
+                        queue[i, :bs] = z[crop_id * bs:(crop_id + 1) * bs].detach()
+                loss = swav_loss(scores, config.batch_size, n_crops, config.crops_for_assign,
+                                 config.temperature, config.epsilon, config.sinkhorn_iterations, queue_scores)
+                optimizer.zero_grad()
+                scaler.scale(loss).backward()
+                if iteration < freeze_iters:
+                    net.prototypes.weight.grad = None
+                scaler.unscale_(optimizer)  # LARC rescales the true gradients
+                _larc_(optimizer)
+                scaler.step(optimizer)  # skipped by the scaler when an fp16 gradient overflowed
+                scaler.update()
+                losses.append(loss.item())
+                bar.set_postfix(loss=f"{losses[-1]:.3f}", refresh=False)
+                bar.update(1)
+            if on_epoch_end is not None:
+                # CPU copies: state_dict() shares storage with the live tensors that keep training.
+                on_epoch_end(SwAVTrainingState(epoch + 1, _cpu_copy(net.state_dict()),
+                                               _cpu_copy(optimizer.state_dict()), list(losses),
+                                               None if queue is None else _cpu_copy(queue),
+                                               _cpu_copy(scaler.state_dict()) if scaler.is_enabled() else None))
     bar.close()
     return losses

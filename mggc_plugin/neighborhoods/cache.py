@@ -16,6 +16,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from ..data import DatasetSpec, Preprocess, pil_to_tensor, tensor_to_pil
+from ..device import DeviceLike, exact_float32, resolve_device
 from ..fileio import atomic_write, atomic_write_json, json_digest
 from ..teacher import TeacherSpec
 
@@ -104,7 +105,8 @@ class BuildReport:
 
 
 def build_teacher_outputs(root: PathLike, dataset: DatasetSpec, teacher: TeacherSpec, preprocess: Preprocess,
-                          batch_size: int = 8, progress: bool = True) -> Tuple[TeacherOutputs, BuildReport]:
+                          batch_size: int = 8, progress: bool = True,
+                          device: DeviceLike = None) -> Tuple[TeacherOutputs, BuildReport]:
     """Compute D'_y = {G(x_i)} for every training source into ``root`` and return it.
 
     The fingerprint covers the teacher (checkpoint SHA-256, architecture, ``norm_stats``), the
@@ -113,8 +115,14 @@ def build_teacher_outputs(root: PathLike, dataset: DatasetSpec, teacher: Teacher
     says what changed); an incomplete one with the same fingerprint is resumed — every PNG is
     written atomically, so each file present is whole. G runs under ``torch.no_grad`` in the mode
     :class:`TeacherSpec` documents; with ``per_image`` it sees one image at a time.
+
+    G runs on ``device`` (:func:`~mggc_plugin.device.resolve_device`; ``None``: CUDA when
+    available) in IEEE float32 (no TF32). The fingerprint holds no device: a cache built on one
+    device is reused on another; the 8-bit PNGs of two devices can differ by one level where an
+    output lies within float32 rounding (~1e-6) of a rounding boundary.
     """
     root = Path(root)
+    dev = resolve_device(device)
     sources = dataset.sources()
     fingerprint = {"format": 1, "teacher": teacher.describe(), "sources": dataset.describe(sources),
                    "preprocess": asdict(preprocess)}
@@ -124,7 +132,7 @@ def build_teacher_outputs(root: PathLike, dataset: DatasetSpec, teacher: Teacher
     if same and manifest is not None and manifest.get("complete"):
         logger.info("teacher outputs: reusing %d cached images in %s", len(sources), root)
         return TeacherOutputs(root), BuildReport(True, None, 0)
-    net = teacher.load()  # before anything is changed: a damaged or mismatched checkpoint fails here
+    net = teacher.load().to(dev)  # before anything is changed: a damaged or mismatched checkpoint fails here
     if not same and root.is_dir():
         # Without a matching manifest no output file here can be trusted, not even to resume.
         if manifest is not None:
@@ -140,12 +148,12 @@ def build_teacher_outputs(root: PathLike, dataset: DatasetSpec, teacher: Teacher
     if resumed:
         logger.info("teacher outputs: resuming, %d of %d already in %s", resumed, len(sources), root)
     step = 1 if teacher.norm_stats == "per_image" else batch_size
-    with torch.no_grad(), tqdm(total=len(sources), initial=resumed, desc="teacher outputs", unit="img",
-                               disable=not progress) as bar:
+    with torch.no_grad(), exact_float32(), tqdm(total=len(sources), initial=resumed, desc="teacher outputs",
+                                                unit="img", disable=not progress) as bar:
         for start in range(0, len(todo), step):
             batch = todo[start:start + step]
             x = torch.stack([preprocess.tensor(sources[i].load(), preprocess.source_nc) for i in batch])
-            y = net(x)
+            y = net(x.to(dev)).cpu()
             for i, out in zip(batch, y):
                 atomic_write(root / TeacherOutputs.file_name(i), partial(tensor_to_pil(out).save, format="PNG"))
             bar.update(len(batch))

@@ -6,6 +6,8 @@ from typing import Tuple
 
 import torch
 
+from ..device import DeviceLike, exact_float32, resolve_device
+
 
 def _canonical_topk(values: torch.Tensor, k: int) -> Tuple[torch.Tensor, torch.Tensor]:
     # Top-k of every row, most similar first, ties broken by the lower column: a total order,
@@ -13,7 +15,7 @@ def _canonical_topk(values: torch.Tensor, k: int) -> Tuple[torch.Tensor, torch.T
     # among equal values, hence the repair of rows whose k-th and (k+1)-th values tie.
     kk = min(k + 1, values.shape[1])
     v, pos = torch.topk(values, kk, dim=1)
-    tied = (v[:, k] == v[:, k - 1]) if kk > k else torch.zeros(len(v), dtype=torch.bool)
+    tied = (v[:, k] == v[:, k - 1]) if kk > k else torch.zeros(len(v), dtype=torch.bool, device=v.device)
     v, pos = v[:, :k], pos[:, :k]
     v, pos = _sort_canonical(v, pos)
     for r in tied.nonzero().flatten().tolist():
@@ -51,7 +53,7 @@ def _check_embeddings(embeddings: torch.Tensor, k: int) -> torch.Tensor:
     if n <= k:
         raise ValueError(f"k={k} neighbours need at least k+1={k + 1} embeddings (a point is not its own "
                          f"neighbour), got N={n}: lower k or add images")
-    x = embeddings.detach().cpu()
+    x = embeddings.detach()
     if x.dtype not in (torch.float32, torch.float64):
         x = x.float()
     if not torch.isfinite(x).all():
@@ -59,7 +61,8 @@ def _check_embeddings(embeddings: torch.Tensor, k: int) -> torch.Tensor:
     return x.contiguous()
 
 
-def topk_cosine(embeddings: torch.Tensor, k: int = 5, chunk_size: int = 1024) -> Tuple[torch.Tensor, torch.Tensor]:
+def topk_cosine(embeddings: torch.Tensor, k: int = 5, chunk_size: int = 1024,
+                device: DeviceLike = None) -> Tuple[torch.Tensor, torch.Tensor]:
     """Eq. 1: for every row e'_i of ``embeddings`` (N×D float), the ``k`` rows j ≠ i with the
     highest cosine similarity e'_i·e'_j / (‖e'_i‖‖e'_j‖).
 
@@ -75,8 +78,16 @@ def topk_cosine(embeddings: torch.Tensor, k: int = 5, chunk_size: int = 1024) ->
     product) and 0.7 GB extra (benchmarks/results/neighborhoods.md). Computation is in
     float64 for float64 input and float32 otherwise. Raises ``ValueError`` for N ≤ k, for a
     zero row (cosine undefined) and for NaN/inf.
+
+    ``device``: where to compute (``None``: where ``embeddings`` are; otherwise
+    :func:`~mggc_plugin.device.resolve_device`), in IEEE float32 (no TF32) for float32 input; the
+    result is on the CPU. Two devices sum the dot products in different orders, so their
+    similarities differ by float32 rounding (~1e-7 relative) and their lists only where two
+    candidates tie within that (the tie's order is then the rounding's choice).
     """
     x = _check_embeddings(embeddings, k)
+    if device is not None:
+        x = x.to(resolve_device(device))
     if chunk_size < 1:
         raise ValueError(f"chunk_size={chunk_size}: must be positive")
     n = x.shape[0]
@@ -87,13 +98,13 @@ def topk_cosine(embeddings: torch.Tensor, k: int = 5, chunk_size: int = 1024) ->
                          "— check the encoder's output for that image")
     if not torch.isfinite(norms).all():
         raise ValueError("embedding norms overflow: rescale the embeddings")
-    best_v = torch.full((n, k), float("-inf"), dtype=x.dtype)
-    best_i = torch.full((n, k), n, dtype=torch.long)
+    best_v = torch.full((n, k), float("-inf"), dtype=x.dtype, device=x.device)
+    best_i = torch.full((n, k), n, dtype=torch.long, device=x.device)
     # Candidates that a chunk finds for the later rows wait here and are merged in bulk every
     # `slots` chunks: re-sorting all later rows after every chunk costs as much as the top-k.
     slots = 16
-    pend_v = torch.full((n, slots * k), float("-inf"), dtype=x.dtype)
-    pend_i = torch.full((n, slots * k), n, dtype=torch.long)
+    pend_v = torch.full((n, slots * k), float("-inf"), dtype=x.dtype, device=x.device)
+    pend_i = torch.full((n, slots * k), n, dtype=torch.long, device=x.device)
     used, pend_from = 0, n
 
     def flush() -> None:
@@ -104,10 +115,11 @@ def topk_cosine(embeddings: torch.Tensor, k: int = 5, chunk_size: int = 1024) ->
 
     for start in range(0, n, chunk_size):
         end = min(n, start + chunk_size)
-        sim = x[start:end] @ x[start:].T
+        with exact_float32():
+            sim = x[start:end] @ x[start:].T
         # Divide by the product of the norms (commutative, so sim(i, j) == sim(j, i) bitwise).
         sim.div_(norms[start:end, None] * norms[None, start:])
-        rows = torch.arange(end - start)
+        rows = torch.arange(end - start, device=x.device)
         sim[rows, rows] = float("-inf")  # j ≠ i
         v, pos = _canonical_topk(sim, min(k, sim.shape[1]))
         best_v[start:end], best_i[start:end] = _merge(best_v[start:end], best_i[start:end], v, pos + start, k)
@@ -121,7 +133,7 @@ def topk_cosine(embeddings: torch.Tensor, k: int = 5, chunk_size: int = 1024) ->
                 used, pend_from = 0, n
     if used:
         flush()
-    return best_i, best_v
+    return best_i.cpu(), best_v.cpu()
 
 
 def precision_at_k(indices: torch.Tensor, labels: torch.Tensor) -> float:

@@ -46,7 +46,7 @@ from __future__ import annotations
 import contextlib
 import re
 from pathlib import Path
-from typing import Dict, Iterator, List, Union
+from typing import Any, Dict, Iterator, List, Union
 
 import torch
 from torch import nn
@@ -74,6 +74,19 @@ def weights_kept_through_setup(model, restore: bool) -> Iterator[None]:
     yield
     for name, state in saved.items():
         unwrap(getattr(model, "net" + name)).load_state_dict(state)
+
+
+def device_of(opt: Any) -> str:
+    """The device upstream runs its networks on, for the work done before the model exists (the
+    neighbourhood dataset): ``opt.device`` where the version sets it (2025), else the first of
+    ``--gpu_ids`` (2021/2024; ``-1``: the CPU)."""
+    device = getattr(opt, "device", None)
+    if device is not None:
+        return str(device)
+    ids = getattr(opt, "gpu_ids", None) or []
+    if isinstance(ids, str):
+        ids = [int(i) for i in ids.split(",") if i.strip() and int(i) >= 0]
+    return f"cuda:{ids[0]}" if ids else "cpu"
 
 
 def require_single_process() -> None:

@@ -17,6 +17,7 @@ from ..neighborhoods.html import write_neighborhood_html
 from ..neighborhoods.pipeline import build_neighborhoods
 from . import options
 from .checks import check_prune_run
+from .compat import device_of
 from .specs import SPECS
 from .teacher import find_teacher, inference_spec, load_G
 
@@ -71,7 +72,8 @@ class NeighborhoodDataset(BaseDataset):
         preprocess = Preprocess(opt.crop_size, opt.input_nc, opt.output_nc)
         nb, self.outputs = build_neighborhoods(
             data, inference_spec(teacher, opt, opt.mggc_norm_stats), preprocess, run_dir / "neighbors.pt", cache_dir,
-            opt.mggc_k, opt.mggc_encoder, options.swav_config(opt), opt.mggc_swav_checkpoint)
+            opt.mggc_k, opt.mggc_encoder, options.swav_config(opt), opt.mggc_swav_checkpoint,
+            device=device_of(opt))
         page = write_neighborhood_html(run_dir / "neighbors", nb, self.outputs, n_centres=min(20, len(nb)),
                                        sources=data.sources())
         encoder = nb.metadata["encoder"]
