@@ -57,6 +57,7 @@ from mggc_plugin.gan_compression import (
     SupernetConfig,
     extract,
     first_k,
+    l1_to_teacher,
     random_search,
     rates_around,
     search_space,
@@ -64,7 +65,6 @@ from mggc_plugin.gan_compression import (
 )
 from mggc_plugin.pruner import MGGCConfig, MGGCPruner
 from mggc_plugin.slim import slim
-from mggc_plugin.teacher import inference_copy
 
 
 @dataclass
@@ -215,18 +215,6 @@ def validation_split(n: int) -> Tuple[torch.Tensor, torch.Tensor]:
     return (idx[:n - held_out], idx[n - held_out:]) if held_out else (idx, idx)
 
 
-def _l1_to_teacher(x: torch.Tensor, y_teacher: torch.Tensor) -> Callable[[nn.Module], float]:
-    """The default search score: mean L1 between a sub-network's outputs and the teacher's on
-    ``x``, image by image, run as upstream's test mode (a per-image-norm copy, dropout off)."""
-    def score(G_sub: nn.Module) -> float:
-        G = inference_copy(G_sub)
-        device = next(G.parameters()).device
-        with torch.no_grad():
-            out = torch.cat([G(x[i:i + 1].to(device)).cpu() for i in range(len(x))])
-        return float((out - y_teacher).abs().mean())
-    return score
-
-
 def _supernet(ctx: Context, target: float, discriminator: bool) -> Student:
     """GAN Compression's supernet, search and extraction; ``discriminator=False``: AGD's
     discriminator-free variant (module docstring)."""
@@ -250,7 +238,7 @@ def _supernet(ctx: Context, target: float, discriminator: bool) -> Student:
                             lambda_distill=1.0 if paired else 0.01, seed=ctx.seed)
     steps = ctx.supernet_steps if ctx.supernet_steps is not None else ctx.prune_steps
     supernet = train_supernet(G_T, D_T if discriminator else None, groups, space, batches, steps, config)
-    score = ctx.score if ctx.score is not None else _l1_to_teacher(game.x[val], game.y_center[val])
+    score = ctx.score if ctx.score is not None else l1_to_teacher(game.x[val], game.y_center[val])
     result = random_search(supernet, target, score, ctx.search_candidates, ctx.seed)
     supernet.G.cpu()
     widths = result.widths

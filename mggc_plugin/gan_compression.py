@@ -412,3 +412,17 @@ def extract(supernet: Supernet, widths: Sequence[int]) -> nn.Module:
     copy of the supernet (:func:`~mggc_plugin.slim.slim`), ready to finetune and to save with
     :func:`~mggc_plugin.slim.save_slim`; the supernet is unchanged."""
     return slim(supernet.G, supernet.groups, first_k(supernet.groups.sizes, widths))
+
+
+def l1_to_teacher(x: torch.Tensor, y_teacher: torch.Tensor) -> Callable[[nn.Module], float]:
+    """The search's score: mean L1 between a sub-network's outputs and the teacher's ``y_teacher``
+    on ``x``, image by image, the sub-network run as upstream's test mode (a per-image-norm
+    copy, dropout off): the score of ``--mggc_method gan_compression|agd`` inside upstream and the
+    facades benchmark's default."""
+    def score(G_sub: nn.Module) -> float:
+        G = inference_copy(G_sub)
+        device = next(G.parameters()).device
+        with torch.no_grad():
+            out = torch.cat([G(x[i:i + 1].to(device)).cpu() for i in range(len(x))])
+        return float((out - y_teacher).abs().mean())
+    return score

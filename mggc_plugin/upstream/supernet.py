@@ -28,7 +28,7 @@ import math
 import os
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple, Union
 
 import torch
 from torch import nn
@@ -37,7 +37,7 @@ from ..channels import ChannelGroups
 from ..data import DATASET_MODES, DatasetSpec, ImageRef, Preprocess, detect_dataset_mode
 from ..errors import MGGCFileNotFoundError, MGGCUserError
 from ..fileio import atomic_torch_save, load_torch_file
-from ..gan_compression import SupernetConfig, SupernetTrainer, Widths, extract, random_search
+from ..gan_compression import SupernetConfig, SupernetTrainer, Widths, extract, l1_to_teacher, random_search
 from ..slim import slim
 from ..teacher import inference_copy
 from .specs import GanSpec
@@ -141,19 +141,6 @@ def held_out_images(refs: Sequence[ImageRef], size: int, input_nc: int) -> torch
     """The held-out sources as an N×C×size×size batch in [-1, 1] (upstream's resize, no crop)."""
     preprocess = Preprocess(size, input_nc)
     return torch.stack([preprocess.tensor(r.load(), input_nc) for r in refs])
-
-
-def l1_to_teacher(x: torch.Tensor, y_teacher: torch.Tensor) -> Callable[[nn.Module], float]:
-    """The search's score: mean L1 between a sub-network's outputs and the teacher's ``y_teacher``
-    on ``x``, image by image, the sub-network run as upstream's test mode (a per-image-norm
-    copy, dropout off); the benchmark's default score."""
-    def score(G_sub: nn.Module) -> float:
-        G = inference_copy(G_sub)
-        device = next(G.parameters()).device
-        with torch.no_grad():
-            out = torch.cat([G(x[i:i + 1].to(device)).cpu() for i in range(len(x))])
-        return float((out - y_teacher).abs().mean())
-    return score
 
 
 def search_student(path: Path, method: str, G_T: nn.Module, D_T: nn.Module, groups_D: ChannelGroups,
