@@ -75,7 +75,7 @@ def summarize(units: Sequence[Dict[str, object]]) -> List[Dict[str, object]]:
                 diffs = [float(per_seed[s][metric]) - float(reference[s][metric]) for s in paired]
                 interval = seed_interval(diffs) if len(diffs) > 1 else None
                 record["vs_l1_norm"] = {"mean_diff": float(np.mean(diffs)),
-                                        "ci95": list(interval.ci95) if interval else [math.nan, math.nan]}
+                                        "ci95": list(interval.interval) if interval else [math.nan, math.nan]}
             records.append(record)
     return records
 
