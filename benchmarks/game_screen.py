@@ -44,15 +44,15 @@ from torch import nn
 from mggc_plugin import metrics
 from mggc_plugin.fileio import atomic_write, atomic_write_json
 from mggc_plugin.game import history_path
+from mggc_plugin.gan_compression import l1_to_teacher
 from mggc_plugin.macs import count_macs
-from mggc_plugin.teacher import inference_copy
 
 from compressors import METHODS, validation_split
 from facades import RESULTS, SHARED, Schedule, prepare
-from facades_setup import TASKS, teacher_options
+from facades_setup import TASKS, translate
 
 #: Configurations: a method of :data:`compressors.METHODS` and the game options it plays with.
-#: ``gan_mode: "teacher"`` is resolved to the loss the teacher was trained with (its train_opt.txt).
+#: ``gan_mode: "teacher"`` is the loss the teacher was trained with (``Context.teacher_gan_mode``).
 CONFIGS: Dict[str, Dict[str, object]] = {
     "paper": {"method": "mggc", "options": {}},
     "teacher_loss": {"method": "mggc", "options": {"gan_mode": "teacher"}},
@@ -69,18 +69,9 @@ METRICS = ("l1_teacher_init", "l1_teacher", "l1_gt", "kid_val", "d_auc_first50",
            "kept_channels_D_final")
 
 
-def _l1(G: nn.Module, x: torch.Tensor, y: torch.Tensor, device: str) -> np.ndarray:
-    """Per-image mean L1 between G's outputs (per-image BatchNorm, no dropout) and ``y``, in [-1, 1] units."""
-    G = inference_copy(G).to(device)
-    with torch.no_grad():
-        return np.array([float((G(x[i:i + 1].to(device)).cpu() - y[i:i + 1]).abs().mean()) for i in range(len(x))])
-
-
-def _outputs01(G: nn.Module, x: torch.Tensor, device: str) -> torch.Tensor:
-    G = inference_copy(G).to(device)
-    with torch.no_grad():
-        out = torch.cat([G(x[i:i + 1].to(device)).cpu() for i in range(len(x))])
-    return ((out.clamp(-1, 1) + 1) * 127.5).round() / 255
+def _l1(G: nn.Module, x: torch.Tensor, y: torch.Tensor, device: str) -> float:
+    """Mean L1 between G's outputs (per-image BatchNorm, no dropout) and ``y``, in [-1, 1] units."""
+    return l1_to_teacher(x, y)(G.to(device))
 
 
 def train_to_teacher(G: nn.Module, x: torch.Tensor, y_teacher: torch.Tensor, epochs: int, seed: int,
@@ -98,14 +89,13 @@ def train_to_teacher(G: nn.Module, x: torch.Tensor, y_teacher: torch.Tensor, epo
     return G.cpu()
 
 
-def screen_unit(run, name: str, target: float, seed: int, epochs: int, teacher_gan_mode: str,
-                out: Path) -> Dict[str, object]:
+def screen_unit(run, name: str, target: float, seed: int, epochs: int, out: Path) -> Dict[str, object]:
     """Make, score, train and score one configuration's student (module docstring)."""
     path = out / f"{name}-{target:g}-s{seed}.json"
     if path.is_file():
         return json.loads(path.read_text())
     spec = CONFIGS[name]
-    options = {k: (teacher_gan_mode if v == "teacher" else v) for k, v in dict(spec["options"]).items()}
+    options = dict(spec["options"])  # type: ignore[call-overload]
     train_idx, val_idx = validation_split(len(run.ctx.game.x))
     x, y_t = run.ctx.game.x, run.ctx.game.y_center
     folder = run.work / "screen" / f"s{seed}" / f"{name}-{target:g}"
@@ -121,18 +111,18 @@ def screen_unit(run, name: str, target: float, seed: int, epochs: int, teacher_g
     ctx = replace(run.ctx, seed=seed, checkpoint=folder / "game.pt", fill=run.schedule.fill, game_options=options)
     student = METHODS[str(spec["method"])].make(ctx, target)
     t1 = time.perf_counter()
-    record: Dict[str, object] = {"task": run.task_name, "config": name, "method": spec["method"], "options": options,
-                                 "budget": target, "seed": seed, "epochs": epochs,
-                                 "info": student.info}
-    record["macs_ratio"] = count_macs(student.G, (1, *x.shape[1:])).total / run.teacher_macs
-    values = {"l1_teacher_init": float(_l1(student.G, x[val_idx], y_t[val_idx], run.ctx.device).mean())}
+    record: Dict[str, object] = {
+        "task": run.task_name, "config": name, "method": spec["method"], "budget": target, "seed": seed,
+        "epochs": epochs, "options": student.info.get("game_options", options), "info": student.info,
+        "macs_ratio": count_macs(student.G, (1, *x.shape[1:])).total / run.teacher_macs}
+    values = {"l1_teacher_init": _l1(student.G, x[val_idx], y_t[val_idx], run.ctx.device)}
     G = train_to_teacher(student.G, x[train_idx], y_t[train_idx], epochs, seed, run.ctx.device)
-    values["l1_teacher"] = float(_l1(G, x[val_idx], y_t[val_idx], run.ctx.device).mean())
+    values["l1_teacher"] = _l1(G, x[val_idx], y_t[val_idx], run.ctx.device)
     if not run.task.unpaired:
         y_gt = run.ctx.real
         assert y_gt is not None, "prepare() passes the paired ground truth as the context's real targets"
-        values["l1_gt"] = float(_l1(G, x[val_idx], y_gt[val_idx], run.ctx.device).mean())
-    fake = metrics.inception_features(_outputs01(G, x[val_idx], run.ctx.device), progress=False)
+        values["l1_gt"] = _l1(G, x[val_idx], y_gt[val_idx], run.ctx.device)
+    fake = metrics.inception_features(translate(G, x[val_idx], run.ctx.device), progress=False)
     values["kid_val"] = metrics.kid(run.data.ref_all, fake, progress=False).mean
     for key in ("d_auc_first50", "d_auc_last500", "kept_channels_D_final"):
         if student.info.get(key) is not None:
@@ -205,13 +195,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     # prepare() is the benchmark's: the same teacher, data, neighbourhoods and work folder.
     args.teacher = args.upstream = args.teacher_epochs = args.units = args.swav_checkpoint = None
     run = prepare(args, Schedule())
-    teacher_gan_mode = teacher_options(SHARED / "teachers" / run.task.teacher).gan_mode
     out = RESULTS / "game_screen" / args.task
     out.mkdir(parents=True, exist_ok=True)
     records = []
     for seed in range(args.seeds):
         for name in args.configs:
-            records.append(screen_unit(run, name, args.target, seed, args.epochs, teacher_gan_mode, out))
+            records.append(screen_unit(run, name, args.target, seed, args.epochs, out))
             print(summarize(args.task, records, args.target, RESULTS / f"game_screen_{args.task}"), flush=True)
     return 0
 

@@ -22,15 +22,14 @@ from typing import Dict, List, Optional, Sequence
 import torch
 from torch import nn
 
-from mggc_plugin import networks
 from mggc_plugin.data import DatasetSpec, Preprocess
 from mggc_plugin.deploy import onnx as onnx_export
-from mggc_plugin.deploy.bench import machine
+from mggc_plugin.deploy.bench import RuntimeModule, machine
 from mggc_plugin.deploy.fold import batchnorm_as_instancenorm
 from mggc_plugin.deploy.quantize import measure, to_int8
 from mggc_plugin.fileio import atomic_write, atomic_write_json
 from mggc_plugin.metrics import compare_latency
-from mggc_plugin.teacher import per_image_norm, read_train_opt
+from mggc_plugin.teacher import TeacherSpec, read_train_opt
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
@@ -39,20 +38,12 @@ TEACHERS = {"pix2pix unet_128": ("facades_pix2pix_unet128_ngf32", "latest_net_G.
             "CycleGAN resnet_6blocks": ("facades_cycle_gan_res6_ngf32_64", "latest_net_G_A.pth", "AtoB")}
 
 
-class _Run(nn.Module):
-    def __init__(self, run):
-        super().__init__()
-        self.run = run
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.run(x)
-
-
 def load_teacher(folder: Path, weights: str) -> nn.Module:
+    """The teacher as evaluated (per-image BatchNorm), its BatchNorm exported as InstanceNorm."""
     opt = read_train_opt(folder / "train_opt.txt")
-    G = networks.define_G(int(opt["input_nc"]), int(opt["output_nc"]), int(opt["ngf"]), opt["netG"],
-                          norm=opt["norm"], use_dropout=opt.get("no_dropout") != "True")
-    return batchnorm_as_instancenorm(per_image_norm(networks.load_state(G, folder / weights).eval()))
+    spec = TeacherSpec(folder / weights, opt["netG"], int(opt["ngf"]), opt["norm"], opt["no_dropout"] != "True",
+                       norm_stats="per_image")
+    return batchnorm_as_instancenorm(spec.load())
 
 
 def sources(dataroot: Path, direction: str, size: int, count: int) -> torch.Tensor:
@@ -80,7 +71,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             onnx_export.save(G, x[:1], fp32)
             to_int8(fp32, int8, calibration)
             quality = measure(onnx_export.runner(int8, 1), G, list(held_out.split(1)))
-            nets = {"fp32": _Run(onnx_export.runner(fp32, 1)), "int8": _Run(onnx_export.runner(int8, 1))}
+            nets = {key: RuntimeModule(onnx_export.runner(f, 1)) for key, f in (("fp32", fp32), ("int8", int8))}
             timing = compare_latency(nets, (1, 3, args.size, args.size), rounds=args.runs, warmup=2, threads=1,
                                      reference="fp32")
             rows.append({"model": name, "fp32_ms": timing.median_s["fp32"] * 1e3,

@@ -12,28 +12,18 @@ models (median of --runs passes after warm-up) and reports the speed-up beside t
 from __future__ import annotations
 
 import argparse
-import platform
 from pathlib import Path
 
 import torch
 
 from mggc_plugin import ChannelGroups, count_macs, networks, slim
 from mggc_plugin.baselines import masks_to_budget
+from mggc_plugin.deploy.bench import cpu_name
 from mggc_plugin.fileio import atomic_write, atomic_write_json
 from mggc_plugin.metrics import latency
 
 MODELS = {"resnet_9blocks": "instance", "unet_256": "batch"}
 TARGETS = (0.25, 0.10)
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def main() -> None:

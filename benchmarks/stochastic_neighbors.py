@@ -34,7 +34,6 @@ from mggc_plugin.neighborhoods.topk import topk_cosine
 from mggc_plugin.pruner import MGGCConfig, MGGCPruner
 
 from facades import RESULTS, SHARED, Schedule, prepare
-from facades_setup import teacher_options
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -51,7 +50,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args.teacher = args.upstream = args.teacher_epochs = args.units = args.swav_checkpoint = None
     run = prepare(args, Schedule())
     ctx = run.ctx
-    gan_mode = teacher_options(SHARED / "teachers" / run.task.teacher).gan_mode
+    gan_mode = ctx.teacher_gan_mode or ctx.gan_mode
 
     cache = run.work / f"stochastic_m{args.samples}.pt"
     if cache.is_file():

@@ -494,9 +494,10 @@ class MGGCPruner:
             objective_G = loss_G + c.lambda1 * R_v + (c.lambda_rec * rec if c.lambda_rec > 0 else 0.0)
             self._descend(self.gen_G, self.opt_G, objective_G, retain_graph=False)
 
-        self.recent_o_G.append([o.detach().cpu() for o in o_G])
-        if v_D is not None:
-            self.recent_o_D.append([o.detach().cpu() for o in o_D])
+        if c.final_window > 1:  # only finalize reads them; a copy to the CPU per step is not free on a GPU
+            self.recent_o_G.append([o.detach().cpu() for o in o_G])
+            if v_D is not None:
+                self.recent_o_D.append([o.detach().cpu() for o in o_D])
         self.h_G, self.h_D = h_G.detach(), h_D.detach()
         self.step_count += 1
         kept_D = L_v.item() if v_D is not None else 1.0

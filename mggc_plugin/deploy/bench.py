@@ -84,7 +84,7 @@ def load_teacher(slim_path: PathLike, teacher: PathLike) -> nn.Module:
     return networks.load_state(BUILDERS[arch.builder](**arch.kwargs), path)
 
 
-class _Runtime(nn.Module):
+class RuntimeModule(nn.Module):
     """A runtime's run function as a module, so that compare_latency times it like a network."""
 
     def __init__(self, run: Callable[[torch.Tensor], torch.Tensor]):
@@ -121,11 +121,11 @@ def prepare(runtime: str, model: BenchModel, x: torch.Tensor, threads: int, work
     if not onnx_file.exists():
         onnx_export.save(model.module, x, onnx_file)
     if runtime == "onnxruntime":
-        return _Runtime(onnx_export.runner(onnx_file, threads, device))
+        return RuntimeModule(onnx_export.runner(onnx_file, threads, device))
     xml = stem.with_suffix(".xml")
     if not xml.exists():
         openvino_export.convert(onnx_file, xml)
-    return _Runtime(openvino_export.runner(openvino_export.compile_model(xml, threads)))
+    return RuntimeModule(openvino_export.runner(openvino_export.compile_model(xml, threads)))
 
 
 def cpu_name() -> str:
