@@ -149,3 +149,19 @@ def facades_subset(tmp_path_factory) -> Path:
             pair.crop((0, 0, w // 2, h)).save(out / "unaligned" / f"{phase}A" / f"{i}.png")
             pairs[(i + 1) % n].crop((w // 2, 0, w, h)).save(out / "unaligned" / f"{phase}B" / f"{i}.png")
     return out
+
+
+@pytest.fixture(scope="module")
+def nets():
+    """A small GAN for the pruning game's tests: a ``resnet_6blocks`` G and a PatchGAN D
+    (instance norm, ngf/ndf 8) with their channel groups traced at 32²."""
+    import torch
+
+    from mggc_plugin import networks
+    from mggc_plugin.channels import ChannelGroups
+
+    torch.manual_seed(0)
+    G = networks.define_G(3, 3, 8, "resnet_6blocks", norm="instance")
+    D = networks.define_D(3, 8, "basic", norm="instance")
+    x = torch.zeros(1, 3, 32, 32)
+    return G, D, ChannelGroups.discover(G, x), ChannelGroups.discover(D, x)

@@ -12,17 +12,6 @@ from mggc_plugin.channels import ChannelGroups
 from mggc_plugin.pruner import ABLATIONS, MGGCConfig, MGGCPruner, fixed_macs, prunable_fraction, teacher_mode
 
 
-@pytest.fixture(scope="module")
-def nets():
-    torch.manual_seed(0)
-    G = networks.define_G(3, 3, 8, "resnet_6blocks", norm="instance")
-    D = networks.define_D(3, 8, "basic", norm="instance")
-    x = torch.zeros(1, 3, 32, 32)
-    groups_G = ChannelGroups.discover(G, x)
-    groups_D = ChannelGroups.discover(D, x)
-    return G, D, groups_G, groups_D
-
-
 def _pruner(nets, **options):
     G, D, groups_G, groups_D = nets
     return MGGCPruner(G, D, torch.zeros(1, 3, 32, 32), MGGCConfig(**options), groups_G=groups_G, groups_D=groups_D)

@@ -7,18 +7,8 @@ import pytest
 import torch
 
 from mggc_plugin import networks
-from mggc_plugin.channels import ChannelGroups
 from mggc_plugin.diagnostics import real_fake_auc
 from mggc_plugin.pruner import MGGCConfig, MGGCPruner
-
-
-@pytest.fixture(scope="module")
-def nets():
-    torch.manual_seed(0)
-    G = networks.define_G(3, 3, 8, "resnet_6blocks", norm="instance")
-    D = networks.define_D(3, 8, "basic", norm="instance")
-    x = torch.zeros(1, 3, 32, 32)
-    return G, D, ChannelGroups.discover(G, x), ChannelGroups.discover(D, x)
 
 
 def _pruner(nets, **options):
