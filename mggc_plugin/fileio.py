@@ -11,6 +11,7 @@ from typing import Any, Callable, Dict, Union
 
 import torch
 
+from . import distributed
 from .errors import MGGCUserError
 
 PathLike = Union[str, Path]
@@ -18,8 +19,13 @@ PathLike = Union[str, Path]
 
 def atomic_write(path: PathLike, write: Callable[[Path], object]) -> Path:
     """Call ``write(tmp)`` on a temporary file beside ``path`` and move it into place only when it
-    succeeded, so a failure never leaves a partial file. What ``write`` returns is ignored."""
+    succeeded, so a failure never leaves a partial file. What ``write`` returns is ignored.
+
+    Under ``torch.distributed`` only rank 0 writes: on the other ranks this does nothing (the
+    ranks hold the same state, and one writer never races another for a file)."""
     path = Path(path)
+    if not distributed.is_main():
+        return path
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)

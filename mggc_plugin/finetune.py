@@ -18,6 +18,14 @@ GCC, the works it compares with:
 :func:`fit` is the loop around it for callers outside upstream (upstream's ``train.py`` drives its
 own): upstream's ``linear`` learning-rate policy, per-epoch mean losses, and optionally an
 exponential moving average (EMA) of G's weights.
+
+**Several processes** (``torch.distributed``, e.g. under torchrun): the :class:`Finetuner` trains
+G and D through PyTorch's ``DistributedDataParallel`` (gradients averaged over the ranks, rank 0's
+weights broadcast at the start); each rank steps on its own batch — upstream's
+``DistributedSampler`` hands each rank its share, and :func:`fit` gives each rank its equal share
+of every batch (:func:`mggc_plugin.distributed.shard`), so N ranks train as one process on the
+whole batch (exactly so where G and D normalise each image on its own: instance norm, or batch
+norm on one image per rank). Only rank 0 should write files; :func:`fit`'s progress bar is rank 0's.
 """
 from __future__ import annotations
 
@@ -31,6 +39,7 @@ from torch.optim.lr_scheduler import LambdaLR
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
+from . import distributed
 from .losses import GAN_MODES, f_D, f_G
 
 
@@ -88,6 +97,10 @@ class Finetuner:
     requiring gradients. ``kd_layers``: the layers to distil at (names shared by student and
     teacher; typically ``[g.root for g in groups_G]``). Optimisers: Adam on D, and on G plus the
     KD adapters.
+
+    Under ``torch.distributed`` (module docstring) ``G`` and ``D`` stay the plain modules (save
+    and evaluate them); the training passes go through their DDP wrappers, and the KD adapters'
+    gradients are averaged over the ranks explicitly (they are not called as one module).
     """
 
     def __init__(self, G: nn.Module, D: nn.Module, config: FinetuneConfig, teacher: Optional[nn.Module] = None,
@@ -106,13 +119,21 @@ class Finetuner:
             for name in self.kd_layers:
                 self.adapters[name.replace(".", "_")] = nn.Conv2d(
                     s_mods[name].out_channels, t_mods[name].out_channels, kernel_size=1).to(device)
+        # Training passes go through DDP under torch.distributed (rank 0's weights everywhere from
+        # here on); G and D themselves stay the plain modules callers save and evaluate.
+        self._train_G: nn.Module = G
+        self._train_D: nn.Module = D
+        if distributed.active():
+            self._train_G = nn.parallel.DistributedDataParallel(G)
+            self._train_D = nn.parallel.DistributedDataParallel(D)
+            distributed.broadcast_module_(self.adapters)
         betas = (config.beta1, 0.999)
         self.opt_G = torch.optim.Adam(list(G.parameters()) + list(self.adapters.parameters()), lr=config.lr,
                                       betas=betas)
         self.opt_D = torch.optim.Adam(D.parameters(), lr=config.lr, betas=betas)
 
-    def _d(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return self.D(torch.cat([x, y], 1) if self.config.conditional_D else y)
+    def _d(self, x: torch.Tensor, y: torch.Tensor, D: Optional[nn.Module] = None) -> torch.Tensor:
+        return (D or self.D)(torch.cat([x, y], 1) if self.config.conditional_D else y)
 
     def _kd(self) -> torch.Tensor:
         terms = [F.mse_loss(self.adapters[n.replace(".", "_")](self._taps_S.features[n]), self._taps_T.features[n])
@@ -125,26 +146,30 @@ class Finetuner:
         c = self.config
         self.G.train()
         self.D.train()
-        fake = self.G(x)
+        fake = self._train_G(x)
         if self.kd_layers:
             with torch.no_grad():
                 self.teacher(x)
 
         self.D.requires_grad_(True)
         self.opt_D.zero_grad(set_to_none=True)
-        loss_D = f_D(self._d(x, real), self._d(x, fake.detach()), c.gan_mode)
+        loss_D = f_D(self._d(x, real, self._train_D), self._d(x, fake.detach(), self._train_D), c.gan_mode)
         loss_D.backward()
         self.opt_D.step()
 
+        # The frozen D of G's update is the plain module: its DDP wrapper would wait for
+        # gradients that a frozen D never produces.
         self.D.requires_grad_(False)
         self.opt_G.zero_grad(set_to_none=True)
         loss_gan = f_G(self._d(x, fake), c.gan_mode)
         loss_l1 = F.l1_loss(fake, target)
         loss_kd = self._kd() if self.kd_layers else torch.zeros((), device=fake.device)
         (loss_gan + c.lambda_L1 * loss_l1 + c.lambda_kd * loss_kd).backward()
+        distributed.average_gradients_(self.adapters.parameters())
         self.opt_G.step()
         self.D.requires_grad_(True)
-        return {"G_GAN": loss_gan.item(), "G_L1": loss_l1.item(), "G_KD": loss_kd.item(), "D": loss_D.item()}
+        return distributed.mean_over_ranks({"G_GAN": loss_gan.item(), "G_L1": loss_l1.item(),
+                                            "G_KD": loss_kd.item(), "D": loss_D.item()})
 
     def close(self) -> None:
         """Remove the KD hooks from the student and the teacher."""
@@ -199,9 +224,11 @@ def fit(tuner: Finetuner, batches: EpochBatches, epochs: int, decay_epochs: Opti
     as upstream's schedulers). With ``ema_decay`` (e.g. 0.999) an EMA copy of G is updated after
     every step (``decay·ema + (1 − decay)·G``, parameters and buffers) and returned in
     :class:`FitResult`. ``steps_per_epoch`` only sizes the progress bar (shown when
-    ``progress``). Returns the per-epoch mean losses."""
-    return train_epochs(lambda batch: tuner.step(*batch), tuner.G, [tuner.opt_G, tuner.opt_D], batches, epochs,
-                        decay_epochs, ema_decay, steps_per_epoch, progress, desc, postfix="G_L1")
+    ``progress``). Returns the per-epoch mean losses. Under ``torch.distributed`` every rank
+    calls it with the same batches and steps on its equal share of each (module docstring)."""
+    return train_epochs(lambda batch: tuner.step(*(distributed.shard(t) for t in batch)), tuner.G,
+                        [tuner.opt_G, tuner.opt_D], batches, epochs, decay_epochs, ema_decay, steps_per_epoch,
+                        progress and distributed.is_main(), desc, postfix="G_L1")
 
 
 def train_epochs(step: Callable[[Any], Dict[str, float]], G: nn.Module, optimizers: Sequence[torch.optim.Optimizer],

@@ -9,6 +9,12 @@ A save is two files: ``checkpoint`` (:meth:`MGGCPruner.save`: agents, optimisers
 step count, RNG states) and ``checkpoint`` with the suffix ``.history.pt`` (the list of per-step
 logs). Upstream's prune phase drives its own loop (``train.py`` hands it one batch at a time)
 and saves the pruner state alone, at upstream's save points.
+
+**Several processes** (``torch.distributed``, e.g. under torchrun): every rank calls :func:`play`
+with the same arguments; each step's batch is drawn whole on every rank and each rank plays its
+equal share of it (:func:`mggc_plugin.distributed.shard`), the agents' gradients are averaged
+(:meth:`MGGCPruner.step`), so N ranks take the steps one process takes on the whole batch; rank 0
+alone writes the saves and shows the progress bar.
 """
 from __future__ import annotations
 
@@ -18,6 +24,7 @@ from typing import Callable, Dict, List, Optional, Tuple, Union
 import torch
 from tqdm import tqdm
 
+from . import distributed
 from .fileio import atomic_torch_save
 from .pruner import MGGCPruner
 
@@ -56,7 +63,8 @@ def history_path(checkpoint: Union[str, Path]) -> Path:
 def save_game(pruner: MGGCPruner, history: History, checkpoint: Union[str, Path]) -> Path:
     """Write the per-step logs, then the pruner state, each atomically. In that order an
     interruption between the two leaves the logs ahead of the state, never behind:
-    :func:`resume_game` cuts them to the state's step."""
+    :func:`resume_game` cuts them to the state's step. Under ``torch.distributed`` every rank
+    calls it and rank 0 alone writes."""
     atomic_torch_save(history, history_path(checkpoint))
     return pruner.save(checkpoint)
 
@@ -83,7 +91,8 @@ def play(pruner: MGGCPruner, batches: Batches, steps: int, save_every: int = 200
     step. A resumed game takes the same steps as an uninterrupted one: the pruner state carries
     its RNGs, and ``batches`` depends on the step index alone. Logs of steps played before a
     resumed save without a history file are missing from the result. ``progress``: a tqdm bar
-    titled ``desc`` showing G's sampled MACs fraction.
+    titled ``desc`` showing G's sampled MACs fraction. Under ``torch.distributed``: module
+    docstring.
     """
     if steps < 0 or save_every < 1:
         raise ValueError(f"steps={steps}, save_every={save_every}: steps must be >= 0 and save_every >= 1")
@@ -93,9 +102,10 @@ def play(pruner: MGGCPruner, batches: Batches, steps: int, save_every: int = 200
     if pruner.step_count > steps:
         raise ValueError(f"the game is at step {pruner.step_count}, beyond steps={steps}: ask for at least "
                          f"{pruner.step_count} steps or start from another checkpoint")
-    with tqdm(total=steps, initial=pruner.step_count, desc=desc, leave=False, disable=not progress) as bar:
+    show = progress and distributed.is_main()
+    with tqdm(total=steps, initial=pruner.step_count, desc=desc, leave=False, disable=not show) as bar:
         while pruner.step_count < steps:
-            logs = pruner.step(*batches(pruner.step_count))
+            logs = pruner.step(*(distributed.shard(t) for t in batches(pruner.step_count)))
             history.append(logs)
             bar.update()
             bar.set_postfix(kept=f"{logs['kept_macs_G_total']:.3f}")

@@ -38,6 +38,7 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 import torch
 from torch import nn
 
+from . import distributed
 from .agents import Agent, ArchitectureAgent, LogitAgent, gumbel_sigmoid
 from .baselines import fill_to_budget
 from .channels import ChannelGroups
@@ -382,8 +383,11 @@ class MGGCPruner:
             torch.manual_seed(config.seed)
             self.gen_G, self.gen_D = self._build_agents()
         self.gen_G.to(self.device)
-        self.opt_G = self._optimizer(self.gen_G)
         self.gen_D = self.gen_D.to(self.device) if self.gen_D is not None else None
+        for agent in (self.gen_G, self.gen_D):
+            if agent is not None:
+                distributed.broadcast_module_(agent)
+        self.opt_G = self._optimizer(self.gen_G)
         self.opt_D = self._optimizer(self.gen_D) if self.gen_D is not None else None
         self.h_G = torch.zeros(self.gen_G.embed_dim, device=self.device)
         self.h_D = torch.zeros(self.gen_D.embed_dim if self.gen_D is not None else 0, device=self.device)
@@ -502,10 +506,11 @@ class MGGCPruner:
         self.step_count += 1
         kept_D = L_v.item() if v_D is not None else 1.0
         kept_G = T_v.item()
-        return {"loss_G": loss_G.item(), "loss_D": loss_D.item(), "R": R_v.item(), "L": kept_D,
-                "kept_macs_G": kept_G / self.T_total,
-                "kept_macs_G_total": (kept_G + self.T_fixed) / self.groups_G.full_macs, "kept_channels_D": kept_D,
-                "d_auc": real_fake_auc(pred_real.detach(), pred_fake.detach()), "rec": rec.item()}
+        return distributed.mean_over_ranks({
+            "loss_G": loss_G.item(), "loss_D": loss_D.item(), "R": R_v.item(), "L": kept_D,
+            "kept_macs_G": kept_G / self.T_total,
+            "kept_macs_G_total": (kept_G + self.T_fixed) / self.groups_G.full_macs, "kept_channels_D": kept_D,
+            "d_auc": real_fake_auc(pred_real.detach(), pred_fake.detach()), "rec": rec.item()})
 
     @staticmethod
     def _descend(agent: nn.Module, opt: torch.optim.Optimizer, loss: torch.Tensor, retain_graph: bool) -> None:
@@ -515,6 +520,9 @@ class MGGCPruner:
         grads = torch.autograd.grad(loss, params, retain_graph=retain_graph, allow_unused=True)
         for p, g in zip(params, grads):
             p.grad = g
+        # Several processes: every rank played its share of the batch; the mean of their
+        # gradients is the whole batch's, and every rank takes the same step.
+        distributed.average_gradients_(params)
         opt.step()
 
     @torch.no_grad()
@@ -600,9 +608,16 @@ class MGGCPruner:
         """Everything a resumed run needs to take the same next step: the configuration, both
         agents and optimisers, the last exchanged embeddings, the step count, the Gumbel
         generator and the global torch RNG (dropout in G draws from it; on CUDA also the
-        device's RNG). Plain containers and tensors only, for ``torch.load(weights_only=True)``."""
+        device's RNG). Plain containers and tensors only, for ``torch.load(weights_only=True)``.
+
+        Under ``torch.distributed`` every rank must call it (it gathers each rank's torch RNG
+        state into ``rank_rngs``, since each rank draws its own dropout): the agents, optimisers
+        and Gumbel generator are the same on every rank."""
         cuda_rng = torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None
-        return {"format": FORMAT, "version": VERSION, "config": asdict(self.config),
+        extra = {}
+        if distributed.active():
+            extra["rank_rngs"] = distributed.gather_objects((torch.get_rng_state(), cuda_rng))
+        return {**extra, "format": FORMAT, "version": VERSION, "config": asdict(self.config),
                 "groups_G": list(self.groups_G.sizes), "groups_D": list(self.groups_D.sizes),
                 "gen_G": self.gen_G.state_dict(), "opt_G": self.opt_G.state_dict(),
                 "gen_D": self.gen_D.state_dict() if self.gen_D is not None else None,
@@ -642,14 +657,19 @@ class MGGCPruner:
         self.recent_o_D.clear()
         self.recent_o_D.extend(state.get("recent_o_D", []))
         self.generator.set_state(state["gumbel_rng"])
-        torch.set_rng_state(state["torch_rng"])
-        if state["cuda_rng"] is not None and self.device.type == "cuda":
-            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
+        torch_rng, cuda_rng = state["torch_rng"], state["cuda_rng"]
+        rank, size = distributed.world()
+        ranks = state.get("rank_rngs")
+        if ranks is not None and len(ranks) == size:
+            torch_rng, cuda_rng = ranks[rank]
+        torch.set_rng_state(torch_rng)
+        if cuda_rng is not None and self.device.type == "cuda":
+            torch.cuda.set_rng_state(cuda_rng, self.device)
 
     def save(self, path: Union[str, Path]) -> Path:
-        """Write :meth:`state_dict` to ``path`` atomically (temporary file, then rename)."""
-        state = self.state_dict()
-        return atomic_torch_save(state, path)
+        """Write :meth:`state_dict` to ``path`` atomically (temporary file, then rename); under
+        ``torch.distributed`` every rank calls it and rank 0 alone writes."""
+        return atomic_torch_save(self.state_dict(), path)
 
     def load(self, path: Union[str, Path]) -> None:
         """Read a file written by :meth:`save` (with ``weights_only=True``) and restore it."""

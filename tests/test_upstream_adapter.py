@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from mggc_plugin import MGGCConfig
+from mggc_plugin.errors import MGGCUserError
 from mggc_plugin.upstream import compat
 from mggc_plugin.upstream.options import RUN_RECORD, check_run_folder
 from mggc_plugin.upstream.record import RunRecord
@@ -242,12 +243,18 @@ def test_weights_kept_through_setup(restore):
     assert kept is restore
 
 
-def test_require_single_process(monkeypatch):
-    compat.require_single_process()
-    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: True)
-    monkeypatch.setattr(torch.distributed, "get_world_size", lambda: 2)
-    with pytest.raises(RuntimeError, match="not torchrun"):
-        compat.require_single_process()
+def test_several_gpu_ids_in_one_process_are_refused_with_the_fix():
+    compat.check_processes(argparse.Namespace(gpu_ids=[0]))
+    compat.check_processes(argparse.Namespace())  # 2025: no --gpu_ids
+    with pytest.raises(MGGCUserError, match=r"--gpu_ids 0,1: .*pass --gpu_ids 0.*torchrun --nproc_per_node 2"):
+        compat.check_processes(argparse.Namespace(gpu_ids=[0, 1]))
+
+
+def test_the_wrappers_of_setup_are_undone():
+    model = FakeModel()
+    plain = model.netG.module
+    compat.unwrap_all(model)
+    assert model.netG is plain
 
 
 def fake_checkout(root: Path, gpu_ids: bool, visdom: bool) -> Path:

@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 from typing import Any, Callable, Dict
 
-from .. import encoders, networks
+from .. import distributed, encoders, networks
 from ..data import DATASET_MODES, DIRECTIONS, DatasetSpec, Preprocess, detect_dataset_mode
 from ..device import AMP_CHOICES, add_device_argument, amp_dtype, resolve_device
 from ..encoders.swav import SwAVConfig
@@ -115,12 +115,14 @@ def _check_numbers(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Build the neighbourhood file (and the HTML page) from a dataset folder and a teacher."""
-    device = resolve_device(args.device)
+    # Under torchrun every process runs this; they share the work (build_neighborhoods), rank 0
+    # writes and logs.
+    device = distributed.init_from_env(resolve_device(args.device))
     amp_dtype(args.amp, device)
     _check_numbers(args)
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="mggc neighbors: %(message)s")
-    logger.setLevel(logging.INFO)
+    logger.setLevel(logging.INFO if distributed.is_main() else logging.WARNING)
     teacher_path = Path(args.teacher)
     opt_file = (teacher_path if teacher_path.is_dir() else teacher_path.parent) / "train_opt.txt"
     opts = read_train_opt(opt_file) if opt_file.is_file() else {}
@@ -159,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
                                       not args.no_progress, device=device, amp=args.amp)
     logger.info("wrote %s: %d samples × k=%d, mean similarity %.3f (encoder %s)", out, len(nb), nb.k,
                 nb.similarities.mean().item(), nb.metadata["encoder"]["name"])
-    if args.html_centres > 0:
+    if args.html_centres > 0 and distributed.is_main():
         html_dir = Path(args.html) if args.html else out.with_name(out.name + ".html")
         index = write_neighborhood_html(html_dir, nb, outputs, args.html_centres, args.swav_seed, dataset.sources())
         logger.info("wrote %s", index)

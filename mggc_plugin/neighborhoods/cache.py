@@ -3,6 +3,7 @@ as PNG files under a fingerprint (teacher checkpoint hash, source file list, pre
 that a stale cache is rebuilt and an interrupted build resumes."""
 from __future__ import annotations
 
+import io
 import json
 import logging
 import re
@@ -15,6 +16,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
+from .. import distributed
 from ..data import DatasetSpec, Preprocess, pil_to_tensor, tensor_to_pil
 from ..device import DeviceLike, exact_float32, resolve_device
 from ..fileio import atomic_write, atomic_write_json, json_digest
@@ -93,6 +95,29 @@ def _clear_outputs(root: Path) -> None:
             p.unlink()
 
 
+def _start(root: Path, fingerprint: Dict[str, Any], base: Dict[str, Any], n: int) -> Tuple[Optional[str], List[int]]:
+    # Prepare ``root`` for a build (rank 0's part): clear a stale cache, mark the build
+    # incomplete, and return why it was stale and the outputs still to compute.
+    manifest = TeacherOutputs.read_manifest(root)
+    same = manifest is not None and manifest.get("fingerprint") == fingerprint
+    reason = None
+    if not same and root.is_dir():
+        # Without a matching manifest no output file here can be trusted, not even to resume.
+        if manifest is not None:
+            reason = _stale_reason(manifest.get("fingerprint", {}), fingerprint)
+            logger.info("teacher outputs in %s are stale (%s): rebuilding", root, reason)
+        _clear_outputs(root)
+    root.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(root / TeacherOutputs.MANIFEST, {**base, "complete": False})
+    return reason, [i for i in range(n) if not (root / TeacherOutputs.file_name(i)).is_file()]
+
+
+def _png(image: torch.Tensor) -> bytes:
+    buffer = io.BytesIO()
+    tensor_to_pil(image).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 @dataclass
 class BuildReport:
     """What a cached build did: ``reused`` (nothing computed), ``reason`` (why it was rebuilt,
@@ -120,42 +145,48 @@ def build_teacher_outputs(root: PathLike, dataset: DatasetSpec, teacher: Teacher
     available) in IEEE float32 (no TF32). The fingerprint holds no device: a cache built on one
     device is reused on another; the 8-bit PNGs of two devices can differ by one level where an
     output lies within float32 rounding (~1e-6) of a rounding boundary.
+
+    Under ``torch.distributed`` every rank calls it with the same arguments: the ranks compute
+    the outputs batch by batch in turn (each on its own ``device``), rank 0 writes every file and
+    the others wait for it; the cache is the one a single process writes.
     """
     root = Path(root)
     dev = resolve_device(device)
     sources = dataset.sources()
     fingerprint = {"format": 1, "teacher": teacher.describe(), "sources": dataset.describe(sources),
                    "preprocess": asdict(preprocess)}
-    manifest = TeacherOutputs.read_manifest(root)
-    reason = None
-    same = manifest is not None and manifest.get("fingerprint") == fingerprint
-    if same and manifest is not None and manifest.get("complete"):
+
+    def complete() -> bool:
+        manifest = TeacherOutputs.read_manifest(root)
+        return manifest is not None and manifest.get("fingerprint") == fingerprint and bool(manifest.get("complete"))
+
+    if distributed.from_main(complete):
         logger.info("teacher outputs: reusing %d cached images in %s", len(sources), root)
         return TeacherOutputs(root), BuildReport(True, None, 0)
     net = teacher.load().to(dev)  # before anything is changed: a damaged or mismatched checkpoint fails here
-    if not same and root.is_dir():
-        # Without a matching manifest no output file here can be trusted, not even to resume.
-        if manifest is not None:
-            reason = _stale_reason(manifest.get("fingerprint", {}), fingerprint)
-            logger.info("teacher outputs in %s are stale (%s): rebuilding", root, reason)
-        _clear_outputs(root)
-    root.mkdir(parents=True, exist_ok=True)
     rel = [str(r.path.relative_to(dataset.dataroot)) for r in sources]
     base = {"fingerprint": fingerprint, "sources": rel, "nc": teacher.output_nc}
-    atomic_write_json(root / TeacherOutputs.MANIFEST, {**base, "complete": False})
-    todo = [i for i in range(len(sources)) if not (root / TeacherOutputs.file_name(i)).is_file()]
+    reason, todo = distributed.from_main(lambda: _start(root, fingerprint, base, len(sources)))
     resumed = len(sources) - len(todo)
     if resumed:
         logger.info("teacher outputs: resuming, %d of %d already in %s", resumed, len(sources), root)
     step = 1 if teacher.norm_stats == "per_image" else batch_size
+    batches = [todo[start:start + step] for start in range(0, len(todo), step)]
+    rank, size = distributed.world()
+    show = progress and distributed.is_main()
     with torch.no_grad(), exact_float32(), tqdm(total=len(sources), initial=resumed, desc="teacher outputs",
-                                                unit="img", disable=not progress) as bar:
-        for start in range(0, len(todo), step):
-            batch = todo[start:start + step]
-            x = torch.stack([preprocess.tensor(sources[i].load(), preprocess.source_nc) for i in batch])
-            y = net(x.to(dev)).cpu()
-            for i, out in zip(batch, y):
-                atomic_write(root / TeacherOutputs.file_name(i), partial(tensor_to_pil(out).save, format="PNG"))
-            bar.update(len(batch))
+                                                unit="img", disable=not show) as bar:
+        # Several processes: each round every rank computes one batch and rank 0 writes them all.
+        for first in range(0, len(batches), size):
+            mine = batches[first + rank] if first + rank < len(batches) else []
+            pngs: List[Tuple[int, bytes]] = []
+            if mine:
+                x = torch.stack([preprocess.tensor(sources[i].load(), preprocess.source_nc) for i in mine])
+                pngs = [(i, _png(out)) for i, out in zip(mine, net(x.to(dev)).cpu())]
+            for part in distributed.gather_objects(pngs):
+                for i, data in part:
+                    atomic_write(root / TeacherOutputs.file_name(i), partial(Path.write_bytes, data=data))
+                bar.update(len(part))
     atomic_write_json(root / TeacherOutputs.MANIFEST, {**base, "complete": True})
+    distributed.barrier()
     return TeacherOutputs(root), BuildReport(False, reason, len(todo), resumed)

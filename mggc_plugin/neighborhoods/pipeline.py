@@ -37,6 +37,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from .. import distributed
 from ..data import DatasetSpec, Preprocess, PreprocessedImages
 from ..device import DeviceLike, amp_dtype, resolve_device
 from ..encoders.base import ENCODERS, Encoder, choose_encoder, embed_all
@@ -157,15 +158,24 @@ def build_embeddings(cache_dir: PathLike, outputs: TeacherOutputs, encoder: Enco
     """E' = {E(y'_j)} of Eq. 1 (N×dim float32, on the CPU), computed on the encoder's device and
     cached in ``<cache_dir>/embeddings.pt`` under the digests of D'_y and of E's fingerprint, and
     the encoder's ``amp`` when it is set (an encoder without that attribute counts as float32).
-    The key holds no device: the cache is reused on any device (module docstring)."""
+    The key holds no device: the cache is reused on any device (module docstring). Under
+    ``torch.distributed`` each rank embeds a contiguous block and rank 0 writes the cache."""
     path = Path(cache_dir) / "embeddings.pt"
     key = embeddings_key(outputs, encoder_key, getattr(encoder, "amp", None))
-    if path.is_file():
-        cached = torch.load(path, map_location="cpu", weights_only=True)
-        if cached.get("key") == key:
-            logger.info("embeddings: reusing %s", path)
-            return cached["embeddings"]
-    emb = embed_all(encoder, outputs.tensor, len(outputs), batch_size, desc="embedding D'_y", progress=progress)
+
+    def cached() -> Optional[torch.Tensor]:
+        saved = torch.load(path, map_location="cpu", weights_only=True) if path.is_file() else {}
+        return saved["embeddings"] if saved.get("key") == key else None
+
+    reused = distributed.from_main(cached)
+    if reused is not None:
+        logger.info("embeddings: reusing %s", path)
+        return reused
+    # Several processes: each rank embeds its contiguous block of D'_y; every rank gets all blocks.
+    mine = distributed.block(len(outputs))
+    part = embed_all(encoder, lambda i: outputs.tensor(mine.start + i), len(mine), batch_size,
+                     desc="embedding D'_y", progress=progress and distributed.is_main())
+    emb = torch.cat(distributed.gather_objects(part))
     atomic_torch_save({"key": key, "embeddings": emb}, path)
     return emb
 
@@ -193,7 +203,13 @@ def build_neighborhoods(dataset: DatasetSpec, teacher: TeacherSpec, preprocess: 
     SwAV when ``swav_checkpoint`` is given, else Inception); the log and the file's metadata
     (``encoder.requested``, ``encoder.reason``) say which was used and why. SwAV's batch size is
     lowered to the number of real target images when there are fewer (with a log line), so a
-    small target set trains instead of being refused."""
+    small target set trains instead of being refused.
+
+    Under ``torch.distributed`` (e.g. ``torchrun ... mggc neighbors``) every rank calls it with
+    the same arguments and its own ``device``: the teacher outputs and the embeddings are shared
+    out among the ranks and gathered, SwAV trains on rank 0 alone, every rank returns the
+    neighbourhoods and rank 0 writes every file, the same files a single process writes.
+    Multi-node runs need ``cache_dir`` and ``out`` on a file system every node sees."""
     out, cache_dir = Path(out), Path(cache_dir)
     dev = resolve_device(device)
     amp_dtype(amp, dev)  # refused settings fail before any work
@@ -214,8 +230,9 @@ def build_neighborhoods(dataset: DatasetSpec, teacher: TeacherSpec, preprocess: 
         targets_key = {"files": dataset.describe(refs), "preprocess": asdict(preprocess)}
     outputs, _ = build_teacher_outputs(cache_dir / "teacher_outputs", dataset, teacher, preprocess,
                                        batch_size, progress, device=dev)
-    enc, enc_key = prepare_encoder(kind, cache_dir, targets, targets_key, swav_config, swav_checkpoint, progress,
-                                   dev, amp)
+    with distributed.main_first():  # SwAV trains on rank 0; the other ranks read its cached weights
+        enc, enc_key = prepare_encoder(kind, cache_dir, targets, targets_key, swav_config, swav_checkpoint,
+                                       progress, dev, amp)
     emb = build_embeddings(cache_dir, outputs, enc, enc_key, progress=progress)
     indices, sims = topk_cosine(emb, k, device=dev)
     description = enc.describe()
@@ -232,6 +249,7 @@ def build_neighborhoods(dataset: DatasetSpec, teacher: TeacherSpec, preprocess: 
     }
     nb = Neighborhoods(indices, sims, metadata)
     save_neighborhoods(out, nb)
+    distributed.barrier()
     return nb, outputs
 
 

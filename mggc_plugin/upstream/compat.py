@@ -33,8 +33,12 @@ How the MGGC models absorb them, without asking which version runs:
 - saving: the models write ``<epoch>_net_<name>.pth`` themselves, unwrapped (:func:`unwrap`)
   and atomically, with upstream's file names and state-dict keys (the same in all versions), so
   upstream's loading code reads them in every version.
-- DDP: the pruning game and the finetuner run on one device; :func:`require_single_process`
-  refuses a torchrun launch with a clear message instead of a wrapped, half-synchronised model.
+- several devices: under 2025's torchrun launch (``WORLD_SIZE`` > 1, NCCL) every rank plays the
+  game on the batches upstream's ``DistributedSampler`` gives it, with the agents' gradients
+  averaged, and finetunes through DDP (:mod:`mggc_plugin.distributed`); 2025's ``setup`` wraps
+  the ``model_names`` nets in DDP, which :func:`unwrap_all` undoes (the phases train through
+  their own wrappers). 2021/2024 run one process; their ``--gpu_ids 0,1`` (DataParallel, which
+  the MGGC models do not use) is refused by :func:`check_processes`.
 - CLI flags for running on the CPU: :func:`cpu_flags` (tests and examples).
 - schedulers: the prune phase trains its agents at a constant rate (no scheduler); the finetune
   phase follows the running version's scheduling, as upstream's own models do. With 2021/2024,
@@ -50,6 +54,8 @@ from typing import Any, Dict, Iterator, List, Union
 
 import torch
 from torch import nn
+
+from ..errors import MGGCUserError
 
 
 def unwrap(net: nn.Module) -> nn.Module:
@@ -89,12 +95,22 @@ def device_of(opt: Any) -> str:
     return f"cuda:{ids[0]}" if ids else "cpu"
 
 
-def require_single_process() -> None:
-    """Raise when launched as several processes (torchrun / 2025's DDP): MGGC's phases are
-    single-device."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized() \
-            and torch.distributed.get_world_size() > 1:
-        raise RuntimeError("the MGGC models run on one device: launch train.py with python, not torchrun")
+def check_processes(opt: Any) -> None:
+    """Refuse ``--gpu_ids`` naming several GPUs (2021/2024: DataParallel in one process): the
+    MGGC models run on the first of them only, so the others would sit idle."""
+    ids = getattr(opt, "gpu_ids", None) or []
+    if len(ids) > 1:
+        raise MGGCUserError(f"--gpu_ids {','.join(map(str, ids))}: the MGGC models run on one GPU per process; "
+                            f"pass --gpu_ids {ids[0]}, or use several GPUs with upstream 2025 under torchrun "
+                            f"(torchrun --nproc_per_node {len(ids)} train.py ...)")
+
+
+def unwrap_all(model: Any) -> None:
+    """Put the plain module back for every net in ``model.model_names`` (2025's ``setup`` wraps
+    them in DDP under torchrun; the phases hold the plain modules and train through their own
+    wrappers, and an unused DDP wrapper would only keep its buckets alive)."""
+    for name in model.model_names:
+        setattr(model, "net" + name, unwrap(getattr(model, "net" + name)))
 
 
 def _defines(path: Path, flag: str) -> bool:

@@ -11,6 +11,7 @@ from typing import Any, Dict, List, Optional
 from data.base_dataset import BaseDataset, get_params, get_transform
 from data.image_folder import make_dataset
 
+from .. import distributed
 from ..data import DatasetSpec, Preprocess, detect_dataset_mode, open_image
 from ..errors import MGGCUserError, install_excepthook
 from ..neighborhoods.html import write_neighborhood_html
@@ -74,12 +75,13 @@ class NeighborhoodDataset(BaseDataset):
             data, inference_spec(teacher, opt, opt.mggc_norm_stats), preprocess, run_dir / "neighbors.pt", cache_dir,
             opt.mggc_k, opt.mggc_encoder, options.swav_config(opt), opt.mggc_swav_checkpoint,
             device=device_of(opt))
-        page = write_neighborhood_html(run_dir / "neighbors", nb, self.outputs, n_centres=min(20, len(nb)),
-                                       sources=data.sources())
-        encoder = nb.metadata["encoder"]
-        print(f"MGGC neighbourhoods: k={nb.k} of {len(nb)} teacher outputs ({encoder['name']} encoder, "
-              f"{encoder['reason']}; mean cosine {nb.similarities.mean().item():.3f}); {run_dir / 'neighbors.pt'}, "
-              f"page {page}")
+        if distributed.is_main():  # under torchrun every rank builds the dataset; rank 0 writes and reports
+            page = write_neighborhood_html(run_dir / "neighbors", nb, self.outputs, n_centres=min(20, len(nb)),
+                                           sources=data.sources())
+            encoder = nb.metadata["encoder"]
+            print(f"MGGC neighbourhoods: k={nb.k} of {len(nb)} teacher outputs ({encoder['name']} encoder, "
+                  f"{encoder['reason']}; mean cosine {nb.similarities.mean().item():.3f}); "
+                  f"{run_dir / 'neighbors.pt'}, page {page}")
         self.neighbors: List[List[int]] = nb.indices.tolist()
 
         if self.mode == "aligned":

@@ -15,6 +15,7 @@ import torch
 from models.base_model import BaseModel
 from models.networks import get_scheduler
 
+from .. import distributed
 from ..errors import install_excepthook
 from ..fileio import atomic_torch_save, atomic_write
 from . import compat, options
@@ -69,7 +70,7 @@ class MggcModel(BaseModel):
 
     def __init__(self, opt: argparse.Namespace) -> None:
         BaseModel.__init__(self, opt)
-        compat.require_single_process()
+        compat.check_processes(opt)
         if self.isTrain:
             options.check_train_options(opt)
             if options.plays_game(opt):
@@ -78,8 +79,11 @@ class MggcModel(BaseModel):
         if self.isTrain and not opt.continue_train:
             # Upstream seeds nothing; before the first epoch draws its order, crops and dropout,
             # a run's random numbers start from --mggc_seed (a continued run restores its own).
-            torch.manual_seed(opt.mggc_seed)
-            random.seed(opt.mggc_seed)
+            # Under torchrun each rank draws its own crops and dropout: --mggc_seed + rank (the
+            # agents and their Gumbel noise are seeded by --mggc_seed alone, the same on every rank).
+            rank = distributed.world()[0]
+            torch.manual_seed(opt.mggc_seed + rank)
+            random.seed(opt.mggc_seed + rank)
         #: ``--mggc_phase all``: the epochs of the game; None for a single phase or test.py.
         self.prune_epochs: Optional[int] = None
         why = ""
@@ -181,13 +185,18 @@ class MggcModel(BaseModel):
         loads = not self.isTrain or opt.continue_train
         with compat.weights_kept_through_setup(self, restore=not loads):
             BaseModel.setup(self, opt)
+        compat.unwrap_all(self)
         if self.isTrain and opt.continue_train:
             self.phase.resume(self.run_dir, load_suffix(opt))
             rng = self.run_dir / f"{load_suffix(opt)}_mggc_rng.pt"
             if rng.is_file():
                 state = torch.load(rng, map_location="cpu", weights_only=True)
-                torch.set_rng_state(state["torch"])
-                random.setstate(state["python"])
+                rank, size = distributed.world()
+                ranks = state.get("ranks")
+                torch_state, python_state = ranks[rank] if ranks and len(ranks) == size else (state["torch"],
+                                                                                             state["python"])
+                torch.set_rng_state(torch_state)
+                random.setstate(python_state)
 
     def update_learning_rate(self):
         self._lr_updates += 1
@@ -200,13 +209,18 @@ class MggcModel(BaseModel):
 
     def save_networks(self, epoch):
         """``<epoch>_net_<name>.pth`` for every net in ``model_names`` (unwrapped, on the CPU,
-        written atomically), then the phase's own files and the random states."""
+        written atomically), then the phase's own files and the random states. Under torchrun
+        every rank calls it (upstream 2025's ``train.py`` does) and rank 0 writes; the random
+        states of every rank go into ``<epoch>_mggc_rng.pt``, for ``--continue_train`` with as
+        many processes."""
         for name in self.model_names:
             state = {k: v.detach().cpu() for k, v in compat.unwrap(getattr(self, "net" + name)).state_dict().items()}
             atomic_write(self.run_dir / f"{epoch}_net_{name}.pth", lambda tmp, s=state: torch.save(s, tmp))
         self.phase.save(self.run_dir, str(epoch))
-        atomic_torch_save({"torch": torch.get_rng_state(), "python": random.getstate()},
-                          self.run_dir / f"{epoch}_mggc_rng.pt")
+        rng = {"torch": torch.get_rng_state(), "python": random.getstate()}
+        if distributed.active():
+            rng["ranks"] = distributed.gather_objects((rng["torch"], rng["python"]))
+        atomic_torch_save(rng, self.run_dir / f"{epoch}_mggc_rng.pt")
 
 
 class MggcPix2PixModel(MggcModel):

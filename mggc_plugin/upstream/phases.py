@@ -16,7 +16,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
-from .. import baselines
+from .. import baselines, distributed
 from ..agd import AGDConfig, AGDTrainer
 from ..agents import gumbel_sigmoid
 from ..channels import ChannelGroups
@@ -110,7 +110,7 @@ def restart(opt: argparse.Namespace, run_dir: Path) -> None:
     """``--mggc_restart``: before a prune phase writes its record, move the products of the earlier
     run it makes stale aside (:func:`.checks.move_aside`); without the flag, option parsing has
     refused such a run already (:func:`.options.check_earlier_run`)."""
-    if opt.mggc_restart:
+    if opt.mggc_restart and distributed.is_main():  # under torchrun rank 0 moves, as it alone writes
         moved = checks.move_aside(run_dir, opt.continue_train)
         if moved:
             print(f"MGGC prune: --mggc_restart: moved {len(moved)} files of the earlier run into {moved[0].parent}")
