@@ -294,3 +294,13 @@ def test_the_neighbourhood_stage_runs_on_upstreams_device():
     assert device_of(argparse.Namespace(gpu_ids=[1, 0])) == "cuda:1"
     assert device_of(argparse.Namespace(gpu_ids="-1")) == "cpu"
     assert device_of(argparse.Namespace(device=torch.device("cuda:0"), gpu_ids=[])) == "cuda:0"
+
+
+def test_the_supernet_methods_refuse_several_processes(monkeypatch):
+    from mggc_plugin import distributed
+    from mggc_plugin.upstream import phases
+
+    phases._one_process("--mggc_method agd")  # one process: nothing to refuse
+    monkeypatch.setattr(distributed, "active", lambda: True)
+    with pytest.raises(MGGCUserError, match="--mggc_method agd runs in one process: launch train.py with python"):
+        phases._one_process("--mggc_method agd")

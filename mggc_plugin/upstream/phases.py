@@ -416,6 +416,7 @@ class FinetunePhase(Phase):
               game: Optional[MGGCPruner], device: torch.device) -> Tuple[nn.Module, Optional[nn.Module]]:
         G_T, D_T = load_G(teacher, opt), load_D(teacher, opt)
         if game is None and record.method in options.SUPERNET_METHODS:
+            _one_process(f"the finetune phase of --mggc_method {record.method}")
             _, groups_D = pair_groups(G_T, D_T, example_input(opt), self.spec.teacher.conditional_D)
             path = supernet.state_file(run_dir, opt.mggc_prune_epoch)
             with torch.random.fork_rng(devices=[]):  # the search draws nothing from training's stream
@@ -578,6 +579,13 @@ def resumes_finetuning(opt: argparse.Namespace, run_dir: Path, prune_epochs: int
     return opt.epoch_count > prune_epochs and (run_dir / f"{load_suffix(opt)}_slim_G.pt").is_file()
 
 
+def _one_process(what: str) -> None:
+    # The supernet methods train and search in one process: several would each train their own.
+    if distributed.active():
+        raise MGGCUserError(f"{what} runs in one process: launch train.py with python, not torchrun (the MGGC game "
+                            f"and the baselines run under torchrun)")
+
+
 def build_phase(opt: argparse.Namespace, spec: GanSpec, run_dir: Path, device: torch.device,
                 prune_epochs: Optional[int] = None) -> Phase:
     """The phase ``opt`` asks for: test outside training, else ``--mggc_phase``; for ``all``, the
@@ -586,6 +594,7 @@ def build_phase(opt: argparse.Namespace, spec: GanSpec, run_dir: Path, device: t
     if not opt.isTrain:
         return TestPhase(opt, spec, run_dir, device)
     if opt.mggc_phase == "prune" and opt.mggc_method in options.SUPERNET_METHODS:
+        _one_process(f"--mggc_method {opt.mggc_method}")
         return SupernetPrunePhase(opt, spec, run_dir, device)
     if opt.mggc_phase == "prune" and opt.mggc_method != "mggc":
         return BaselinePrunePhase(opt, spec, run_dir, device)
