@@ -69,3 +69,15 @@ def test_two_processes_finetune_as_one_on_the_whole_batch(tmp_path):
                 assert abs(mine[key] - theirs[key]) < 1e-4 * max(1.0, abs(theirs[key]))
     for a, b in zip(ranks[0]["weights"], ranks[1]["weights"]):
         assert torch.equal(a, b)
+
+
+def _no_kd_worker(rank: int, world: int, folder: str) -> None:
+    dist.init_process_group("gloo", init_method=f"file://{folder}/rendezvous", rank=rank, world_size=world)
+    tuner, batches = _setup()
+    plain = Finetuner(tuner.G, tuner.D, FinetuneConfig(gan_mode="lsgan"))  # no KD: no adapters to average
+    plain.step(*batches(0)[0])
+    dist.destroy_process_group()
+
+
+def test_without_kd_adapters_the_step_runs(tmp_path):
+    mp.spawn(_no_kd_worker, args=(2, str(tmp_path)), nprocs=2, join=True)

@@ -61,8 +61,8 @@ def test_two_processes_under_torchrun_prune_finetune_and_resume(upstream_checkou
     launcher = tmp_path / "cpu_train.py"
     launcher.write_text(CPU_LAUNCH)
 
-    def torchrun(*args: str) -> str:
-        flags = ["--dataroot", str(facades_subset / "aligned"), "--checkpoints_dir", str(ckpt), "--name", "ddp",
+    def torchrun(*args: str, name: str = "ddp") -> str:
+        flags = ["--dataroot", str(facades_subset / "aligned"), "--checkpoints_dir", str(ckpt), "--name", name,
                  "--model", "mggc_pix2pix", "--netG", "unet_128", "--ngf", "16", "--ndf", "8", "--direction", "BtoA",
                  "--crop_size", "128", "--load_size", "136", "--num_threads", "0", "--batch_size", "1",
                  "--teacher_name", "teacher", "--mggc_target_macs", str(TARGET), "--mggc_cache_dir",
@@ -95,3 +95,9 @@ def test_two_processes_under_torchrun_prune_finetune_and_resume(upstream_checkou
     slim_G = load_slim(run / "latest_slim_G.pt")
     shape = (1, 3, 128, 128)
     assert count_macs(slim_G, shape).total <= TARGET * count_macs(teacher_G, shape).total
+
+    # The two phases as separate runs: the finetune phase builds its DDP pair before upstream's setup.
+    torchrun("--mggc_phase", "prune", "--n_epochs", "1", name="phases")
+    out = torchrun("--mggc_phase", "finetune", "--n_epochs", "2", name="phases")
+    assert out.count("[Rank 1] (epoch: 2, iters: 3,") == 1
+    assert (ckpt / "phases" / "latest_slim_G.pt").is_file()
