@@ -62,6 +62,8 @@ CONFIGS: Dict[str, Dict[str, object]] = {
     "window": {"method": "mggc", "options": {"gan_mode": "teacher", "final_window": 500}},
     "combined": {"method": "mggc", "options": {"gan_mode": "teacher", "real_source": "own", "lambda_rec": 10.0,
                                                 "min_keep_D": 0.5, "final_window": 500}},
+    "rec_cost": {"method": "mggc", "options": {"gan_mode": "teacher", "lambda_rec": 10.0, "cost_lr": True}},
+    "rec_refill": {"method": "mggc", "options": {"gan_mode": "teacher", "lambda_rec": 10.0, "refill": True}},
     "k0": {"method": "mggc_k0", "options": {}},
     "l1_norm": {"method": "l1_norm", "options": {}},
 }

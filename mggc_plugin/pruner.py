@@ -124,6 +124,12 @@ class MGGCConfig:
         keep-logit while the budget allows (:func:`mggc_plugin.baselines.fill_to_budget`), so
         the student lands at its budget rather than wherever rounding and the deterministic
         gates left it (False: the paper).
+    cost_lr: cost-aware agent: the parameters of gen_G that belong to one channel group (its
+        head; its logit vector in the Baseline rows) learn at the agent's rate times the MACs one
+        channel of that group costs, relative to the costliest group's (:func:`channel_costs`).
+        AdamW normalises each parameter's step, which erases the weighting by MACs that R's
+        gradient carries: with it, a group of cheap channels is cut as fast as a costly one
+        (False: the paper's AdamW at one rate).
     """
 
     p: Optional[float] = None
@@ -145,6 +151,7 @@ class MGGCConfig:
     real_source: str = "center"
     final_window: int = 1
     refill: bool = False
+    cost_lr: bool = False
 
     def __post_init__(self):
         if (self.p is None) == (self.target_macs is None):
@@ -203,6 +210,18 @@ def _saved_config(config: dict, version: int) -> dict:
 def fixed_macs(groups: ChannelGroups) -> float:
     """The MACs no gate can remove (layers reading only the image and writing only the output)."""
     return float(groups.macs([torch.zeros(n) for n in groups.sizes]))
+
+
+def channel_costs(groups: ChannelGroups) -> List[float]:
+    """The MACs one channel of each group costs in the full model (∂T/∂v_c at v = 1, the same for
+    every channel of a group), relative to the costliest group's: values in (0, 1]."""
+    gates = [torch.ones(n, requires_grad=True) for n in groups.sizes]
+    grads = torch.autograd.grad(groups.macs(gates), gates)
+    costs = [float(g.mean()) for g in grads]
+    top = max(costs)
+    if top <= 0:
+        raise ValueError("no channel group costs any MACs: there is nothing to weigh")
+    return [max(c, 0.0) / top for c in costs]
 
 
 def prunable_fraction(groups: ChannelGroups, target_macs: float) -> float:
@@ -387,7 +406,7 @@ class MGGCPruner:
         for agent in (self.gen_G, self.gen_D):
             if agent is not None:
                 distributed.broadcast_module_(agent)
-        self.opt_G = self._optimizer(self.gen_G)
+        self.opt_G = self._optimizer(self.gen_G, channel_costs(self.groups_G) if config.cost_lr else None)
         self.opt_D = self._optimizer(self.gen_D) if self.gen_D is not None else None
         self.h_G = torch.zeros(self.gen_G.embed_dim, device=self.device)
         self.h_D = torch.zeros(self.gen_D.embed_dim if self.gen_D is not None else 0, device=self.device)
@@ -406,10 +425,19 @@ class MGGCPruner:
         gen_D = ArchitectureAgent(self.groups_D.sizes, embed, c.hidden, c.token_dim, feedback=row.feedback)
         return gen_G, gen_D
 
-    def _optimizer(self, agent: nn.Module) -> torch.optim.Optimizer:
+    def _optimizer(self, agent: Agent, costs: Optional[List[float]] = None) -> torch.optim.Optimizer:
+        # With costs (MGGCConfig.cost_lr) each group's own parameters learn at lr × its cost.
         c = self.config
         lr = c.baseline_lr if isinstance(agent, LogitAgent) else c.lr
-        return torch.optim.AdamW(agent.parameters(), lr=lr, weight_decay=c.weight_decay, foreach=True)
+        if costs is None:
+            return torch.optim.AdamW(agent.parameters(), lr=lr, weight_decay=c.weight_decay, foreach=True)
+        own: List[List[nn.Parameter]] = ([[theta] for theta in agent.theta] if isinstance(agent, LogitAgent)
+                                         else [list(head.parameters()) for head in agent.heads])
+        owned = {id(q) for params in own for q in params}
+        shared = [q for q in agent.parameters() if id(q) not in owned]
+        groups: List[Dict[str, object]] = [{"params": shared, "lr": lr}] if shared else []
+        groups += [{"params": params, "lr": lr * cost} for params, cost in zip(own, costs)]
+        return torch.optim.AdamW(groups, lr=lr, weight_decay=c.weight_decay, foreach=True)
 
     def sparsity_D(self, L_v: torch.Tensor) -> torch.Tensor:
         """gen_D's penalty on D's kept fraction: ``λ2·L(v_D)`` (Eq. 6), or with a floor

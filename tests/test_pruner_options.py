@@ -7,8 +7,10 @@ import pytest
 import torch
 
 from mggc_plugin import networks
+from mggc_plugin.agents import gumbel_sigmoid
 from mggc_plugin.diagnostics import real_fake_auc
-from mggc_plugin.pruner import MGGCConfig, MGGCPruner
+from mggc_plugin.losses import R
+from mggc_plugin.pruner import MGGCConfig, MGGCPruner, channel_costs
 
 
 def _pruner(nets, **options):
@@ -152,3 +154,32 @@ def test_old_saves_without_the_new_options_still_load(nets, tmp_path):
     with pytest.raises(ValueError, match="baseline_lr=0.001 \\(now 0.1\\)"):
         _pruner(nets, ablation="baseline").load_state_dict({**state, "config": {**state["config"],
                                                                                  "ablation": "baseline"}})
+
+
+def _budget_only(cost_lr: bool, steps: int = 300):
+    # gen_G trained on λ1·R alone (no D): where the budget term alone sends each group.
+    torch.manual_seed(0)
+    G = networks.define_G(3, 3, 8, "unet_128", norm="batch", use_dropout=True)
+    D = networks.define_D(6, 8, "basic", norm="batch")
+    p = MGGCPruner(G, D, torch.zeros(1, 3, 128, 128),
+                   MGGCConfig(target_macs=0.1, conditional_D=True, hidden=16, cost_lr=cost_lr))
+    for _ in range(steps):
+        o, _ = p.gen_G(p.h_D)
+        v = gumbel_sigmoid(o, p.config.tau, p.generator)
+        p.opt_G.zero_grad()
+        (p.config.lambda1 * R(p.kept_macs(v), p.p, p.T_total)).backward()
+        p.opt_G.step()
+    o, _ = p.gen_G(p.h_D)
+    kept = [float((g <= 0).float().mean()) for g in o]
+    return kept, channel_costs(p.groups_G)
+
+
+def test_cost_lr_cuts_costly_channels_first():
+    plain, costs = _budget_only(cost_lr=False)
+    aware, _ = _budget_only(cost_lr=True)
+    cheapest, costliest = costs.index(min(costs)), costs.index(max(costs))
+    assert costs[costliest] == 1.0 and 0 < costs[cheapest] < 0.05
+    # AdamW steps every logit alike: the cheap innermost group is cut like the rest; weighted by
+    # its cost, it stays (nearly) whole while the costly groups carry the budget.
+    assert aware[cheapest] >= 0.9 and plain[cheapest] <= 0.5
+    assert aware[costliest] <= plain[costliest] + 1e-9

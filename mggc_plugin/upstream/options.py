@@ -145,6 +145,9 @@ def add_model_options(parser: argparse.ArgumentParser, is_train: bool, spec: Gan
     _add(parser, "--mggc_refill", action="store_true",
          help="MGGC (beyond the paper): add G's dropped channels back by keep-logit until the budget is met, so the "
               "student lands at --mggc_target_macs")
+    _add(parser, "--mggc_cost_lr", action="store_true",
+         help="MGGC (beyond the paper): cost-aware gen_G: each channel group's own parameters learn at the agent's "
+              "rate times the MACs one of its channels costs, relative to the costliest group's")
     _add(parser, "--mggc_baseline_lr", type=float, default=MGGCConfig.baseline_lr,
          help="MGGC: AdamW learning rate of the logit vectors of Table 2's Baseline and d_pruning rows "
               "(--mggc_ablation baseline|d_pruning), which reaches the budget within a few hundred steps")
@@ -353,7 +356,7 @@ def pruner_config(opt: argparse.Namespace, spec: GanSpec) -> MGGCConfig:
                       conditional_D=spec.teacher.conditional_D, lambda1=opt.mggc_lambda_R, lambda2=opt.mggc_lambda_L,
                       lr=opt.mggc_agent_lr, ablation=opt.mggc_ablation, seed=opt.mggc_seed,
                       baseline_lr=opt.mggc_baseline_lr, lambda_rec=opt.mggc_lambda_rec, min_keep_D=opt.mggc_min_keep_D,
-                      final_window=opt.mggc_final_window, refill=opt.mggc_refill)
+                      final_window=opt.mggc_final_window, refill=opt.mggc_refill, cost_lr=opt.mggc_cost_lr)
 
 
 def finetune_config(opt: argparse.Namespace, spec: GanSpec) -> FinetuneConfig:
