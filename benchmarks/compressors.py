@@ -93,7 +93,9 @@ class Context:
     :func:`validation_split`; None: L1 to y' on them. ``supernet_steps``: None = ``prune_steps``
     (a game's cost). ``search_candidates``: how many configurations the search scores.
     ``game_options``: :class:`~mggc_plugin.pruner.MGGCConfig` fields the games use beyond the
-    budget, objective and row (e.g. ``{"gan_mode": "teacher", "lambda_rec": 10.0}``).
+    budget, objective and row (e.g. ``{"gan_mode": "teacher", "lambda_rec": 10.0}``), and
+    ``neighbor_samples``: the game's D'_y holds that many dropout draws of the teacher per source
+    (beyond the paper), from ``stochastic(samples)`` (:func:`facades.stochastic_game`).
     ``teacher_gan_mode``: the GAN loss the teacher was trained with (its ``train_opt.txt``), what
     ``gan_mode: "teacher"`` stands for."""
 
@@ -117,6 +119,7 @@ class Context:
     supernet_steps: Optional[int] = None
     search_candidates: int = 200
     game_options: Dict[str, object] = field(default_factory=dict)
+    stochastic: Optional[Callable[[int], GameData]] = None
     teacher_gan_mode: Optional[str] = None
 
     def example_x(self) -> torch.Tensor:
@@ -140,10 +143,15 @@ def _play(ctx: Context, target: float, ablation: str) -> Student:
     options = {"gan_mode": ctx.gan_mode, **ctx.game_options}
     if options["gan_mode"] == "teacher":
         options["gan_mode"] = ctx.teacher_gan_mode or ctx.gan_mode
+    samples = int(options.get("neighbor_samples", 1))  # type: ignore[call-overload]
     config = MGGCConfig(target_macs=target, conditional_D=ctx.conditional_D, ablation=ablation, seed=ctx.seed,
-                        **options)  # type: ignore[arg-type]
+                        **{k: v for k, v in options.items() if k != "neighbor_samples"})  # type: ignore[arg-type]
     pruner = MGGCPruner(ctx.G_T.to(ctx.device), ctx.D_T.to(ctx.device), ctx.example_x().to(ctx.device), config)
     game = ctx.game
+    if samples > 1:
+        if ctx.stochastic is None:
+            raise ValueError("neighbor_samples > 1 needs Context.stochastic, the builder of a stochastic D'_y")
+        game = ctx.stochastic(samples)
     batches = neighbor_batches(game.x, game.y_center, game.neighbors, ctx.batch_size, ctx.seed, ctx.device)
     history = play(pruner, batches, ctx.prune_steps, ctx.save_every, ctx.checkpoint, desc=f"prune {ablation}")
     arch = pruner.finalize(round_to=ctx.round_to)

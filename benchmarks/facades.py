@@ -57,6 +57,7 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -67,10 +68,14 @@ from torch import nn
 from mggc_plugin import metrics, networks
 from mggc_plugin.agd import agd_fit
 from mggc_plugin.data import DatasetSpec, Preprocess, tensor_to_pil
-from mggc_plugin.fileio import atomic_write, atomic_write_json
+from mggc_plugin.encoders.base import embed_all
+from mggc_plugin.encoders.inception import InceptionEncoder
+from mggc_plugin.fileio import atomic_torch_save, atomic_write, atomic_write_json
 from mggc_plugin.finetune import FinetuneConfig, Finetuner, fit
 from mggc_plugin.macs import count_macs
 from mggc_plugin.neighborhoods.pipeline import build_neighborhoods
+from mggc_plugin.neighborhoods.stochastic import stochastic_outputs
+from mggc_plugin.neighborhoods.topk import topk_cosine
 from mggc_plugin.slim import load_slim, save_slim
 from mggc_plugin.teacher import TeacherSpec, inference_copy
 from mggc_plugin.upstream.teacher import arch_D, arch_G, find_teacher
@@ -367,6 +372,23 @@ def teacher_unit(run: Run) -> Dict[str, object]:
 # The run
 # ---------------------------------------------------------------------------------------------
 
+def stochastic_game(ctx: Context, work: Path, k: int, samples: int) -> GameData:
+    """The game's data with D'_y of ``samples`` dropout draws of the teacher per training source
+    (:func:`~mggc_plugin.neighborhoods.stochastic.stochastic_outputs`, seed 0), embedded by the
+    frozen Inception encoder with each output's ``k`` nearest neighbours (Eq. 1); the sources
+    repeated to match. Cached in ``<work>/stochastic_m<samples>[_k<k>].pt``."""
+    cache = work / (f"stochastic_m{samples}.pt" if k == 5 else f"stochastic_m{samples}_k{k}.pt")
+    if cache.is_file():
+        saved = torch.load(cache, weights_only=True)
+        y_all, neighbors = saved["outputs"], saved["neighbors"]
+    else:
+        y_all = stochastic_outputs(ctx.G_T, ctx.game.x, samples, seed=0)
+        emb = embed_all(InceptionEncoder("cpu"), lambda i: y_all[i], len(y_all), desc="embedding stochastic D'_y")
+        neighbors, _ = topk_cosine(emb, k=k)
+        atomic_torch_save({"outputs": y_all, "neighbors": neighbors}, cache)
+    return GameData(ctx.game.x.repeat_interleave(samples, dim=0), y_all, neighbors)
+
+
 def prepare(args: argparse.Namespace, schedule: Schedule) -> Run:
     """Teacher, data, neighbourhoods and evaluation data of ``args.task``."""
     task = TASKS[args.task]
@@ -408,6 +430,7 @@ def prepare(args: argparse.Namespace, schedule: Schedule) -> Run:
     ctx = Context(G_T, D_T, arch_G(opt), arch_D(opt, kind), task.spec.gan_mode, kind.conditional_D,
                   GameData(x_game, y_center, nb.indices), schedule.prune_steps, schedule.batch_size, args.device,
                   schedule.round_to, 0, real=y_game, teacher_gan_mode=opt.gan_mode)
+    ctx.stochastic = partial(stochastic_game, ctx, work, schedule.k)
     data = eval_data(task, dataroot, G_T, x_test, y_test, crop, work_root / "reference-features", args.device)
     machine = {"device": args.device, "cpu_threads": torch.get_num_threads(), "cpus": os.cpu_count(),
                "torch": torch.__version__, "python": platform.python_version(),

@@ -25,15 +25,12 @@ from typing import Dict, List, Optional, Sequence
 
 import torch
 
-from mggc_plugin.encoders.base import embed_all
-from mggc_plugin.encoders.inception import InceptionEncoder
-from mggc_plugin.fileio import atomic_torch_save, atomic_write, atomic_write_json
+from mggc_plugin.fileio import atomic_write, atomic_write_json
 from mggc_plugin.game import neighbor_batches, play
-from mggc_plugin.neighborhoods.stochastic import same_source_fraction, stochastic_outputs
-from mggc_plugin.neighborhoods.topk import topk_cosine
+from mggc_plugin.neighborhoods.stochastic import same_source_fraction
 from mggc_plugin.pruner import MGGCConfig, MGGCPruner
 
-from facades import RESULTS, SHARED, Schedule, prepare
+from facades import RESULTS, SHARED, Schedule, prepare, stochastic_game
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -52,16 +49,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ctx = run.ctx
     gan_mode = ctx.teacher_gan_mode or ctx.gan_mode
 
-    cache = run.work / f"stochastic_m{args.samples}.pt"
-    if cache.is_file():
-        saved = torch.load(cache, weights_only=True)
-        y_all, neighbors = saved["outputs"], saved["neighbors"]
-    else:
-        y_all = stochastic_outputs(ctx.G_T, ctx.game.x, args.samples, seed=0)
-        emb = embed_all(InceptionEncoder("cpu"), lambda i: y_all[i], len(y_all), desc="embedding stochastic D'_y")
-        neighbors, _ = topk_cosine(emb, k=5)
-        atomic_torch_save({"outputs": y_all, "neighbors": neighbors}, cache)
-    x_all = ctx.game.x.repeat_interleave(args.samples, dim=0)
+    game = stochastic_game(ctx, run.work, 5, args.samples)
+    x_all, y_all, neighbors = game.x, game.y_center, game.neighbors
     fraction = same_source_fraction(neighbors, args.samples)
     print(f"same-source neighbours: {fraction:.3f}", flush=True)
 

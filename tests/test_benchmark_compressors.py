@@ -82,3 +82,19 @@ def test_a_game_method_resumes_from_the_context_checkpoint(compressors, pair, tm
     resumed = compressors.METHODS["mggc"].make(replace(first, prune_steps=3), 0.3)
     assert resumed.info["steps"] == 3 and len(resumed.history) == 3
     assert [h["loss_G"] for h in resumed.history] == [h["loss_G"] for h in whole.history]
+
+
+def test_neighbor_samples_plays_on_the_stochastic_d_prime_y(compressors, pair):
+    ctx = context(compressors, *pair)
+    asked = []
+
+    def stochastic(samples):
+        asked.append(samples)
+        x = ctx.game.x.repeat_interleave(samples, dim=0)
+        return compressors.GameData(x, torch.rand(len(x), 3, SIZE, SIZE) * 2 - 1, torch.tensor([[1], [0], [3], [2]]))
+
+    student = compressors.METHODS["mggc"].make(
+        replace(ctx, game_options={"neighbor_samples": 2}, stochastic=stochastic), 0.3)
+    assert asked == [2] and student.info["game_options"]["neighbor_samples"] == 2
+    with pytest.raises(ValueError, match="neighbor_samples > 1 needs Context.stochastic"):
+        compressors.METHODS["mggc"].make(replace(ctx, game_options={"neighbor_samples": 2}), 0.3)
