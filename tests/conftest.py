@@ -115,6 +115,32 @@ def upstream_checkout(upstream_dir, tmp_path) -> UpstreamCheckout:
     return UpstreamCheckout(root)
 
 
+@pytest.fixture
+def pix2pix_teacher():
+    """``pix2pix_teacher(folder, **options)`` writes a tiny pix2pix teacher into ``folder`` as
+    upstream saves one (``latest_net_{G,D}.pth``: unet_128, ngf 16, dropout, basic D with ndf 8,
+    batch norm, drawn with seed 0) with its ``train_opt.txt`` (``options`` added to the
+    architecture's); returns its G."""
+    import torch
+
+    from mggc_plugin import networks
+
+    def write(folder: Path, **options):
+        opts = dict(model="pix2pix", netG="unet_128", ngf=16, ndf=8, norm="batch", no_dropout=False,
+                    direction="BtoA", input_nc=3, output_nc=3, netD="basic", n_layers_D=3, crop_size=128, **options)
+        folder.mkdir(parents=True)
+        torch.manual_seed(0)
+        G = networks.define_G(3, 3, 16, "unet_128", "batch", use_dropout=True)
+        torch.save(G.state_dict(), folder / "latest_net_G.pth")
+        torch.save(networks.define_D(6, 8, "basic", norm="batch").state_dict(), folder / "latest_net_D.pth")
+        lines = "".join(f"{k:>25}: {str(v):<30}\n" for k, v in opts.items())
+        (folder / "train_opt.txt").write_text(f"----------------- Options ---------------\n{lines}"
+                                              f"----------------- End -------------------\n")
+        return G
+
+    return write
+
+
 @pytest.fixture(scope="session")
 def facades_subset(tmp_path_factory) -> Path:
     """A handful of CMP Facades images in both upstream layouts: ``aligned/{train,test}`` (A|B,

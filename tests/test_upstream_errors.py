@@ -3,29 +3,17 @@ clear error that names the bad value and the fix, before any work is done (MGGC_
 from pathlib import Path
 
 import pytest
-import torch
-
-from mggc_plugin import networks
 
 pytestmark = pytest.mark.upstream
 
-TEACHER_OPT = dict(model="pix2pix", netG="unet_128", ngf=16, ndf=8, norm="batch", no_dropout=False, direction="BtoA",
-                   input_nc=3, output_nc=3, netD="basic", n_layers_D=3, crop_size=128)
 
 
 @pytest.fixture
-def run(upstream_checkout, facades_subset, tmp_path):
+def run(upstream_checkout, facades_subset, pix2pix_teacher, tmp_path):
     """Runs train.py/test.py with a pix2pix teacher ``teacher`` (unet_128, ngf 16, saved as
     upstream saves it) in a fresh checkpoints folder; returns (exit code, output, checkpoints)."""
     ckpt = tmp_path / "checkpoints"
-    folder = ckpt / "teacher"
-    folder.mkdir(parents=True)
-    G = networks.define_G(3, 3, 16, "unet_128", "batch", use_dropout=True)
-    torch.save(G.state_dict(), folder / "latest_net_G.pth")
-    torch.save(networks.define_D(6, 8, "basic", norm="batch").state_dict(), folder / "latest_net_D.pth")
-    lines = "".join(f"{k:>25}: {str(v):<30}\n" for k, v in TEACHER_OPT.items())
-    (folder / "train_opt.txt").write_text(f"----------------- Options ---------------\n{lines}"
-                                          f"----------------- End -------------------\n")
+    pix2pix_teacher(ckpt / "teacher")
 
     def go(script: str, *args: str):
         base = ["--dataroot", str(facades_subset / "aligned"), "--checkpoints_dir", str(ckpt),

@@ -9,27 +9,17 @@ from mggc_plugin import count_macs, load_slim, networks
 
 pytestmark = [pytest.mark.upstream, pytest.mark.slow]
 
-# The teacher was trained for 10 + 10 epochs: the game plays 10 % of them, 2 epochs.
-TEACHER_OPT = dict(model="pix2pix", netG="unet_128", ngf=16, ndf=8, norm="batch", no_dropout=False, direction="BtoA",
-                   input_nc=3, output_nc=3, netD="basic", n_layers_D=3, crop_size=128, n_epochs=10, n_epochs_decay=10)
 TARGET = 0.3
 
 
 @pytest.fixture
-def train(upstream_checkout, facades_subset, tmp_path):
+def train(upstream_checkout, facades_subset, pix2pix_teacher, tmp_path):
     """``train(name, *args)``: upstream's train.py with --model mggc_pix2pix and no --mggc_phase,
     compressing a tiny pix2pix teacher, 4 epochs in all (the step policy keeps the learning rate,
     so that a run cut short is scheduled as the whole one); returns its output."""
     ckpt = tmp_path / "checkpoints"
-    folder = ckpt / "teacher"
-    folder.mkdir(parents=True)
-    torch.manual_seed(0)
-    torch.save(networks.define_G(3, 3, 16, "unet_128", "batch", use_dropout=True).state_dict(),
-               folder / "latest_net_G.pth")
-    torch.save(networks.define_D(6, 8, "basic", norm="batch").state_dict(), folder / "latest_net_D.pth")
-    lines = "".join(f"{k:>25}: {str(v):<30}\n" for k, v in TEACHER_OPT.items())
-    (folder / "train_opt.txt").write_text(f"----------------- Options ---------------\n{lines}"
-                                          f"----------------- End -------------------\n")
+    # The teacher was trained for 10 + 10 epochs: the game plays 10 % of them, 2 epochs.
+    pix2pix_teacher(ckpt / "teacher", n_epochs=10, n_epochs_decay=10)
 
     def go(name: str, *args: str) -> str:
         flags = ["--dataroot", str(facades_subset / "aligned"), "--checkpoints_dir", str(ckpt), "--name", name,

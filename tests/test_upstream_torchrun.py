@@ -14,7 +14,7 @@ import sys
 import pytest
 import torch
 
-from mggc_plugin import count_macs, load_slim, networks
+from mggc_plugin import count_macs, load_slim
 from mggc_plugin.upstream.compat import cpu_flags
 
 pytestmark = [pytest.mark.upstream, pytest.mark.slow]
@@ -39,25 +39,16 @@ sys.argv[0] = "train.py"
 runpy.run_path("train.py", run_name="__main__")
 """
 
-TEACHER_OPT = dict(model="pix2pix", netG="unet_128", ngf=16, ndf=8, norm="batch", no_dropout=False, direction="BtoA",
-                   input_nc=3, output_nc=3, netD="basic", n_layers_D=3, crop_size=128, n_epochs=10, n_epochs_decay=10)
 TARGET = 0.3
 
 
-def test_two_processes_under_torchrun_prune_finetune_and_resume(upstream_checkout, facades_subset, tmp_path):
+def test_two_processes_under_torchrun_prune_finetune_and_resume(upstream_checkout, facades_subset, pix2pix_teacher,
+                                                                 tmp_path):
     root = upstream_checkout.root
     if "def init_ddp" not in (root / "util" / "util.py").read_text():
         pytest.skip("upstream before 2025 has no torchrun launch (2021/2024 run one process)")
     ckpt = tmp_path / "checkpoints"
-    folder = ckpt / "teacher"
-    folder.mkdir(parents=True)
-    torch.manual_seed(0)
-    teacher_G = networks.define_G(3, 3, 16, "unet_128", "batch", use_dropout=True)
-    torch.save(teacher_G.state_dict(), folder / "latest_net_G.pth")
-    torch.save(networks.define_D(6, 8, "basic", norm="batch").state_dict(), folder / "latest_net_D.pth")
-    lines = "".join(f"{k:>25}: {str(v):<30}\n" for k, v in TEACHER_OPT.items())
-    (folder / "train_opt.txt").write_text(f"----------------- Options ---------------\n{lines}"
-                                          f"----------------- End -------------------\n")
+    teacher_G = pix2pix_teacher(ckpt / "teacher", n_epochs=10, n_epochs_decay=10)
     launcher = tmp_path / "cpu_train.py"
     launcher.write_text(CPU_LAUNCH)
 
