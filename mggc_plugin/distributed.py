@@ -145,6 +145,12 @@ def gather_objects(obj: T) -> List[T]:
     return out
 
 
+def print_main(*args: Any, **kwargs: Any) -> None:
+    """``print`` on rank 0 only (every rank runs the same code and would say the same)."""
+    if is_main():
+        print(*args, **kwargs)
+
+
 def barrier() -> None:
     """Wait until every rank has reached this point."""
     if active():

@@ -13,6 +13,7 @@ from data.image_folder import make_dataset
 
 from .. import distributed
 from ..data import DatasetSpec, Preprocess, detect_dataset_mode, open_image
+from ..distributed import print_main
 from ..errors import MGGCUserError, install_excepthook
 from ..neighborhoods.html import write_neighborhood_html
 from ..neighborhoods.pipeline import build_neighborhoods
@@ -79,9 +80,9 @@ class NeighborhoodDataset(BaseDataset):
             page = write_neighborhood_html(run_dir / "neighbors", nb, self.outputs, n_centres=min(20, len(nb)),
                                            sources=data.sources())
             encoder = nb.metadata["encoder"]
-            print(f"MGGC neighbourhoods: k={nb.k} of {len(nb)} teacher outputs ({encoder['name']} encoder, "
-                  f"{encoder['reason']}; mean cosine {nb.similarities.mean().item():.3f}); "
-                  f"{run_dir / 'neighbors.pt'}, page {page}")
+            print_main(f"MGGC neighbourhoods: k={nb.k} of {len(nb)} teacher outputs ({encoder['name']} encoder, "
+                       f"{encoder['reason']}; mean cosine {nb.similarities.mean().item():.3f}); "
+                       f"{run_dir / 'neighbors.pt'}, page {page}")
         self.neighbors: List[List[int]] = nb.indices.tolist()
 
         if self.mode == "aligned":

@@ -16,6 +16,7 @@ from models.base_model import BaseModel
 from models.networks import get_scheduler
 
 from .. import distributed
+from ..distributed import print_main
 from ..errors import install_excepthook
 from ..fileio import atomic_torch_save, atomic_write
 from . import compat, options
@@ -102,11 +103,11 @@ class MggcModel(BaseModel):
             for name in self.loss_names:
                 setattr(self, "loss_" + name, 0.0)
             last = opt.n_epochs + opt.n_epochs_decay
-            print(f"MGGC: one run: the pruning game in epochs 1-{self.prune_epochs} ({why}), then G and D slimmed "
-                  f"and finetuned in epochs {self.prune_epochs + 1}-{last}")
+            print_main(f"MGGC: one run: the pruning game in epochs 1-{self.prune_epochs} ({why}), then G and D slimmed "
+                       f"and finetuned in epochs {self.prune_epochs + 1}-{last}")
             if last <= self.prune_epochs:
-                print(f"MGGC: this run ends at epoch {last}, within the game: continue it with --continue_train "
-                      f"--epoch_count {last + 1} and --n_epochs/--n_epochs_decay of the whole run to finetune")
+                print_main(f"MGGC: this run ends at epoch {last}, within the game: continue it with --continue_train "
+                           f"--epoch_count {last + 1} and --n_epochs/--n_epochs_decay of the whole run to finetune")
         self._use(phase)
 
     def _use(self, phase: Phase) -> None:
@@ -142,8 +143,8 @@ class MggcModel(BaseModel):
                 for _ in range(self._lr_updates):
                     for scheduler in self.schedulers:
                         scheduler.step()
-        print(f"MGGC: epoch {self.epoch}: the pruning game is over after {self.prune_epochs} epochs; finetuning the "
-              f"slim G and D, learning rate {self.optimizers[0].param_groups[0]['lr']:.7f}")
+        print_main(f"MGGC: epoch {self.epoch}: the pruning game is over after {self.prune_epochs} epochs; finetuning "
+                   f"the slim G and D, learning rate {self.optimizers[0].param_groups[0]['lr']:.7f}")
 
     def set_input(self, input):
         """Unpack upstream's batch dict in ``--direction``; the neighbourhood dataset's y' and

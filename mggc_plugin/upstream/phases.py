@@ -20,6 +20,7 @@ from .. import baselines, distributed
 from ..agd import AGDConfig, AGDTrainer
 from ..agents import gumbel_sigmoid
 from ..channels import ChannelGroups
+from ..distributed import print_main
 from ..errors import MGGCFileNotFoundError, MGGCUserError
 from ..fileio import atomic_torch_save
 from ..finetune import Finetuner
@@ -113,7 +114,8 @@ def restart(opt: argparse.Namespace, run_dir: Path) -> None:
     if opt.mggc_restart and distributed.is_main():  # under torchrun rank 0 moves, as it alone writes
         moved = checks.move_aside(run_dir, opt.continue_train)
         if moved:
-            print(f"MGGC prune: --mggc_restart: moved {len(moved)} files of the earlier run into {moved[0].parent}")
+            print_main(f"MGGC prune: --mggc_restart: moved {len(moved)} files of the earlier run into "
+                       f"{moved[0].parent}")
 
 
 class Phase:
@@ -168,10 +170,11 @@ class PrunePhase(Phase):
         p = self.pruner
         target = config.target_macs
         assert target is not None, "options.pruner_config always sets target_macs (--mggc_target_macs)"
-        print(f"MGGC prune: teacher {teacher.G_path} ({opt.netG}, ngf {opt.ngf}): {p.groups_G.full_macs / 1e9:.4f} G "
-              f"MACs at {opt.crop_size}x{opt.crop_size}, {len(p.groups_G)} channel groups; target "
-              f"{target:.2%} = {target * p.groups_G.full_macs / 1e9:.4f} G MACs "
-              f"(p = {p.p:.4f} of the prunable MACs); D {teacher.D_path}: {len(p.groups_D)} groups")
+        print_main(f"MGGC prune: teacher {teacher.G_path} ({opt.netG}, ngf {opt.ngf}): "
+                   f"{p.groups_G.full_macs / 1e9:.4f} G MACs at {opt.crop_size}x{opt.crop_size}, {len(p.groups_G)} "
+                   f"channel groups; target "
+                   f"{target:.2%} = {target * p.groups_G.full_macs / 1e9:.4f} G MACs "
+                   f"(p = {p.p:.4f} of the prunable MACs); D {teacher.D_path}: {len(p.groups_D)} groups")
         self.nets = {"gen_G": p.gen_G, **({"gen_D": p.gen_D} if p.gen_D is not None else {})}
         self.optimizers = []
 
@@ -200,7 +203,7 @@ class PrunePhase(Phase):
         if not path.is_file():
             raise MGGCFileNotFoundError(f"--continue_train: {path} does not exist; pass --epoch with a saved epoch")
         load_game(self.pruner, path)
-        print(f"MGGC prune: resumed the pruning game at step {self.pruner.step_count} from {path}")
+        print_main(f"MGGC prune: resumed the pruning game at step {self.pruner.step_count} from {path}")
 
 
 class BaselinePrunePhase(Phase):
@@ -230,10 +233,10 @@ class BaselinePrunePhase(Phase):
         RunRecord.of_prune_run(opt, teacher, options.pruner_config(opt, spec)).write(run_dir)
         path = self._write_masks(run_dir, "latest")
         opt.n_epochs, opt.n_epochs_decay = opt.epoch_count, 0
-        print(f"MGGC prune ({self.method}): teacher {teacher.G_path} ({opt.netG}, ngf {opt.ngf}): G keeps "
-              f"{self.kept_macs:.2%} of its {self.groups_G.full_macs / 1e9:.4f} G MACs (target "
-              f"{opt.mggc_target_macs:.2%}), widths {[int(v.sum()) for v in self.v_G]}; D kept whole. Masks in "
-              f"{path}. Nothing to train: upstream's loop is cut to one epoch")
+        print_main(f"MGGC prune ({self.method}): teacher {teacher.G_path} ({opt.netG}, ngf {opt.ngf}): G keeps "
+                   f"{self.kept_macs:.2%} of its {self.groups_G.full_macs / 1e9:.4f} G MACs (target "
+                   f"{opt.mggc_target_macs:.2%}), widths {[int(v.sum()) for v in self.v_G]}; D kept whole. Masks in "
+                   f"{path}. Nothing to train: upstream's loop is cut to one epoch")
         self.nets = {}
         self.optimizers = []
 
@@ -294,11 +297,11 @@ class SupernetPrunePhase(Phase):
         net = self.trainer.supernet
         self._view = first_k(groups.sizes, baselines.uniform_widths(groups, self.target, self.round_to).widths, device)
         against = "against a copy of the teacher's D" if D_T is not None else "without a discriminator"
-        print(f"MGGC prune ({self.method}): teacher {teacher.G_path} ({opt.netG}, ngf {opt.ngf}): "
-              f"{groups.full_macs / 1e9:.4f} G MACs at {opt.crop_size}x{opt.crop_size}, {len(groups)} channel groups; "
-              f"a supernet of widths from {[c[0] for c in net.space]} to {[c[-1] for c in net.space]} around the "
-              f"target {self.target:.2%}, trained {against}; {len(self._skip)} of {len(sources)} training images "
-              f"held out for the finetune phase's search")
+        print_main(f"MGGC prune ({self.method}): teacher {teacher.G_path} ({opt.netG}, ngf {opt.ngf}): "
+                   f"{groups.full_macs / 1e9:.4f} G MACs at {opt.crop_size}x{opt.crop_size}, {len(groups)} channel "
+                   f"groups; a supernet of widths from {[c[0] for c in net.space]} to {[c[-1] for c in net.space]} "
+                   f"around the target {self.target:.2%}, trained {against}; {len(self._skip)} of {len(sources)} "
+                   f"training images held out for the finetune phase's search")
         self.nets = {"supernet_G": net.G, **({"supernet_D": net.D} if net.D is not None else {})}
         self.optimizers = self.trainer.optimizers
         self.loss_names = ["sampled_macs"] + (["D", "G_gan"] if net.D is not None else []) + ["G_recon", "G_distill"]
@@ -346,8 +349,8 @@ class SupernetPrunePhase(Phase):
         state = self._saved if self._saved is not None else self._saved_state(run_dir, epoch)
         self.trainer.load_state_dict(state["trainer"])
         self._saved = None
-        print(f"MGGC prune ({self.method}): resumed the supernet at step {self.trainer.step_count} from "
-              f"{supernet.state_file(run_dir, epoch)}")
+        print_main(f"MGGC prune ({self.method}): resumed the supernet at step {self.trainer.step_count} from "
+                   f"{supernet.state_file(run_dir, epoch)}")
 
 
 class FinetunePhase(Phase):
@@ -484,12 +487,12 @@ class FinetunePhase(Phase):
             "input_shape_G": list(shape_G), "input_shape_D": list(shape_D), **nets,
             "widths_G": summary.widths(groups_G, G),
             "widths_D": summary.widths(groups_D, D) if D is not None else None})
-        print(f"MGGC finetune: slimmed by {how}, at {opt.crop_size}x{opt.crop_size}:")
+        print_main(f"MGGC finetune: slimmed by {how}, at {opt.crop_size}x{opt.crop_size}:")
         for net in ("G", "D") if D is not None else ("G",):
-            print("  " + summary.ratio_line(net, nets["teacher"][net], nets["slim"][net]))
+            print_main("  " + summary.ratio_line(net, nets["teacher"][net], nets["slim"][net]))
         if D is None:
-            print(f"  D: none, --mggc_method {record.method} trains G without a discriminator")
-        print(f"  target {record.pruner['target_macs']:.2%} of G's MACs; widths and totals in {path}")
+            print_main(f"  D: none, --mggc_method {record.method} trains G without a discriminator")
+        print_main(f"  target {record.pruner['target_macs']:.2%} of G's MACs; widths and totals in {path}")
         return nets["slim"]["G"]["macs"] / nets["teacher"]["G"]["macs"]
 
     def _reload(self, opt: argparse.Namespace, run_dir: Path) -> Tuple[nn.Module, Optional[nn.Module]]:
@@ -544,7 +547,7 @@ class FinetunePhase(Phase):
             state = torch.load(path, map_location="cpu", weights_only=True)
             for name, opt in zip(("opt_G", "opt_D"), self.optimizers):
                 opt.load_state_dict(state[name])
-            print(f"MGGC finetune: resumed the optimisers from {path}")
+            print_main(f"MGGC finetune: resumed the optimisers from {path}")
 
 
 class TestPhase(Phase):
@@ -564,7 +567,7 @@ class TestPhase(Phase):
         G = load_slim(path).to(device).train()
         arch = arch_of(G)
         assert arch is not None, "load_slim() gives every network it rebuilds its ArchSpec"
-        print(f"MGGC test: slim G rebuilt from {path} ({arch.kwargs['netG']}, widths {slim_info(G)['widths']})")
+        print_main(f"MGGC test: slim G rebuilt from {path} ({arch.kwargs['netG']}, widths {slim_info(G)['widths']})")
         self.nets = {"G": G}
         self.optimizers = []
 
