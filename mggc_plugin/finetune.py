@@ -42,24 +42,49 @@ from tqdm import tqdm
 from . import distributed
 from .losses import GAN_MODES, f_D, f_G
 
+#: Where KD taps a channel group (:attr:`FinetuneConfig.kd_at`).
+KD_AT = ("root", "norm")
+_NORMS = (nn.BatchNorm2d, nn.InstanceNorm2d, nn.GroupNorm, nn.LayerNorm)
+
+
+def post_norm_layer(net: nn.Module, name: str) -> str:
+    """The name of the normalisation layer right after layer ``name`` in its parent
+    ``nn.Sequential`` (upstream's conv → norm blocks), or ``name`` itself where none follows
+    (e.g. the innermost U-Net down-convolution, which has no norm)."""
+    parent_name, _, child = name.rpartition(".")
+    parent = net.get_submodule(parent_name) if parent_name else net
+    if isinstance(parent, nn.Sequential):
+        keys = list(parent._modules)
+        i = keys.index(child)
+        if i + 1 < len(keys) and isinstance(parent._modules[keys[i + 1]], _NORMS):
+            return f"{parent_name}.{keys[i + 1]}" if parent_name else keys[i + 1]
+    return name
+
 
 @dataclass(frozen=True)
 class FinetuneConfig:
     """gan_mode: ``hinge`` (pix2pix in the paper), ``lsgan`` (CycleGAN) or ``vanilla``.
     conditional_D: D reads ``cat(x, y)`` as upstream's pix2pix. lambda_L1: weight of the L1 term
     (upstream's pix2pix default 100). lambda_kd: weight of the feature distillation (0 = off).
-    lr, beta1: Adam(2e-4, β1 0.5), upstream's defaults."""
+    kd_at: where KD taps each group: ``"root"``, the output of the group's root convolution,
+    before its norm, where the scale is arbitrary; or ``"norm"``, the output of the normalisation
+    layer that follows the root (:func:`post_norm_layer`), as GAN Compression distils normalised
+    features (beyond the paper, which says only "optionally with KD"). lr, beta1: Adam(2e-4,
+    β1 0.5), upstream's defaults."""
 
     gan_mode: str = "hinge"
     conditional_D: bool = True
     lambda_L1: float = 100.0
     lambda_kd: float = 0.0
+    kd_at: str = "root"
     lr: float = 2e-4
     beta1: float = 0.5
 
     def __post_init__(self):
         if self.gan_mode not in GAN_MODES:
             raise ValueError(f"unknown gan_mode {self.gan_mode!r}: choose one of {', '.join(GAN_MODES)}")
+        if self.kd_at not in KD_AT:
+            raise ValueError(f"kd_at={self.kd_at!r}: choose one of {', '.join(KD_AT)}")
         if self.lambda_L1 < 0 or self.lambda_kd < 0 or self.lr <= 0:
             raise ValueError(f"lambda_L1={self.lambda_L1}, lambda_kd={self.lambda_kd}, lr={self.lr}: "
                              f"weights must be non-negative and lr positive")
@@ -114,7 +139,11 @@ class Finetuner:
         if self.kd_layers:
             assert teacher is not None, "checked above: lambda_kd > 0 needs the teacher"
             self.teacher = teacher.requires_grad_(False)
-            self._taps_S, self._taps_T = FeatureTaps(G, self.kd_layers), FeatureTaps(teacher, self.kd_layers)
+            at = (lambda net, n: post_norm_layer(net, n)) if config.kd_at == "norm" else (lambda net, n: n)
+            self._tap_S = {n: at(G, n) for n in self.kd_layers}
+            self._tap_T = {n: at(teacher, n) for n in self.kd_layers}
+            self._taps_S = FeatureTaps(G, list(self._tap_S.values()))
+            self._taps_T = FeatureTaps(teacher, list(self._tap_T.values()))
             s_mods, t_mods = dict(G.named_modules()), dict(teacher.named_modules())
             for name in self.kd_layers:
                 self.adapters[name.replace(".", "_")] = nn.Conv2d(
@@ -136,8 +165,8 @@ class Finetuner:
         return (D or self.D)(torch.cat([x, y], 1) if self.config.conditional_D else y)
 
     def _kd(self) -> torch.Tensor:
-        terms = [F.mse_loss(self.adapters[n.replace(".", "_")](self._taps_S.features[n]), self._taps_T.features[n])
-                 for n in self.kd_layers]
+        terms = [F.mse_loss(self.adapters[n.replace(".", "_")](self._taps_S.features[self._tap_S[n]]),
+                            self._taps_T.features[self._tap_T[n]]) for n in self.kd_layers]
         return torch.stack(terms).mean()
 
     def step(self, x: torch.Tensor, real: torch.Tensor, target: torch.Tensor) -> Dict[str, float]:

@@ -141,3 +141,36 @@ def test_kd_distils_the_teacher_as_given_per_image_norm_included():
         tuner.step(x[i:i + 1], torch.rand(1, 3, 128, 128), torch.rand(1, 3, 128, 128))
         assert torch.equal(out.features["model"], expected[i:i + 1])
     out.remove()
+
+
+def test_kd_at_norm_distils_the_normalised_features(pair):
+    from mggc_plugin.finetune import post_norm_layer
+
+    teacher, groups, G, D = pair
+    roots = [g.root for g in groups]
+    taps = [post_norm_layer(teacher, r) for r in roots]
+    modules = dict(teacher.named_modules())
+    # every resnet group's root convolution is followed by an instance norm
+    assert all(isinstance(modules[t], torch.nn.InstanceNorm2d) for t in taps)
+    unet = networks.define_G(3, 3, 8, "unet_128", norm="batch")
+    unet_groups = ChannelGroups.discover(unet, torch.zeros(1, 3, 128, 128))
+    unet_taps = [post_norm_layer(unet, g.root) for g in unet_groups]
+    # upstream's outermost and innermost down-convolutions have no norm after them: KD falls back
+    # to the convolutions themselves; every other group is tapped at its BatchNorm
+    fallback = [g.root for t, g in zip(unet_taps, unet_groups) if t == g.root]
+    assert fallback == [unet_groups[0].root, unet_groups[6].root]
+    unet_modules = dict(unet.named_modules())
+    assert all(isinstance(unet_modules[t], torch.nn.BatchNorm2d) for t in unet_taps if t not in fallback)
+
+    x, y = torch.randn(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
+    losses = {}
+    for at in ("root", "norm"):
+        torch.manual_seed(1)
+        tuner = Finetuner(slim(teacher, groups, [torch.arange(n) < n // 2 for n in groups.sizes]), D,
+                          FinetuneConfig(lambda_kd=1.0, kd_at=at), teacher=teacher, kd_layers=roots)
+        losses[at] = tuner.step(x, y, y)["G_KD"]
+        assert set(tuner._taps_T.features) == set(roots if at == "root" else taps)
+        tuner.close()
+    assert losses["root"] != losses["norm"]
+    with pytest.raises(ValueError, match="kd_at='post'"):
+        FinetuneConfig(kd_at="post")
