@@ -201,10 +201,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     run = prepare(args, Schedule())
     out = RESULTS / "game_screen" / args.task
     out.mkdir(parents=True, exist_ok=True)
-    records = []
     for seed in range(args.seeds):
         for name in args.configs:
-            records.append(screen_unit(run, name, args.target, seed, args.epochs, out))
+            screen_unit(run, name, args.target, seed, args.epochs, out)
+            # The summary covers every configuration screened so far, not only this run's.
+            records = [json.loads(f.read_text()) for f in sorted(out.glob("*.json"))]
+            records = [r for r in records if r["config"] in CONFIGS]
             print(summarize(args.task, records, args.target, RESULTS / f"game_screen_{args.task}"), flush=True)
     return 0
 
