@@ -18,7 +18,7 @@ describes (NCCL on CUDA, gloo on the CPU). Every function here is a no-op for a 
   (the neighbourhood stage); :func:`mean_over_ranks` — logs averaged.
 - :func:`is_main` — only rank 0 writes files; :func:`from_main` — a decision rank 0 takes for all;
   :func:`main_first` runs a block on rank 0 before the others (a cache rank 0 builds and the others
-  then read); :func:`barrier`.
+  then read); :func:`barrier`; :func:`print_main` — a message said once, by rank 0.
 """
 from __future__ import annotations
 
