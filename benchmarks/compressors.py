@@ -6,6 +6,9 @@ pair into a student pair at a MACs budget, before the finetuning they all share.
 * ``mggc_repaired`` — the same game with the repairs the game screen (``game_screen.py``) chose
   on a validation split: the teacher's own GAN loss (``vanilla`` for upstream's pix2pix) and the
   teacher-fidelity term ``λ_rec = 10`` (``MGGCConfig.lambda_rec``), both beyond the paper.
+* ``mggc_stochastic`` — the repaired game on a D'_y of 3 dropout draws of the teacher per source
+  (``neighbor_samples``, beyond the paper), so that D's real neighbours include draws aligned
+  with the centre's source; teachers with dropout only (pix2pix). Not in the default methods.
 * ``mggc_k0`` — the same without the manifold (k = 0, Table 2's "feedback" row): D's real sample
   is y' itself.
 * ``baseline`` — Table 2's Baseline: one learned logit vector per channel group of G, D full.
@@ -287,6 +290,9 @@ METHODS: Dict[str, Method] = {
     "mggc_repaired": Method("MGGC, repaired game (teacher's GAN loss, λ_rec = 10)",
                             lambda ctx, t: _play(ctx, t, "mggc"), plays_game=True,
                             game_options={"gan_mode": "teacher", "lambda_rec": 10.0}),
+    "mggc_stochastic": Method("MGGC, repaired game on a D'_y of 3 dropout draws per source",
+                              lambda ctx, t: _play(ctx, t, "mggc"), plays_game=True,
+                              game_options={"gan_mode": "teacher", "lambda_rec": 10.0, "neighbor_samples": 3}),
     "mggc_k0": Method("MGGC, k = 0 (no manifold)", lambda ctx, t: _play(ctx, t, "feedback"), plays_game=True),
     "baseline": Method("Baseline (Table 2)", lambda ctx, t: _play(ctx, t, "baseline"), plays_game=True),
     "l1_norm": Method("L1-norm filter pruning", _l1_norm),
