@@ -63,7 +63,6 @@ CONFIGS: Dict[str, Dict[str, object]] = {
     "combined": {"method": "mggc", "options": {"gan_mode": "teacher", "real_source": "own", "lambda_rec": 10.0,
                                                 "min_keep_D": 0.5, "final_window": 500}},
     "rec_cost": {"method": "mggc", "options": {"gan_mode": "teacher", "lambda_rec": 10.0, "cost_lr": True}},
-    "rec_refill": {"method": "mggc", "options": {"gan_mode": "teacher", "lambda_rec": 10.0, "refill": True}},
     "rec_stochastic": {"method": "mggc", "options": {"gan_mode": "teacher", "lambda_rec": 10.0,
                                                       "neighbor_samples": 3}},
     "k0": {"method": "mggc_k0", "options": {}},
