@@ -376,8 +376,8 @@ def stochastic_game(ctx: Context, work: Path, k: int, samples: int) -> GameData:
     """The game's data with D'_y of ``samples`` dropout draws of the teacher per training source
     (:func:`~mggc_plugin.neighborhoods.stochastic.stochastic_outputs`, seed 0), embedded by the
     frozen Inception encoder with each output's ``k`` nearest neighbours (Eq. 1); the sources
-    repeated to match. Cached in ``<work>/stochastic_m<samples>[_k<k>].pt``."""
-    cache = work / (f"stochastic_m{samples}.pt" if k == 5 else f"stochastic_m{samples}_k{k}.pt")
+    repeated to match. Cached in ``<work>/stochastic_m<samples>_k<k>.pt``."""
+    cache = work / f"stochastic_m{samples}_k{k}.pt"
     if cache.is_file():
         saved = torch.load(cache, weights_only=True)
         y_all, neighbors = saved["outputs"], saved["neighbors"]

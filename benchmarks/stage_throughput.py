@@ -27,7 +27,6 @@ Writes ``benchmarks/results/stage_throughput_<device>.json`` and ``.md``.
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -175,7 +174,6 @@ def main() -> None:
     p.add_argument("--devices", type=int, nargs="+", default=[1, 8])
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     device = resolve_device(args.device)
     rates = stage_rates(device, args.size, args.budget, args.runs)
     print(rates)

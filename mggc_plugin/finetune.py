@@ -139,7 +139,7 @@ class Finetuner:
         if self.kd_layers:
             assert teacher is not None, "checked above: lambda_kd > 0 needs the teacher"
             self.teacher = teacher.requires_grad_(False)
-            at = (lambda net, n: post_norm_layer(net, n)) if config.kd_at == "norm" else (lambda net, n: n)
+            at = post_norm_layer if config.kd_at == "norm" else (lambda net, n: n)
             self._tap_S = {n: at(G, n) for n in self.kd_layers}
             self._tap_T = {n: at(teacher, n) for n in self.kd_layers}
             self._taps_S = FeatureTaps(G, list(self._tap_S.values()))
