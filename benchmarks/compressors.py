@@ -1,17 +1,20 @@
 """The compression methods of the facades benchmark, in one registry: each turns the teacher
 pair into a student pair at a MACs budget, before the finetuning they all share.
 
-* ``mggc`` — the full method: the pruning game of Eq. 2 with D's real sample drawn from the
-  teacher-output neighbourhoods (Eq. 1), then slimming by the agents' final architecture.
-* ``mggc_repaired`` — the same game with the repairs the game screen (``game_screen.py``) chose
-  on a validation split: the teacher's own GAN loss (``vanilla`` for upstream's pix2pix) and the
-  teacher-fidelity term ``λ_rec = 10`` (``MGGCConfig.lambda_rec``), both beyond the paper.
-* ``mggc_stochastic`` — the repaired game on a D'_y of 3 dropout draws of the teacher per source
+* ``mggc`` — the full method as the plugin runs it by default: the pruning game of Eq. 2 with
+  D's real sample drawn from the teacher-output neighbourhoods (Eq. 1), then slimming by the
+  agents' final architecture, with the repairs the game screen (``game_screen.py``) chose on a
+  validation split, both beyond the paper: the teacher's own GAN loss (``vanilla`` for
+  upstream's pix2pix) and the teacher-fidelity term ``λ_rec = 10`` (``MGGCConfig.lambda_rec``)
+  — :data:`DEFAULT_GAME`.
+* ``mggc_paper`` — the same game as the paper states it (the task's paper loss, no λ_rec).
+* ``mggc_stochastic`` — ``mggc`` on a D'_y of 3 dropout draws of the teacher per source
   (``neighbor_samples``, beyond the paper), so that D's real neighbours include draws aligned
   with the centre's source; teachers with dropout only (pix2pix). Not in the default methods.
-* ``mggc_k0`` — the same without the manifold (k = 0, Table 2's "feedback" row): D's real sample
-  is y' itself.
-* ``baseline`` — Table 2's Baseline: one learned logit vector per channel group of G, D full.
+* ``mggc_k0`` — ``mggc`` without the manifold (k = 0, Table 2's "feedback" row): D's real sample
+  is y' itself. ``mggc_paper_k0``: the same row of the paper's game.
+* ``baseline`` — Table 2's Baseline: one learned logit vector per channel group of G, D full
+  (the options of ``mggc``).
 * ``l1_norm`` — Li et al. 2017, "Pruning Filters for Efficient ConvNets": each channel is ranked
   by the L1 norm of the filter that produces it, and every group keeps the same fraction of its
   channels (Li et al. choose per-layer rates by a sensitivity analysis; a uniform rate is the
@@ -285,16 +288,22 @@ class Method:
     game_options: Dict[str, object] = field(default_factory=dict)
 
 
+#: The game options of the plugin's default MGGC (``--model mggc_*`` and the benchmark's ``mggc``).
+DEFAULT_GAME: Dict[str, object] = {"gan_mode": "teacher", "lambda_rec": 10.0}
+
 METHODS: Dict[str, Method] = {
-    "mggc": Method("MGGC", lambda ctx, t: _play(ctx, t, "mggc"), plays_game=True),
-    "mggc_repaired": Method("MGGC, repaired game (teacher's GAN loss, λ_rec = 10)",
-                            lambda ctx, t: _play(ctx, t, "mggc"), plays_game=True,
-                            game_options={"gan_mode": "teacher", "lambda_rec": 10.0}),
-    "mggc_stochastic": Method("MGGC, repaired game on a D'_y of 3 dropout draws per source",
+    "mggc": Method("MGGC (teacher's GAN loss, λ_rec = 10)", lambda ctx, t: _play(ctx, t, "mggc"), plays_game=True,
+                   game_options=DEFAULT_GAME),
+    "mggc_paper": Method("MGGC, the paper's game", lambda ctx, t: _play(ctx, t, "mggc"), plays_game=True),
+    "mggc_stochastic": Method("MGGC on a D'_y of 3 dropout draws per source",
                               lambda ctx, t: _play(ctx, t, "mggc"), plays_game=True,
-                              game_options={"gan_mode": "teacher", "lambda_rec": 10.0, "neighbor_samples": 3}),
-    "mggc_k0": Method("MGGC, k = 0 (no manifold)", lambda ctx, t: _play(ctx, t, "feedback"), plays_game=True),
-    "baseline": Method("Baseline (Table 2)", lambda ctx, t: _play(ctx, t, "baseline"), plays_game=True),
+                              game_options={**DEFAULT_GAME, "neighbor_samples": 3}),
+    "mggc_k0": Method("MGGC, k = 0 (no manifold)", lambda ctx, t: _play(ctx, t, "feedback"), plays_game=True,
+                      game_options=DEFAULT_GAME),
+    "mggc_paper_k0": Method("MGGC, the paper's game, k = 0", lambda ctx, t: _play(ctx, t, "feedback"),
+                            plays_game=True),
+    "baseline": Method("Baseline (Table 2)", lambda ctx, t: _play(ctx, t, "baseline"), plays_game=True,
+                       game_options=DEFAULT_GAME),
     "l1_norm": Method("L1-norm filter pruning", _l1_norm),
     "scratch": Method("From scratch (uniform widths, new weights)", _scratch),
     "gan_compression": Method("GAN Compression (supernet + search)", lambda ctx, t: _supernet(ctx, t, True)),

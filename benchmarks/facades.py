@@ -104,7 +104,7 @@ class Schedule:
     Everything here except ``targets``, ``methods`` and ``seeds`` is part of a unit's identity."""
 
     targets: Tuple[float, ...] = (0.10, 0.05)
-    methods: Tuple[str, ...] = ("mggc", "mggc_repaired", "mggc_k0", "baseline", "l1_norm", "scratch")
+    methods: Tuple[str, ...] = ("mggc", "mggc_k0", "baseline", "l1_norm", "scratch", "mggc_paper")
     seeds: Tuple[int, ...] = (0, 1, 2)
     prune_steps: Optional[int] = None
     finetune_epochs: int = 10

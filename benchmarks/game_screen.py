@@ -54,7 +54,7 @@ from facades_setup import TASKS, translate
 #: Configurations: a method of :data:`compressors.METHODS` and the game options it plays with.
 #: ``gan_mode: "teacher"`` is the loss the teacher was trained with (``Context.teacher_gan_mode``).
 CONFIGS: Dict[str, Dict[str, object]] = {
-    "paper": {"method": "mggc", "options": {}},
+    "paper": {"method": "mggc_paper", "options": {}},
     "teacher_loss": {"method": "mggc", "options": {"gan_mode": "teacher"}},
     "own_source": {"method": "mggc", "options": {"gan_mode": "teacher", "real_source": "own"}},
     "rec": {"method": "mggc", "options": {"gan_mode": "teacher", "lambda_rec": 10.0}},
@@ -65,7 +65,7 @@ CONFIGS: Dict[str, Dict[str, object]] = {
     "rec_cost": {"method": "mggc", "options": {"gan_mode": "teacher", "lambda_rec": 10.0, "cost_lr": True}},
     "rec_stochastic": {"method": "mggc", "options": {"gan_mode": "teacher", "lambda_rec": 10.0,
                                                       "neighbor_samples": 3}},
-    "k0": {"method": "mggc_k0", "options": {}},
+    "k0": {"method": "mggc_paper_k0", "options": {}},
     "l1_norm": {"method": "l1_norm", "options": {}},
 }
 METRICS = ("l1_teacher_init", "l1_teacher", "l1_gt", "kid_val", "d_auc_first50", "d_auc_last500",
