@@ -84,3 +84,22 @@ def test_the_game_and_finetuning_use_the_teachers_gan_loss_by_default(tmp_path):
     assert options.teacher_gan_mode(opt, spec) == "vanilla"
     assert options.teacher_gan_mode(argparse.Namespace(checkpoints_dir=str(tmp_path), teacher_name=None), spec) \
         == "hinge"
+
+
+def _parse_train_options(tmp_path, monkeypatch, *argv: str) -> argparse.Namespace:
+    """The options ``--model mggc_pix2pix`` adds, on a parser holding upstream's base flags it reads."""
+    parser = argparse.ArgumentParser()
+    for flag, default in (("--checkpoints_dir", str(tmp_path)), ("--name", "student"), ("--gan_mode", "vanilla"),
+                          ("--dataset_mode", "aligned")):
+        parser.add_argument(flag, default=default)
+    parser.add_argument("--continue_train", action="store_true")
+    argv = ("--mggc_target_macs", "0.1", *argv)
+    monkeypatch.setattr("sys.argv", ["train.py", *argv])
+    return options.add_model_options(parser, True, SPEC).parse_args(argv)
+
+
+def test_the_plugin_plays_the_repaired_game_by_default_and_the_papers_on_request(tmp_path, monkeypatch):
+    config = options.pruner_config(_parse_train_options(tmp_path, monkeypatch), SPEC)
+    assert config.lambda_rec == 10.0
+    paper = _parse_train_options(tmp_path, monkeypatch, "--mggc_lambda_rec", "0")
+    assert options.pruner_config(paper, SPEC).lambda_rec == 0.0
