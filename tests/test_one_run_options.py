@@ -90,8 +90,8 @@ def _parse_train_options(tmp_path, monkeypatch, *argv: str) -> argparse.Namespac
     """The options ``--model mggc_pix2pix`` adds, on a parser holding upstream's base flags it reads."""
     parser = argparse.ArgumentParser()
     for flag, default in (("--checkpoints_dir", str(tmp_path)), ("--name", "student"), ("--gan_mode", "vanilla"),
-                          ("--dataset_mode", "aligned")):
-        parser.add_argument(flag, default=default)
+                          ("--dataset_mode", "aligned"), ("--lr", 2e-4), ("--beta1", 0.5)):
+        parser.add_argument(flag, default=default, type=type(default))
     parser.add_argument("--continue_train", action="store_true")
     argv = ("--mggc_target_macs", "0.1", *argv)
     monkeypatch.setattr("sys.argv", ["train.py", *argv])
@@ -103,3 +103,13 @@ def test_the_plugin_plays_the_repaired_game_by_default_and_the_papers_on_request
     assert config.lambda_rec == 10.0
     paper = _parse_train_options(tmp_path, monkeypatch, "--mggc_lambda_rec", "0")
     assert options.pruner_config(paper, SPEC).lambda_rec == 0.0
+
+
+def test_kd_taps_the_root_by_default_and_the_norm_on_request(tmp_path, monkeypatch):
+    root = options.finetune_config(_parse_train_options(tmp_path, monkeypatch, "--mggc_kd"), SPEC)
+    assert (root.kd_at, root.lambda_kd) == ("root", 1.0)
+    norm = options.finetune_config(_parse_train_options(tmp_path, monkeypatch, "--mggc_kd", "--mggc_kd_at", "norm"),
+                                   SPEC)
+    assert norm.kd_at == "norm"
+    with pytest.raises(SystemExit):
+        _parse_train_options(tmp_path, monkeypatch, "--mggc_kd_at", "block")

@@ -35,7 +35,8 @@ PIX2PIX = dict(model="pix2pix", data="aligned", size=128, target=0.1,
                finetune=[], G="G", source="right", teacher=dict(netG="unet_128", norm="batch", use_dropout=True))
 CYCLE_GAN = dict(model="cycle_gan", data="unaligned", size=64, target=0.2,
                  arch=["--netG", "resnet_6blocks", "--ngf", "8", "--ndf", "8"],
-                 encoder=["--mggc_encoder", "inception"], finetune=["--mggc_kd", "--mggc_round_to", "2"],
+                 encoder=["--mggc_encoder", "inception"],
+                 finetune=["--mggc_kd", "--mggc_kd_at", "norm", "--mggc_round_to", "2"],
                  G="G_A", source=None, teacher=dict(netG="resnet_6blocks", norm="instance", use_dropout=False))
 
 SETUP_KEEPS_WEIGHTS = textwrap.dedent("""

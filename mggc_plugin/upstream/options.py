@@ -21,7 +21,7 @@ from ..data import DATASET_MODES
 from ..encoders.base import ENCODER_CHOICES
 from ..encoders.swav import SWAV_ARCHS, SwAVConfig, swav_config_from_flags
 from ..errors import MGGCUserError
-from ..finetune import FinetuneConfig
+from ..finetune import KD_AT, FinetuneConfig
 from ..losses import GAN_MODES
 from ..pruner import ABLATIONS, MGGCConfig
 from ..teacher import NORM_STATS, read_train_opt
@@ -175,6 +175,9 @@ def add_model_options(parser: argparse.ArgumentParser, is_train: bool, spec: Gan
     _add(parser, "--mggc_kd", action="store_true",
          help="MGGC: finetune phase: add feature distillation from the teacher through learned 1x1 adapters")
     _add(parser, "--mggc_lambda_kd", type=float, default=1.0, help="MGGC: weight of the --mggc_kd term")
+    _add(parser, "--mggc_kd_at", choices=KD_AT, default=FinetuneConfig.kd_at,
+         help="MGGC: where --mggc_kd taps each channel group: root (the root convolution's output, before its "
+              "norm) or norm (beyond the paper: the normalisation layer's output, as GAN Compression distils)")
     _add(parser, "--lambda_L1", type=float, default=spec.lambda_L1,
          help="finetune phase: weight of the L1 term (to the ground truth for pix2pix, to the teacher's output "
               "for CycleGAN)")
@@ -368,4 +371,5 @@ def pruner_config(opt: argparse.Namespace, spec: GanSpec) -> MGGCConfig:
 def finetune_config(opt: argparse.Namespace, spec: GanSpec) -> FinetuneConfig:
     """The finetune objective from the options (upstream's ``--lr``/``--beta1``/``--gan_mode``)."""
     return FinetuneConfig(gan_mode=opt.gan_mode, conditional_D=spec.teacher.conditional_D, lambda_L1=opt.lambda_L1,
-                          lambda_kd=opt.mggc_lambda_kd if opt.mggc_kd else 0.0, lr=opt.lr, beta1=opt.beta1)
+                          lambda_kd=opt.mggc_lambda_kd if opt.mggc_kd else 0.0, kd_at=opt.mggc_kd_at, lr=opt.lr,
+                          beta1=opt.beta1)
