@@ -11,7 +11,7 @@ TEACHER_EPOCHS=${TEACHER_EPOCHS:-2}          # when training the teacher here
 TARGET_MACS=${TARGET_MACS:-0.1}              # fraction of the teacher G's MACs the slim G keeps
 PRUNE_EPOCHS=${PRUNE_EPOCHS:-1} PRUNE_IMAGES=${PRUNE_IMAGES:-100}
 ENCODER=${ENCODER:-swav} SWAV_EPOCHS=${SWAV_EPOCHS:-2} SWAV_CROPS=${SWAV_CROPS:-64 32}   # SwAV from scratch, resnet18
-FINETUNE_EPOCHS=${FINETUNE_EPOCHS:-2} KD=${KD:-1} ROUND_TO=${ROUND_TO:-1}
+FINETUNE_EPOCHS=${FINETUNE_EPOCHS:-2} KD=${KD:-1} ROUND_TO=${ROUND_TO:-}   # empty: the plugin default (8 for --ngf >= 32)
 NAME=${NAME:-facades_${MODEL}_mggc}
 THREADS=${THREADS:-2}
 
@@ -52,7 +52,7 @@ KD_FLAG=$([ "$KD" = 1 ] && echo --mggc_kd || true)
 # One more epoch than FINETUNE_EPOCHS would be needed with the linear policy on upstream 2021/2024
 # (they step it before each epoch); the step policy keeps the rate constant for 50 epochs.
 python train.py $TRAIN_FLAGS $COMMON $ARCH --model "mggc_$MODEL" --name "$NAME" --mggc_phase finetune $KD_FLAG \
-  --mggc_round_to "$ROUND_TO" --n_epochs "$FINETUNE_EPOCHS" --n_epochs_decay 0 --lr_policy step \
+  ${ROUND_TO:+--mggc_round_to "$ROUND_TO"} --n_epochs "$FINETUNE_EPOCHS" --n_epochs_decay 0 --lr_policy step \
   --save_epoch_freq "$FINETUNE_EPOCHS"
 TOOK[finetune]=$SECONDS
 

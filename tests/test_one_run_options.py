@@ -90,7 +90,7 @@ def _parse_train_options(tmp_path, monkeypatch, *argv: str) -> argparse.Namespac
     """The options ``--model mggc_pix2pix`` adds, on a parser holding upstream's base flags it reads."""
     parser = argparse.ArgumentParser()
     for flag, default in (("--checkpoints_dir", str(tmp_path)), ("--name", "student"), ("--gan_mode", "vanilla"),
-                          ("--dataset_mode", "aligned"), ("--lr", 2e-4), ("--beta1", 0.5)):
+                          ("--dataset_mode", "aligned"), ("--lr", 2e-4), ("--beta1", 0.5), ("--ngf", 64)):
         parser.add_argument(flag, default=default, type=type(default))
     parser.add_argument("--continue_train", action="store_true")
     argv = ("--mggc_target_macs", "0.1", *argv)
@@ -100,9 +100,15 @@ def _parse_train_options(tmp_path, monkeypatch, *argv: str) -> argparse.Namespac
 
 def test_the_plugin_plays_the_repaired_game_by_default_and_the_papers_on_request(tmp_path, monkeypatch):
     config = options.pruner_config(_parse_train_options(tmp_path, monkeypatch), SPEC)
-    assert config.lambda_rec == 10.0
-    paper = _parse_train_options(tmp_path, monkeypatch, "--mggc_lambda_rec", "0")
-    assert options.pruner_config(paper, SPEC).lambda_rec == 0.0
+    assert (config.lambda_rec, config.refill) == (10.0, True)
+    paper = _parse_train_options(tmp_path, monkeypatch, "--mggc_lambda_rec", "0", "--mggc_no_refill")
+    assert (options.pruner_config(paper, SPEC).lambda_rec, options.pruner_config(paper, SPEC).refill) == (0.0, False)
+
+
+@pytest.mark.parametrize("argv,round_to", [((), 8), (("--ngf", "32"), 8), (("--ngf", "16"), 1),
+                                           (("--mggc_round_to", "4"), 4), (("--ngf", "8", "--mggc_round_to", "2"), 2)])
+def test_widths_round_to_eight_by_default_on_generators_wide_enough(tmp_path, monkeypatch, argv, round_to):
+    assert _parse_train_options(tmp_path, monkeypatch, *argv).mggc_round_to == round_to
 
 
 def test_kd_taps_the_root_by_default_and_the_norm_on_request(tmp_path, monkeypatch):

@@ -44,6 +44,12 @@ METHODS = ("mggc",) + baselines.METHODS + SUPERNET_METHODS
 #: whose pix2pix students beat L1-norm filter pruning on KID with an interval excluding 0 (5 % of
 #: the MACs); the README's "Beyond the paper" gives the figures.
 DEFAULT_LAMBDA_REC = 10.0
+#: ``--mggc_round_to``'s default for generators of ``--ngf`` >= :data:`ROUND_TO_MIN_NGF`: widths in
+#: multiples of 8 run closer to the MAC ratio's speed-up than free widths (ONNX Runtime, 1 thread,
+#: resnet_9blocks at 10 % of the MACs: 0.89 of the ideal speed-up against 0.60,
+#: ``benchmarks/results/speed_gap.md``), and the facades benchmark measures every student at them.
+ROUND_TO = 8
+ROUND_TO_MIN_NGF = 32
 #: The prune phase's record in the run folder (:mod:`.record`), which marks a folder as an MGGC run.
 RUN_RECORD = "mggc_run.json"
 #: What the finetune phase writes (and ``test.py``/``mggc export`` read), stale once G is pruned
@@ -148,9 +154,10 @@ def add_model_options(parser: argparse.ArgumentParser, is_train: bool, spec: Gan
     _add(parser, "--mggc_final_window", type=int, default=MGGCConfig.final_window,
          help="MGGC (beyond the paper): cut the final architecture from the agents' logits averaged over the last "
               "N steps of the game (1: the last state, the paper)")
-    _add(parser, "--mggc_refill", action="store_true",
-         help="MGGC (beyond the paper): add G's dropped channels back by keep-logit until the budget is met, so the "
-              "student lands at --mggc_target_macs")
+    _add(parser, "--mggc_no_refill", action="store_true",
+         help="MGGC: leave G at the agents' rounded and trimmed widths, often below --mggc_target_macs (the paper). "
+              "By default (beyond the paper) G's dropped channels are added back by keep-logit until the budget is "
+              "met, so the student lands at --mggc_target_macs")
     _add(parser, "--mggc_cost_lr", action="store_true",
          help="MGGC (beyond the paper): cost-aware gen_G: each channel group's own parameters learn at the agent's "
               "rate times the MACs one of its channels costs, relative to the costliest group's")
@@ -159,11 +166,11 @@ def add_model_options(parser: argparse.ArgumentParser, is_train: bool, spec: Gan
               "(--mggc_ablation baseline|d_pruning), which reaches the budget within a few hundred steps")
     _add(parser, "--mggc_prune_epoch", type=str, default="latest",
          help="MGGC: which saved pruning state (<epoch>_mggc_pruner.pt) the finetune phase slims by")
-    _add(parser, "--mggc_round_to", type=int, default=1,
-         help="MGGC: finetune phase: round every kept width to a multiple of this (8 runs ~6%% faster on CPU "
-              "than odd widths; 1 keeps the agents' widths). With any other --mggc_method it applies in the prune "
-              "phase, which chooses the widths (l1_norm, uniform) or the supernet's candidate widths "
-              "(gan_compression, agd)")
+    _add(parser, "--mggc_round_to", type=int, default=None,
+         help=f"MGGC: finetune phase: round every kept width to a multiple of this (1 keeps the agents' widths). "
+              f"Default: {ROUND_TO} when --ngf >= {ROUND_TO_MIN_NGF} (such widths run closer to the MAC ratio's "
+              f"speed-up), else 1. With any other --mggc_method it applies in the prune phase, which chooses the "
+              f"widths (l1_norm, uniform) or the supernet's candidate widths (gan_compression, agd)")
     _add(parser, "--mggc_search_candidates", type=int, default=200,
          help="MGGC: finetune phase after --mggc_method gan_compression|agd: how many width configurations within "
               "90-100%% of the budget the random search scores (L1 to the teacher on held-out training images)")
@@ -189,9 +196,17 @@ def add_model_options(parser: argparse.ArgumentParser, is_train: bool, spec: Gan
     known = parser.parse_known_args()[0]
     check_run_folder(known)
     check_earlier_run(known)
-    parser.set_defaults(gan_mode=teacher_gan_mode(known, spec), mggc_base_mode=spec.teacher.dataset_mode,
+    parser.set_defaults(gan_mode=teacher_gan_mode(known, spec), mggc_round_to=default_round_to(known.ngf),
+                        mggc_base_mode=spec.teacher.dataset_mode,
                         dataset_mode="neighborhood" if plays_game(known) else spec.teacher.dataset_mode)
     return parser
+
+
+def default_round_to(ngf: int) -> int:
+    """``--mggc_round_to``'s default: :data:`ROUND_TO` for generators of ``ngf >= ROUND_TO_MIN_NGF``
+    (every upstream default), 1 for narrower ones, where a step of 8 channels would be too coarse a
+    share of the narrowest group (``ngf`` channels) to meet small budgets."""
+    return ROUND_TO if ngf >= ROUND_TO_MIN_NGF else 1
 
 
 def teacher_gan_mode(opt: argparse.Namespace, spec: GanSpec) -> str:
@@ -365,7 +380,8 @@ def pruner_config(opt: argparse.Namespace, spec: GanSpec) -> MGGCConfig:
                       conditional_D=spec.teacher.conditional_D, lambda1=opt.mggc_lambda_R, lambda2=opt.mggc_lambda_L,
                       lr=opt.mggc_agent_lr, ablation=opt.mggc_ablation, seed=opt.mggc_seed,
                       baseline_lr=opt.mggc_baseline_lr, lambda_rec=opt.mggc_lambda_rec, min_keep_D=opt.mggc_min_keep_D,
-                      final_window=opt.mggc_final_window, refill=opt.mggc_refill, cost_lr=opt.mggc_cost_lr)
+                      final_window=opt.mggc_final_window, refill=not opt.mggc_no_refill,
+                      cost_lr=opt.mggc_cost_lr)
 
 
 def finetune_config(opt: argparse.Namespace, spec: GanSpec) -> FinetuneConfig:
