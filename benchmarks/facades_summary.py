@@ -3,7 +3,10 @@
 Reads the per-unit metric files that :mod:`facades` commits (``benchmarks/results/facades_units/
 <task>/<method>-<budget>-s<seed>.json``), so a summary can be rebuilt on any machine from the
 repository alone, and writes ``benchmarks/results/<task>_summary.{json,md}`` and
-``<task>_pareto.png``.
+``<task>_pareto.png``, and ``<task>_mggc_pairs.json``: MGGC (the plugin's default game) minus
+every other method at the same budget, paired per seed, for the primary metric, KID and teacher
+fidelity (the goal of the game-repair issue: MGGC ahead of L1-norm pruning and of its own k = 0
+and Baseline rows, Table 2's ordering).
 
 Each record has the shape the evaluation issue fixes::
 
@@ -44,6 +47,9 @@ LOWER_IS_BETTER: Dict[str, bool] = {
 #: The metric each task is judged by: KID for photos (labels → photo), mIoU for label maps.
 PRIMARY = {"pix2pix": "kid", "cycle_gan": "miou"}
 REFERENCE_METHOD = "l1_norm"
+#: The method the pairs table compares with every other one, and the metrics it compares.
+MGGC = "mggc"
+PAIR_METRICS = {"pix2pix": ("kid", "l1_teacher"), "cycle_gan": ("miou", "kid", "l1_teacher")}
 
 
 def load_units(task: str, folder: Path = UNITS) -> List[Dict[str, object]]:
@@ -70,27 +76,78 @@ def summarize(units: Sequence[Dict[str, object]]) -> List[Dict[str, object]]:
                 "mean": float(np.mean(values)), "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
                 "vs_l1_norm": None,
             }
-            paired = [s for s in seeds if metric in reference.get(s, {})]
-            if method != REFERENCE_METHOD and paired:
-                diffs = [float(per_seed[s][metric]) - float(reference[s][metric]) for s in paired]
-                interval = seed_interval(diffs) if len(diffs) > 1 else None
-                record["vs_l1_norm"] = {"mean_diff": float(np.mean(diffs)),
-                                        "ci95": list(interval.interval) if interval else [math.nan, math.nan]}
+            if method != REFERENCE_METHOD:
+                record["vs_l1_norm"] = paired_difference(per_seed, reference, metric)
             records.append(record)
     return records
 
 
-def _verdict(record: Dict[str, object]) -> str:
-    vs = record["vs_l1_norm"]
+def paired_difference(a: Dict[int, Dict[str, float]], b: Dict[int, Dict[str, float]],
+                      metric: str) -> Optional[Dict[str, object]]:
+    """``a`` minus ``b`` (per-seed metrics) over the seeds both have: ``{"mean_diff", "ci95",
+    "seeds"}`` with a Student-t 95 % interval (``[NaN, NaN]`` from one seed), None without a
+    common seed."""
+    paired = [s for s in sorted(a) if metric in a[s] and metric in b.get(s, {})]
+    if not paired:
+        return None
+    diffs = [float(a[s][metric]) - float(b[s][metric]) for s in paired]
+    interval = seed_interval(diffs) if len(diffs) > 1 else None
+    return {"mean_diff": float(np.mean(diffs)), "ci95": list(interval.interval) if interval else [math.nan, math.nan],
+            "seeds": paired}
+
+
+def mggc_pairs(units: Sequence[Dict[str, object]]) -> List[Dict[str, object]]:
+    """MGGC minus every other method at the same budget and task, paired per seed, for the
+    task's :data:`PAIR_METRICS`: one record ``{"task", "budget", "method", "metric",
+    "lower_is_better", "mggc_minus_method": paired_difference(...)}`` per comparison."""
+    by_key: Dict[tuple, Dict[int, Dict[str, float]]] = {}
+    for u in units:
+        by_key.setdefault((u["task"], u["budget"], u["method"]), {})[int(u["seed"])] = u["metrics"]
+    records = []
+    for (task, budget, method), per_seed in sorted(by_key.items(), key=lambda kv: (kv[0][0], -kv[0][1], kv[0][2])):
+        ours = by_key.get((task, budget, MGGC))
+        if method == MGGC or ours is None:
+            continue
+        for metric in PAIR_METRICS[task]:
+            diff = paired_difference(ours, per_seed, metric)
+            if diff is not None:
+                records.append({"task": task, "budget": budget, "method": method, "metric": metric,
+                                "lower_is_better": LOWER_IS_BETTER[metric], "mggc_minus_method": diff})
+    return records
+
+
+def _verdict(vs: Optional[Dict[str, object]], lower_is_better: bool) -> str:
+    """A paired difference as ``mean [lo, hi] better|worse|unresolved`` (the first operand's
+    side: 'better' only where the interval excludes 0)."""
     if not vs:
         return "—"
     lo, hi = vs["ci95"]
     if math.isnan(lo):
         return f"{vs['mean_diff']:+.4g} (1 seed)"
-    better = (hi < 0) if record["lower_is_better"] else (lo > 0)
-    worse = (lo > 0) if record["lower_is_better"] else (hi < 0)
+    better = (hi < 0) if lower_is_better else (lo > 0)
+    worse = (lo > 0) if lower_is_better else (hi < 0)
     word = "better" if better else "worse" if worse else "unresolved"
     return f"{vs['mean_diff']:+.4g} [{lo:+.4g}, {hi:+.4g}] {word}"
+
+
+def pairs_markdown(task: str, pairs: Sequence[Dict[str, object]]) -> str:
+    """The :func:`mggc_pairs` table: one row per (budget, method), one column per metric."""
+    metrics = PAIR_METRICS[task]
+    cells: Dict[tuple, Dict[str, Dict[str, object]]] = {}
+    for r in pairs:
+        cells.setdefault((r["budget"], r["method"]), {})[r["metric"]] = r
+    lines = ["", f"## MGGC against every method ({task})", "",
+             "MGGC (the plugin's default game) minus the method, paired per seed over the seeds both have (n), "
+             "mean and Student-t 95 % interval; 'better' means MGGC is better.", "",
+             "| budget | method | n | " + " | ".join(f"{m} {'↓' if LOWER_IS_BETTER[m] else '↑'}" for m in metrics)
+             + " |", "|---:|---|---:|" + "---|" * len(metrics)]
+    for (budget, method), by_metric in cells.items():
+        n = max(len(r["mggc_minus_method"]["seeds"]) for r in by_metric.values())
+        row = [f"{budget:.0%}", method, str(n)]
+        row += [_verdict(by_metric[m]["mggc_minus_method"], LOWER_IS_BETTER[m]) if m in by_metric else "—"
+                for m in metrics]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def markdown(task: str, records: Sequence[Dict[str, object]], units: Sequence[Dict[str, object]],
@@ -119,7 +176,8 @@ def markdown(task: str, records: Sequence[Dict[str, object]], units: Sequence[Di
         for m in metrics:
             r = by_metric.get(m)
             row.append("—" if r is None else f"{r['mean']:.4g} ± {r['std']:.2g}")
-        row.append(_verdict(by_metric[primary]) if primary in by_metric else "—")
+        row.append(_verdict(by_metric[primary]["vs_l1_norm"], LOWER_IS_BETTER[primary]) if primary in by_metric
+                   else "—")
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
 
@@ -163,7 +221,9 @@ def write_summary(task: str, units_folder: Path = UNITS, out: Path = RESULTS) ->
         return None
     records = summarize(units)
     atomic_write_json(out / f"{task}_summary.json", records)
-    md = markdown(task, records, units)
+    pairs = mggc_pairs(units)
+    atomic_write_json(out / f"{task}_mggc_pairs.json", pairs)
+    md = markdown(task, records, units) + (pairs_markdown(task, pairs) if pairs else "")
     atomic_write(out / f"{task}_summary.md", lambda tmp: tmp.write_text(md))
     plot_pareto(task, records, units, out / f"{task}_pareto.png")
     return out / f"{task}_summary.md"

@@ -18,3 +18,16 @@ def test_two_paired_seeds_give_a_t_interval_and_one_seed_none(benchmark_script):
     assert lo < -0.045 < hi and math.isfinite(lo) and math.isfinite(hi)
     single = next(r for r in summarize(units[:3]) if r["method"] == "mggc")
     assert all(math.isnan(v) for v in single["vs_l1_norm"]["ci95"])
+
+
+def test_mggc_is_paired_with_every_other_method_at_its_budget(benchmark_script):
+    summary = benchmark_script("facades_summary")
+    units = [_unit("mggc", s, 0.20 + 0.01 * s) for s in range(3)] + [_unit("baseline", s, 0.30 + 0.012 * s)
+                                                                     for s in range(3)]
+    units.append({**_unit("l1_norm", 0, 0.1), "budget": 0.05})  # another budget: no pair
+    pairs = summary.mggc_pairs(units)
+    assert [(p["method"], p["metric"]) for p in pairs] == [("baseline", "kid")]
+    diff = pairs[0]["mggc_minus_method"]
+    assert diff["mean_diff"] == pytest.approx(-0.102) and diff["seeds"] == [0, 1, 2]
+    assert diff["ci95"][1] < 0
+    assert "better" in summary.pairs_markdown("pix2pix", pairs)
