@@ -75,3 +75,18 @@ def test_int8_without_images_names_the_option(checkpoint, tmp_path):
 def test_fp16_stays_close_to_fp32(checkpoint, images, tmp_path):
     result = export(checkpoint, "onnx", out=tmp_path / "g.onnx", precision="fp16", calibration=images)
     assert result.quality.mean_l1 < 2e-3 and result.quality.psnr > 50
+
+
+def test_int8_unet_is_exported_without_conv_transpose_and_checked(images, tmp_path):
+    onnx = pytest.importorskip("onnx")
+    torch.manual_seed(0)
+    G = networks.define_G(3, 3, 8, "unet_128", norm="batch")
+    groups = ChannelGroups.discover(G, torch.zeros(1, 3, 128, 128))
+    path = tmp_path / "unet.slim.pt"
+    save_slim(slim(G, groups, [torch.arange(n) % 2 == 0 for n in groups.sizes]), path)
+    fp32 = export(path, "onnx", out=tmp_path / "fp32.onnx")
+    int8 = export(path, "onnx", out=tmp_path / "int8.onnx", precision="int8", calibration=images, max_l1=1.0)
+    ops = lambda p: {node.op_type for node in onnx.load(str(p)).graph.node}  # noqa: E731
+    assert "ConvTranspose" in ops(fp32.path) and "ConvTranspose" not in ops(int8.path)
+    assert "7 ConvTranspose2d as sub-pixel convolutions" in int8.notes
+    assert int8.max_abs_diff < 1e-4  # the rewritten fp32 graph passed the parity check before quantization

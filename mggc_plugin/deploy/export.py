@@ -8,7 +8,8 @@ OpenVINO ``.bin`` is moved beside the ``.xml`` just before the ``.xml`` itself).
 BatchNorm is exported as the normalisation the model is evaluated with (``norm_stats``):
 ``per_image`` (default; upstream's ``test.py`` and this package's evaluation of pix2pix: each
 image by its own statistics) as InstanceNorm, ``running`` (eval mode) folded into its convolution
-(:mod:`.fold`). Models without BatchNorm are unaffected.
+(:mod:`.fold`). Models without BatchNorm are unaffected. For int8, U-Net transposed convolutions
+are exported as sub-pixel convolutions (:mod:`.subpixel`), which ONNX Runtime quantizes.
 """
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ from .calibration import Inputs, find_images, load_inputs, random_inputs
 from .fold import batchnorm_as_instancenorm, fold_batchnorm, unfoldable_batchnorms
 from .formats import FORMATS, Format
 from .quantize import DEFAULT_MAX_L1, Quality, measure, to_fp16, to_int8
+from .subpixel import conv_transposes_as_subpixel
 
 PathLike = Union[str, Path]
 
@@ -150,6 +152,9 @@ def export(path: PathLike, fmt: str = "torchscript", out: Optional[PathLike] = N
         deployed, notes = batchnorm_as_instancenorm(model), ("BatchNorm per image, as InstanceNorm",)
     else:
         deployed, notes = _fold(model.eval())
+    if precision == "int8":  # ONNX Runtime has no INT8 ConvTranspose kernel (.subpixel)
+        deployed, rewritten = conv_transposes_as_subpixel(deployed)
+        notes += (f"{rewritten} ConvTranspose2d as sub-pixel convolutions",) if rewritten else ()
     inputs = _quality_inputs(path, calibration, precision, shape) if precision != "fp32" else None
     x = torch.rand(*shape, generator=torch.Generator().manual_seed(0)) * 2 - 1
     reference = _reference(model, dev)

@@ -1,0 +1,83 @@
+"""Transposed convolutions rewritten as sub-pixel convolutions, for INT8 graphs.
+
+Upstream's U-Net generators upsample with ``ConvTranspose2d(kernel 4, stride 2, padding 1)``:
+89 % of a ``unet_128``/``unet_256``'s MACs. ONNX Runtime's post-training quantization has no
+integer kernel for ConvTranspose, so a QDQ graph runs those layers in float between
+quantize/dequantize pairs and the INT8 model is *slower* than fp32 (unet_256 ngf 64, 256², one
+thread: 0.82× for the teacher, 0.87× at 10 % of the MACs; ``benchmarks/results/int8_speed.md``).
+
+The same layer is four ordinary convolutions, one per output phase (the sub-pixel decomposition
+of Shi et al. 2016): output pixel ``(2i + a, 2j + b)`` only sees input rows ``i − 1 + a, i + a``
+and columns ``j − 1 + b, j + b``, through the kernel taps ``3 − a − 2u`` and ``3 − b − 2v``
+(window position ``u, v`` ∈ {0, 1}). :class:`SubPixelConvTranspose2d` computes all four phases
+with one 2×2 convolution over the input padded by one pixel (4·C_out output channels, the same
+MACs as the transposed convolution up to the one-pixel border), crops each phase and interleaves
+them with ``pixel_shuffle`` (ONNX DepthToSpace). Its outputs equal the transposed convolution's
+to float32 rounding, and every part of it has an INT8 kernel in ONNX Runtime.
+
+Only the upstream configuration (kernel 4, stride 2, padding 1, no output padding, dilation 1,
+one group) is rewritten; ResNet generators' ``ConvTranspose2d(kernel 3, stride 2, padding 1,
+output_padding 1)`` has phases of unequal tap counts, which one shared 2×2 convolution would
+compute with zero taps (1.8× the MACs), so they stay.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+#: The output phases ``(a, b)`` in the order of the 2×2 convolution's channel blocks.
+PHASES = ((0, 0), (0, 1), (1, 0), (1, 1))
+
+
+def rewritable(module: nn.Module) -> bool:
+    """Whether ``module`` is a transposed convolution :class:`SubPixelConvTranspose2d` replaces."""
+    return (isinstance(module, nn.ConvTranspose2d) and module.kernel_size == (4, 4) and module.stride == (2, 2)
+            and module.padding == (1, 1) and module.output_padding == (0, 0) and module.dilation == (1, 1)
+            and module.groups == 1)
+
+
+class SubPixelConvTranspose2d(nn.Module):
+    """``ConvTranspose2d(C_in, C_out, 4, stride=2, padding=1)`` as a 2×2 convolution to the four
+    output phases and ``pixel_shuffle`` (module docstring). Built from a trained layer
+    (:func:`rewritable`); its weights are copied, not shared."""
+
+    def __init__(self, layer: nn.ConvTranspose2d) -> None:
+        super().__init__()
+        if not rewritable(layer):
+            raise ValueError(f"{layer} is not a ConvTranspose2d(kernel 4, stride 2, padding 1) with one group")
+        w = layer.weight.detach()  # C_in × C_out × 4 × 4
+        c_in, c_out = w.shape[:2]
+        phase_kernels = [w[:, :, [3 - a, 1 - a]][:, :, :, [3 - b, 1 - b]] for a, b in PHASES]  # taps 3 − a − 2u
+        # Channel order c·4 + phase, what pixel_shuffle reads as the 2×2 block of channel c.
+        kernel = torch.stack(phase_kernels, 2).reshape(c_in, c_out * 4, 2, 2).transpose(0, 1)
+        self.c_out = c_out
+        self.conv = nn.Conv2d(c_in, c_out * 4, 2, bias=layer.bias is not None)
+        with torch.no_grad():
+            self.conv.weight.copy_(kernel)
+            if layer.bias is not None and self.conv.bias is not None:
+                self.conv.bias.copy_(layer.bias.detach().repeat_interleave(4))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        y = self.conv(F.pad(x, (1, 1, 1, 1)))  # N × 4·C_out × (h+1) × (w+1)
+        n = y.shape[0]
+        y = y.view(n, self.c_out, 4, h + 1, w + 1)
+        phases = [y[:, :, k, a:a + h, b:b + w] for k, (a, b) in enumerate(PHASES)]
+        return F.pixel_shuffle(torch.stack(phases, 2).reshape(n, self.c_out * 4, h, w), 2)
+
+
+def conv_transposes_as_subpixel(model: nn.Module) -> Tuple[nn.Module, int]:
+    """A copy of ``model`` with every :func:`rewritable` transposed convolution replaced by its
+    :class:`SubPixelConvTranspose2d`, and how many were replaced (``model`` is unchanged)."""
+    model = copy.deepcopy(model)
+    replaced = 0
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, nn.ConvTranspose2d) and rewritable(child):
+                setattr(parent, name, SubPixelConvTranspose2d(child))
+                replaced += 1
+    return model, replaced
