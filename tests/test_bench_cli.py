@@ -33,3 +33,19 @@ def test_bench_writes_its_table_and_skips_a_missing_runtime(tmp_path, monkeypatc
     assert "| g.slim | eager | 1 | 1 |" in table and "| teacher | eager | 1 | 1 |" in table
     assert result["machine"]["cores"] and "torch" in result["machine"]["versions"]
     assert "wrote " + str(out) in capsys.readouterr().out
+
+
+def test_channels_last_eager_computes_the_same_in_nhwc(tmp_path):
+    from mggc_plugin.deploy.bench import ChannelsLast, deployable, prepare
+
+    torch.manual_seed(0)
+    G = networks.define_G(3, 3, 8, "unet_128", norm="batch").eval()
+    x = torch.rand(1, 3, 128, 128)
+    model = deployable("g", G, x.shape)
+    net = prepare("eager_channels_last", model, x, 1, tmp_path)
+    assert isinstance(net, ChannelsLast)
+    assert next(p for p in net.parameters() if p.dim() == 4).is_contiguous(memory_format=torch.channels_last)
+    assert not next(p for p in model.module.parameters() if p.dim() == 4).is_contiguous(
+        memory_format=torch.channels_last), "the deployed module itself stays NCHW for the other runtimes"
+    with torch.no_grad():
+        assert torch.allclose(net(x), model.module(x), atol=1e-5)
