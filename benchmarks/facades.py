@@ -35,7 +35,8 @@ Each finished unit's metrics (with the per-image values, for paired bootstraps) 
 ``benchmarks/results/facades_units/<task>/<method>-<budget>-s<seed>.json`` — small files meant to
 be committed. A unit whose file exists with the same protocol is skipped, so a run resumes on
 another machine from the repository alone; games and finetuned students are also cached under
-``--work`` (games resume from their last save). :mod:`facades_summary` then writes
+``--work`` (games resume from their last save, and are shared by every finetuning protocol:
+:func:`game_checkpoint`). :mod:`facades_summary` then writes
 ``<task>_summary.{json,md}`` and ``<task>_pareto.png`` with means, stds and the per-seed paired
 differences to L1-norm pruning with Student-t 95 % intervals. This script also writes
 ``facades[_cycle_gan][_<tag>].json`` (the run's record), ``..._dynamics.png`` (Fig. 4: the
@@ -123,6 +124,11 @@ class Schedule:
     def protocol(self) -> Dict[str, object]:
         """What a unit's metrics depend on besides its method, budget and seed."""
         return {k: v for k, v in asdict(self).items() if k not in ("targets", "methods", "seeds")}
+
+    def game_protocol(self) -> Dict[str, object]:
+        """What a pruning game depends on besides the teacher, data, method, budget and seed: not
+        the finetuning, nor how its final widths are rounded and filled (done after the game)."""
+        return {k: getattr(self, k) for k in ("prune_steps", "batch_size", "k", "encoder", "n_train")}
 
 
 QUICK = Schedule(targets=(0.10,), seeds=(0,), prune_steps=8, finetune_epochs=1, n_train=12, n_test=8)
@@ -301,6 +307,16 @@ class Run:
     work: Path
     units: Path
     header: Dict[str, object]
+    games: Path
+
+
+def game_checkpoint(run: Run, method: str, target: float, seed: int) -> Path:
+    """Where a game method's state is saved and resumed: under ``run.games``, keyed by what the
+    game depends on (:meth:`Schedule.game_protocol`, the method's game options), so that the
+    same game serves every finetuning protocol (epochs, KD, D policy)."""
+    options = METHODS[method].game_options
+    name = f"{method}-{target:g}" + (f"-{_digest(options)}" if options else "")
+    return run.games / f"s{seed}" / name / "game.pt"
 
 
 def run_unit(run: Run, method: str, target: float, seed: int) -> Dict[str, object]:
@@ -324,7 +340,9 @@ def run_unit(run: Run, method: str, target: float, seed: int) -> Dict[str, objec
         record = json.loads((folder / "student.json").read_text())
         G_eval = load_slim(student_file)
     else:
-        ctx = replace(run.ctx, seed=seed, checkpoint=folder / "game.pt", fill=run.schedule.fill,
+        checkpoint = game_checkpoint(run, method, target, seed)
+        checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        ctx = replace(run.ctx, seed=seed, checkpoint=checkpoint, fill=run.schedule.fill,
                       game_options=METHODS[method].game_options)
         student = METHODS[method].make(ctx, target)
         if run.schedule.d_policy == "teacher":
@@ -409,6 +427,7 @@ def prepare(args: argparse.Namespace, schedule: Schedule) -> Run:
     config = {"task": args.task, "teacher": teacher.describe(), "dataroot": str(dataroot.resolve()),
               "protocol": schedule.protocol(), "device": args.device}
     work = work_root / f"{args.task}-{_digest(config)}"
+    games = work_root / f"{args.task}-games-{_digest({**config, 'protocol': schedule.game_protocol()})}"
     work.mkdir(parents=True, exist_ok=True)
     atomic_write_json(work / "config.json", config)
     print(f"{args.task}: teacher {teacher.G_path} ({opt.netG}, ngf {opt.ngf}, {crop}²), "
@@ -439,7 +458,7 @@ def prepare(args: argparse.Namespace, schedule: Schedule) -> Run:
     units = Path(args.units) if args.units else UNITS
     return Run(task, args.task, schedule, ctx, {"x": train_x, "y": train_y}, G_T,
                count_macs(G_T, (1, *x_test.shape[1:])).total, crop, data, work,
-               units, header)
+               units, header, games)
 
 
 def plot_dynamics(units: Sequence[Dict[str, object]], targets: Sequence[float], path: Path) -> None:

@@ -48,7 +48,7 @@ from mggc_plugin.gan_compression import l1_to_teacher
 from mggc_plugin.macs import count_macs
 
 from compressors import METHODS, validation_split
-from facades import RESULTS, SHARED, Schedule, prepare
+from facades import RESULTS, SHARED, Schedule, game_checkpoint, prepare
 from facades_setup import TASKS, translate
 
 #: Configurations: a method of :data:`compressors.METHODS` and the game options it plays with.
@@ -103,8 +103,9 @@ def screen_unit(run, name: str, target: float, seed: int, epochs: int, out: Path
     x, y_t = run.ctx.game.x, run.ctx.game.y_center
     folder = run.work / "screen" / f"s{seed}" / f"{name}-{target:g}"
     folder.mkdir(parents=True, exist_ok=True)
-    benchmark_game = run.work / f"s{seed}" / f"{spec['method']}-{target:g}" / "game.pt"
-    if not options and benchmark_game.is_file() and not (folder / "game.pt").is_file():
+    benchmark_game = game_checkpoint(run, str(spec["method"]), target, seed)
+    if options == METHODS[str(spec["method"])].game_options and benchmark_game.is_file() \
+            and not (folder / "game.pt").is_file():
         # The benchmark's own game of this method and seed is this configuration's: reuse it.
         for src, dst in ((benchmark_game, folder / "game.pt"),
                          (history_path(benchmark_game), history_path(folder / "game.pt"))):
