@@ -46,7 +46,7 @@ METHODS = ("mggc",) + baselines.METHODS + SUPERNET_METHODS
 DEFAULT_LAMBDA_REC = 10.0
 #: ``--mggc_round_to``'s default for generators of ``--ngf`` >= :data:`ROUND_TO_MIN_NGF`: widths in
 #: multiples of 8 run closer to the MAC ratio's speed-up than free widths (ONNX Runtime, 1 thread,
-#: resnet_9blocks at 10 % of the MACs: 0.89 of the ideal speed-up against 0.60,
+#: resnet_9blocks at 10 % of the MACs: 0.75 of the ideal speed-up against 0.57,
 #: ``benchmarks/results/speed_gap.md``), and the facades benchmark measures every student at them.
 ROUND_TO = 8
 ROUND_TO_MIN_NGF = 32
