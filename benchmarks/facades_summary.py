@@ -57,13 +57,19 @@ def load_units(task: str, folder: Path = UNITS) -> List[Dict[str, object]]:
     return [json.loads(p.read_text()) for p in sorted((folder / task).glob("*.json"))]
 
 
-def summarize(units: Sequence[Dict[str, object]]) -> List[Dict[str, object]]:
-    """One record per (task, budget, method, metric) present in ``units`` (module docstring)."""
+def _metrics_by_seed(units: Sequence[Dict[str, object]]) -> Dict[tuple, Dict[int, Dict[str, float]]]:
+    """``{(task, budget, method): {seed: metrics}}``, ordered by task, budget (largest first), method."""
     by_key: Dict[tuple, Dict[int, Dict[str, float]]] = {}
     for u in units:
         by_key.setdefault((u["task"], u["budget"], u["method"]), {})[int(u["seed"])] = u["metrics"]
+    return dict(sorted(by_key.items(), key=lambda kv: (kv[0][0], -kv[0][1], kv[0][2])))
+
+
+def summarize(units: Sequence[Dict[str, object]]) -> List[Dict[str, object]]:
+    """One record per (task, budget, method, metric) present in ``units`` (module docstring)."""
+    by_key = _metrics_by_seed(units)
     records = []
-    for (task, budget, method), per_seed in sorted(by_key.items(), key=lambda kv: (kv[0][0], -kv[0][1], kv[0][2])):
+    for (task, budget, method), per_seed in by_key.items():
         seeds = sorted(per_seed)
         reference = by_key.get((task, budget, REFERENCE_METHOD), {})
         for metric in LOWER_IS_BETTER:
@@ -100,11 +106,9 @@ def mggc_pairs(units: Sequence[Dict[str, object]]) -> List[Dict[str, object]]:
     """MGGC minus every other method at the same budget and task, paired per seed, for the
     task's :data:`PAIR_METRICS`: one record ``{"task", "budget", "method", "metric",
     "lower_is_better", "mggc_minus_method": paired_difference(...)}`` per comparison."""
-    by_key: Dict[tuple, Dict[int, Dict[str, float]]] = {}
-    for u in units:
-        by_key.setdefault((u["task"], u["budget"], u["method"]), {})[int(u["seed"])] = u["metrics"]
+    by_key = _metrics_by_seed(units)
     records = []
-    for (task, budget, method), per_seed in sorted(by_key.items(), key=lambda kv: (kv[0][0], -kv[0][1], kv[0][2])):
+    for (task, budget, method), per_seed in by_key.items():
         ours = by_key.get((task, budget, MGGC))
         if method == MGGC or ours is None:
             continue

@@ -88,9 +88,9 @@ def load_teacher(slim_path: PathLike, teacher: PathLike) -> nn.Module:
 
 
 class ChannelsLast(nn.Module):
-    """``net`` with its weights in the channels-last memory format, fed its input converted to it:
-    oneDNN's convolutions run NHWC without reordering each layer's tensors, which at narrow
-    widths is a large share of a layer's time. The output is numerically the NCHW one."""
+    """``net`` with its weights in the channels-last memory format, fed its input converted to it;
+    the output equals the NCHW one to float rounding. Whether it is faster depends on the network
+    (``benchmarks/results/speed_gap.md``: 1.66× for a unet_256 student, slower for resnet_9blocks)."""
 
     def __init__(self, net: nn.Module):
         super().__init__()
