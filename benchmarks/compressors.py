@@ -31,7 +31,10 @@ pair into a student pair at a MACs budget, before the finetuning they all share.
   ``Context.search_candidates`` width configurations within 90–100 % of the budget scored on
   held-out training images (:func:`validation_split`), and the best one extracted. Its D is the
   supernet's. Reconstruction and distillation weights are the reference's per task: 100 and 1
-  for pix2pix (conditional D), 10 and 0.01 for CycleGAN.
+  for pix2pix (conditional D), 10 and 0.01 for CycleGAN. Once for all, as the method intends:
+  one supernet per seed serves every budget of the run (``Context.targets``; its widths span
+  :func:`~mggc_plugin.gan_compression.shared_rates`), trained once and saved at
+  ``Context.checkpoint``, then searched at each budget.
 * ``agd`` — AutoGAN-Distiller (Fu et al., ICML 2020, :mod:`mggc_plugin.agd`): the same width
   search with a discriminator-free supernet (L1 + feature distillation only), as AGD's
   distillation-guided proxy task. Its :attr:`Method.discriminator_free` flag says that the shared
@@ -65,8 +68,8 @@ from mggc_plugin.gan_compression import (
     first_k,
     l1_to_teacher,
     random_search,
-    rates_around,
     search_space,
+    shared_rates,
     train_supernet,
 )
 from mggc_plugin.pruner import MGGCConfig, MGGCPruner
@@ -102,6 +105,8 @@ class Context:
     budget, objective and row (e.g. ``{"gan_mode": "teacher", "lambda_rec": 10.0}``), and
     ``neighbor_samples``: the game's D'_y holds that many dropout draws of the teacher per source
     (beyond the paper), from ``stochastic(samples)`` (:func:`facades.stochastic_game`).
+    ``targets``: every budget of the run, which one supernet serves (:attr:`Method.once_for_all`);
+    empty: only the unit's.
     ``teacher_gan_mode``: the GAN loss the teacher was trained with (its ``train_opt.txt``), what
     ``gan_mode: "teacher"`` stands for."""
 
@@ -127,6 +132,7 @@ class Context:
     game_options: Dict[str, object] = field(default_factory=dict)
     stochastic: Optional[Callable[[int], GameData]] = None
     teacher_gan_mode: Optional[str] = None
+    targets: Tuple[float, ...] = ()
 
     def example_x(self) -> torch.Tensor:
         """One source image: the shape channel groups and MACs are traced at."""
@@ -235,7 +241,7 @@ def _supernet(ctx: Context, target: float, discriminator: bool) -> Student:
     device = ctx.device
     G_T, D_T = ctx.G_T.to(device), ctx.D_T.to(device)
     groups = ChannelGroups.discover(G_T, ctx.example_x().to(device))
-    space = search_space(groups, rates_around(groups, target, ctx.round_to), ctx.round_to)
+    space = search_space(groups, shared_rates(groups, ctx.targets or (target,), ctx.round_to), ctx.round_to)
     game = ctx.game
     train, val = validation_split(len(game.x))
     real = ctx.real if ctx.real is not None else game.y_center
@@ -251,7 +257,8 @@ def _supernet(ctx: Context, target: float, discriminator: bool) -> Student:
                             lambda_gan=1.0 if discriminator else 0.0, lambda_recon=100.0 if paired else 10.0,
                             lambda_distill=1.0 if paired else 0.01, seed=ctx.seed)
     steps = ctx.supernet_steps if ctx.supernet_steps is not None else ctx.prune_steps
-    supernet = train_supernet(G_T, D_T if discriminator else None, groups, space, batches, steps, config)
+    supernet = train_supernet(G_T, D_T if discriminator else None, groups, space, batches, steps, config,
+                              checkpoint=ctx.checkpoint, save_every=ctx.save_every)
     score = ctx.score if ctx.score is not None else l1_to_teacher(game.x[val], game.y_center[val])
     result = random_search(supernet, target, score, ctx.search_candidates, ctx.seed)
     supernet.G.cpu()
@@ -269,7 +276,7 @@ def _supernet(ctx: Context, target: float, discriminator: bool) -> Student:
             "search_candidates": len(result.candidates), "search_draws": result.draws,
             "search_seconds": result.seconds, "search_score": result.score, "searched_widths": result.widths,
             "macs_before_fill": result.macs / supernet.groups.full_macs, "space": supernet.space,
-            "discriminator": discriminator}
+            "discriminator": discriminator, "supernet_serves": sorted(ctx.targets or (target,))}
     return Student(G, full_width(D, ctx, G), supernet.history, info)
 
 
@@ -279,12 +286,14 @@ class Method:
     the student is trained without any D (AGD), so the benchmark finetunes it with
     :func:`mggc_plugin.agd.agd_fit` instead of the shared GAN finetuning. ``game_options``: the
     :class:`~mggc_plugin.pruner.MGGCConfig` options its game plays with (``Context.game_options``;
-    ``gan_mode: "teacher"`` is the loss the teacher was trained with)."""
+    ``gan_mode: "teacher"`` is the loss the teacher was trained with). ``once_for_all``: one
+    state at ``Context.checkpoint`` serves every budget of ``Context.targets`` (the supernets)."""
 
     label: str
     make: Callable[[Context, float], Student]
     plays_game: bool = False
     discriminator_free: bool = False
+    once_for_all: bool = False
     game_options: Dict[str, object] = field(default_factory=dict)
 
 
@@ -306,9 +315,10 @@ METHODS: Dict[str, Method] = {
                        game_options=DEFAULT_GAME),
     "l1_norm": Method("L1-norm filter pruning", _l1_norm),
     "scratch": Method("From scratch (uniform widths, new weights)", _scratch),
-    "gan_compression": Method("GAN Compression (supernet + search)", lambda ctx, t: _supernet(ctx, t, True)),
+    "gan_compression": Method("GAN Compression (supernet + search)", lambda ctx, t: _supernet(ctx, t, True),
+                              once_for_all=True),
     "agd": Method("AutoGAN-Distiller (D-free search + distillation)", lambda ctx, t: _supernet(ctx, t, False),
-                  discriminator_free=True),
+                  discriminator_free=True, once_for_all=True),
 }
 
 

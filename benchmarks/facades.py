@@ -313,8 +313,12 @@ class Run:
 def game_checkpoint(run: Run, method: str, target: float, seed: int) -> Path:
     """Where a game method's state is saved and resumed: under ``run.games``, keyed by what the
     game depends on (:meth:`Schedule.game_protocol`, the method's game options), so that the
-    same game serves every finetuning protocol (epochs, KD, D policy)."""
+    same game serves every finetuning protocol (epochs, KD, D policy). A supernet
+    (:attr:`~compressors.Method.once_for_all`) is keyed by the run's budgets instead of the
+    unit's: one serves them all."""
     options = METHODS[method].game_options
+    if METHODS[method].once_for_all:  # one supernet for every budget of the run
+        return run.games / f"s{seed}" / f"{method}-{_digest(sorted(run.schedule.targets))}" / "supernet.pt"
     name = f"{method}-{target:g}" + (f"-{_digest(options)}" if options else "")
     return run.games / f"s{seed}" / name / "game.pt"
 
@@ -326,6 +330,8 @@ def run_unit(run: Run, method: str, target: float, seed: int) -> Dict[str, objec
     protocol = run.schedule.protocol()
     if METHODS[method].game_options:  # a change of the game's options makes the unit stale
         protocol["game_options"] = METHODS[method].game_options
+    if METHODS[method].once_for_all:  # so does a supernet trained for other budgets
+        protocol["supernet_serves"] = sorted(run.schedule.targets)
     if path.is_file():
         unit = json.loads(path.read_text())
         if unit.get("protocol") == protocol:
@@ -343,7 +349,7 @@ def run_unit(run: Run, method: str, target: float, seed: int) -> Dict[str, objec
         checkpoint = game_checkpoint(run, method, target, seed)
         checkpoint.parent.mkdir(parents=True, exist_ok=True)
         ctx = replace(run.ctx, seed=seed, checkpoint=checkpoint, fill=run.schedule.fill,
-                      game_options=METHODS[method].game_options)
+                      game_options=METHODS[method].game_options, targets=tuple(run.schedule.targets))
         student = METHODS[method].make(ctx, target)
         if run.schedule.d_policy == "teacher":
             student.D = full_width(ctx.D_T.cpu(), ctx, ctx.G_T.cpu())  # the teacher's D, slim-wrapped

@@ -44,7 +44,8 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -54,6 +55,7 @@ from tqdm import tqdm
 
 from .baselines import uniform_widths, widths_at_rate
 from .channels import ChannelGroups
+from .fileio import atomic_torch_save, load_torch_file
 from .finetune import FeatureTaps, linear_lr
 from .losses import GAN_MODES, f_D, f_G
 from .slim import slim
@@ -82,6 +84,16 @@ def rates_around(groups: ChannelGroups, target_macs: float, round_to: int = 1,
                          f"{DEFAULT_SPREAD}")
     rate = uniform_widths(groups, target_macs, round_to).rate
     return sorted({min(1.0, m * rate) for m in spread})
+
+
+def shared_rates(groups: ChannelGroups, targets: Sequence[float], round_to: int = 1,
+                 spread: Sequence[float] = DEFAULT_SPREAD) -> List[float]:
+    """The candidate keep-rates of one supernet serving every budget in ``targets``: the union
+    of :func:`rates_around` for each. GAN Compression trains its once-for-all supernet once and
+    searches it for each computation budget; this space lets one supernet be searched at each."""
+    if not targets:
+        raise ValueError("targets=(): give at least one MACs budget")
+    return sorted({r for t in targets for r in rates_around(groups, t, round_to, spread)})
 
 
 def search_space(groups: ChannelGroups, rates: Sequence[float], round_to: int = 1) -> List[Widths]:
@@ -295,27 +307,69 @@ class SupernetTrainer:
 
 def train_supernet(G_T: nn.Module, D_T: Optional[nn.Module], groups: ChannelGroups, space: Sequence[Widths],
                    batches: SupernetBatches, steps: int, config: SupernetConfig = SupernetConfig(),
-                   progress: bool = True) -> Supernet:
+                   progress: bool = True, checkpoint: Optional[Union[str, Path]] = None,
+                   save_every: int = 200) -> Supernet:
     """Once-for-all training (module docstring, step 1) of a copy of the teacher ``G_T`` for
     ``steps`` steps of :class:`SupernetTrainer` (whose docstring says what the arguments are),
     the learning rates decayed by upstream's ``linear`` policy over the steps; ``batches(s)``
-    gives step s's ``(x, real, target)``. Returns the supernet with its per-step ``history``."""
-    if steps < 0:
-        raise ValueError(f"steps={steps}: give a number of steps >= 0")
+    gives step s's ``(x, real, target)``. Returns the supernet with its per-step ``history``;
+    ``seconds`` is the training's wall time up to its last step, summed over resumed runs.
+
+    With a ``checkpoint`` path, training saved there is resumed first (a finished one is returned
+    without a step), and saved atomically every ``save_every`` steps and after the last: the
+    trainer's state, the schedulers', the history, the seconds so far and torch's RNG states (G's
+    dropout). A resumed run takes the steps an uninterrupted one takes, as
+    :func:`~mggc_plugin.game.play` does for games. ValueError when the save was scheduled for
+    another number of steps (its learning-rate decay would differ) or samples another space."""
+    if steps < 0 or save_every < 1:
+        raise ValueError(f"steps={steps}, save_every={save_every}: steps must be >= 0 and save_every >= 1")
     start = time.perf_counter()
     trainer = SupernetTrainer(G_T, D_T, groups, space, config)
     schedulers = [LambdaLR(opt, linear_lr(max(steps, 1))) for opt in trainer.optimizers]
     supernet = trainer.supernet
+    spent = 0.0
+    if checkpoint is not None and Path(checkpoint).is_file():
+        saved = load_torch_file(checkpoint, "a supernet training state",
+                                "delete it to train the supernet again from the teacher")
+        if saved.get("steps") != steps:
+            raise ValueError(f"the supernet saved at {checkpoint} was scheduled for {saved.get('steps')} steps, not "
+                             f"{steps}: ask for {saved.get('steps')} steps or delete it to train again")
+        if saved.get("space") != supernet.space:
+            raise ValueError(f"the supernet saved at {checkpoint} samples widths from another search space "
+                             f"({saved.get('space')}, not {supernet.space}): pass its space or delete it to train "
+                             f"again")
+        trainer.load_state_dict(saved["trainer"])
+        for scheduler, state in zip(schedulers, saved["schedulers"]):
+            scheduler.load_state_dict(state)
+        supernet.history.extend(saved["history"])
+        spent = float(saved["seconds"])
+        torch.set_rng_state(saved["torch_rng"])  # dropout draws, so that a resumed run is the same run
+        if saved["cuda_rng"] is not None and trainer.device.type == "cuda":
+            torch.cuda.set_rng_state(saved["cuda_rng"], trainer.device)
+
+    def save(path: Union[str, Path], seconds: float) -> None:
+        cuda_rng = torch.cuda.get_rng_state(trainer.device) if trainer.device.type == "cuda" else None
+        atomic_torch_save({"steps": steps, "space": supernet.space, "trainer": trainer.state_dict(),
+                           "schedulers": [s.state_dict() for s in schedulers], "history": supernet.history,
+                           "seconds": seconds, "torch_rng": torch.get_rng_state(), "cuda_rng": cuda_rng}, path)
+
+    seconds = spent  # at the last step taken: what a finished save records and what resuming it reports
+
     try:
-        for step in tqdm(range(steps), desc="supernet", leave=False, disable=not progress):
-            x, real, target = batches(step)
-            supernet.history.append(trainer.step(x, real, target))
-            for scheduler in schedulers:
-                scheduler.step()
+        with tqdm(total=steps, initial=trainer.step_count, desc="supernet", leave=False, disable=not progress) as bar:
+            while trainer.step_count < steps:
+                x, real, target = batches(trainer.step_count)
+                supernet.history.append(trainer.step(x, real, target))
+                for scheduler in schedulers:
+                    scheduler.step()
+                bar.update()
+                seconds = spent + time.perf_counter() - start
+                if checkpoint is not None and (trainer.step_count % save_every == 0 or trainer.step_count == steps):
+                    save(checkpoint, seconds)
     finally:
         trainer.close()
     supernet.steps = steps
-    supernet.seconds = time.perf_counter() - start
+    supernet.seconds = seconds
     return supernet
 
 

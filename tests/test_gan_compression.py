@@ -15,6 +15,7 @@ from mggc_plugin.gan_compression import (
     rates_around,
     sample_widths,
     search_space,
+    shared_rates,
     train_supernet,
 )
 from mggc_plugin.slim import load_slim, save_slim, slim_info
@@ -196,3 +197,67 @@ def test_the_validation_split_holds_out_the_last_images(compressors):
     train, val = compressors.validation_split(25)
     assert val.tolist() == [23, 24] and train.tolist() == list(range(23))
     assert [t.tolist() for t in compressors.validation_split(1)] == [[0], [0]]
+
+
+def test_an_interrupted_training_resumes_as_the_uninterrupted_one(tmp_path):
+    build_G, build_D, size = CASES["unet_128-dropout"]  # dropout: the resumed run must restore torch's RNG
+    torch.manual_seed(0)
+    G_T, D_T = build_G(), build_D()
+    x, y = data(size)
+    groups = ChannelGroups.discover(G_T, x[:1])
+    space = search_space(groups, rates_around(groups, 0.3, round_to=2), round_to=2)
+    config = SupernetConfig(seed=1)
+    torch.manual_seed(5)
+    straight = train_supernet(G_T, D_T, groups, space, step_batches(x, y), 4, config, progress=False)
+
+    def interrupted(step):
+        if step == 3:
+            raise KeyboardInterrupt
+        return step_batches(x, y)(step)
+
+    checkpoint = tmp_path / "supernet.pt"
+    torch.manual_seed(5)
+    with pytest.raises(KeyboardInterrupt):
+        train_supernet(G_T, D_T, groups, space, interrupted, 4, config, progress=False, checkpoint=checkpoint,
+                       save_every=2)
+    torch.manual_seed(123)
+    resumed = train_supernet(G_T, D_T, groups, space, step_batches(x, y), 4, config, progress=False,
+                             checkpoint=checkpoint, save_every=2)
+    assert resumed.history == straight.history and len(resumed.history) == 4
+    for name, value in straight.G.state_dict().items():
+        assert torch.equal(value, resumed.G.state_dict()[name]), name
+
+    def never(step):
+        raise AssertionError(f"a finished supernet took step {step}")
+
+    again = train_supernet(G_T, D_T, groups, space, never, 4, config, progress=False, checkpoint=checkpoint)
+    assert again.history == straight.history and again.seconds >= resumed.seconds - 1e-9
+    with pytest.raises(ValueError, match="scheduled for 4 steps, not 5"):
+        train_supernet(G_T, D_T, groups, space, never, 5, config, progress=False, checkpoint=checkpoint)
+    with pytest.raises(ValueError, match="another search space"):
+        train_supernet(G_T, D_T, groups, [c[:1] for c in space], never, 4, config, progress=False,
+                       checkpoint=checkpoint)
+
+
+def test_one_supernet_serves_every_budget():
+    G = networks.define_G(3, 3, 8, "resnet_6blocks", norm="batch")
+    groups = ChannelGroups.discover(G, torch.zeros(1, 3, 32, 32))
+    both = shared_rates(groups, (0.25, 0.1), round_to=2)
+    assert both == sorted(set(rates_around(groups, 0.25, 2)) | set(rates_around(groups, 0.1, 2)))
+    assert shared_rates(groups, (0.1,), round_to=2) == rates_around(groups, 0.1, 2)
+    with pytest.raises(ValueError, match="at least one MACs budget"):
+        shared_rates(groups, ())
+
+
+def test_the_benchmark_trains_one_supernet_for_every_budget(compressors, tmp_path):
+    checkpoint = tmp_path / "supernet.pt"
+    ctx = registry_context(compressors, targets=(0.25, 0.15), checkpoint=checkpoint)
+    first = compressors.METHODS["gan_compression"].make(ctx, 0.25)
+    saved = checkpoint.read_bytes()
+    second = compressors.METHODS["gan_compression"].make(ctx, 0.15)
+    assert checkpoint.read_bytes() == saved  # searched, not trained again
+    assert second.info["supernet_seconds"] == first.info["supernet_seconds"]
+    assert second.info["supernet_serves"] == [0.15, 0.25] and second.history == first.history
+    shape = (1, 3, 32, 32)
+    full = count_macs(ctx.G_T, shape).total
+    assert 0.95 * 0.15 * full <= count_macs(second.G, shape).total <= 0.15 * full
