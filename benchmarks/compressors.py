@@ -51,6 +51,7 @@ benchmark's :class:`Context` onto them.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
@@ -165,7 +166,18 @@ def _play(ctx: Context, target: float, ablation: str) -> Student:
             raise ValueError("neighbor_samples > 1 needs Context.stochastic, the builder of a stochastic D'_y")
         game = ctx.stochastic(samples)
     batches = neighbor_batches(game.x, game.y_center, game.neighbors, ctx.batch_size, ctx.seed, ctx.device)
-    history = play(pruner, batches, ctx.prune_steps, ctx.save_every, ctx.checkpoint, desc=f"prune {ablation}")
+    played = 0
+
+    def counted(step: int) -> Tuple[torch.Tensor, ...]:
+        nonlocal played
+        played += 1
+        return batches(step)
+
+    start = time.perf_counter()
+    history = play(pruner, counted, ctx.prune_steps, ctx.save_every, ctx.checkpoint, desc=f"prune {ablation}")
+    # The steps this process played and their wall time: a game resumed from an earlier run's save
+    # times only its remainder, so its cost is reported per step (facades_summary's cost table).
+    timing = {"steps": played, "seconds": time.perf_counter() - start}
     arch = pruner.finalize(round_to=ctx.round_to)
     masks_G = arch.v_G
     if ctx.fill:
@@ -175,7 +187,8 @@ def _play(ctx: Context, target: float, ablation: str) -> Student:
             "sampled_kept_macs_G_last100": sum(h["kept_macs_G_total"] for h in history[-100:]) / min(100, len(history)),
             "p": pruner.p, "macs_before_fill": arch.macs_G / pruner.groups_G.full_macs,
             "d_auc_first50": _mean(history[:50], "d_auc"), "d_auc_last500": _mean(history[-500:], "d_auc"),
-            "kept_channels_D_final": float(torch.cat(arch.v_D).float().mean()), "game_options": options}
+            "kept_channels_D_final": float(torch.cat(arch.v_D).float().mean()), "game_options": options,
+            "game_timing": timing}
     return Student(slim(G_T, pruner.groups_G, masks_G), slim(D_T, pruner.groups_D, arch.v_D), history, info)
 
 

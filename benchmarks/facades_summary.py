@@ -6,7 +6,8 @@ repository alone, and writes ``benchmarks/results/<task>_summary.{json,md}`` and
 ``<task>_pareto.png``, and ``<task>_mggc_pairs.json``: MGGC (the plugin's default game) minus
 every other method at the same budget, paired per seed, for the primary metric, KID and teacher
 fidelity (the goal of the game-repair issue: MGGC ahead of L1-norm pruning and of its own k = 0
-and Baseline rows, Table 2's ordering).
+and Baseline rows, Table 2's ordering), and ``<task>_cost.json``: what making each method's
+students cost (games, supernets, searches, finetuning; :func:`costs`).
 
 Each record has the shape the evaluation issue fixes::
 
@@ -120,6 +121,58 @@ def mggc_pairs(units: Sequence[Dict[str, object]]) -> List[Dict[str, object]]:
     return records
 
 
+def costs(units: Sequence[Dict[str, object]]) -> List[Dict[str, object]]:
+    """What making each method's students cost, per (task, method), from the units' timings
+    (wall seconds on one core): ``game_s_per_step`` and ``game_s`` (a game's steps at that rate,
+    one game per budget and seed; from ``info.game_timing``, the steps a process played itself),
+    ``supernet_s`` (one supernet per seed serves every budget; mean over seeds) and ``search_s``
+    (per budget), ``make_s`` (the make step of methods without either, e.g. L1-norm ranking),
+    ``finetune_s`` (mean per unit). Absent keys: nothing measured."""
+    by_method: Dict[tuple, List[Dict[str, object]]] = {}
+    for u in units:
+        if u["method"] != "teacher":
+            by_method.setdefault((u["task"], u["method"]), []).append(u)
+    records = []
+    for (task, method), group in sorted(by_method.items()):
+        info = [u.get("info") or {} for u in group]
+        record: Dict[str, object] = {"task": task, "method": method, "units": len(group)}
+        timed = [i["game_timing"] for i in info if i.get("game_timing", {}).get("steps")]
+        if timed:
+            rate = sum(t["seconds"] for t in timed) / sum(t["steps"] for t in timed)
+            record.update(game_s_per_step=rate, game_steps=int(info[0]["steps"]),
+                          game_s=rate * int(info[0]["steps"]), timed_steps=sum(t["steps"] for t in timed))
+        supernets = {int(u["seed"]): i["supernet_seconds"] for u, i in zip(group, info) if "supernet_seconds" in i}
+        if supernets:
+            record.update(supernet_s=float(np.mean(list(supernets.values()))),
+                          search_s=float(np.mean([i["search_seconds"] for i in info])))
+        if not timed and not supernets and not any("steps" in i for i in info):
+            record["make_s"] = float(np.mean([u["seconds"]["compress"] for u in group]))
+        record["finetune_s"] = float(np.mean([u["seconds"]["finetune"] for u in group]))
+        records.append(record)
+    return records
+
+
+def costs_markdown(task: str, records: Sequence[Dict[str, object]]) -> str:
+    """The :func:`costs` table in minutes."""
+    def minutes(r: Dict[str, object], key: str) -> str:
+        return f"{float(r[key]) / 60:.1f}" if key in r else "—"
+
+    lines = ["", f"## What each student cost to make ({task})", "",
+             "Wall minutes on one core of this machine (the benchmark runs one process per core, so the other core "
+             "was busy). A game's cost is its steps at the per-step rate of the steps its units' processes played "
+             "(games resumed from an earlier run time only their remainder); a supernet serves both budgets of a "
+             "seed and is searched once per budget. '—': not measured (units from before the timings).", "",
+             "| method | units | game per budget | supernet per seed | search per budget | other making | "
+             "finetune per unit |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for r in records:
+        if r["task"] != task:
+            continue
+        game = f"{minutes(r, 'game_s')} ({r['game_steps']} steps)" if "game_s" in r else "—"
+        lines.append(f"| {r['method']} | {r['units']} | {game} | {minutes(r, 'supernet_s')} | {minutes(r, 'search_s')} "
+                     f"| {minutes(r, 'make_s')} | {minutes(r, 'finetune_s')} |")
+    return "\n".join(lines) + "\n"
+
+
 def _verdict(vs: Optional[Dict[str, object]], lower_is_better: bool) -> str:
     """A paired difference as ``mean [lo, hi] better|worse|unresolved`` (the first operand's
     side: 'better' only where the interval excludes 0)."""
@@ -227,7 +280,9 @@ def write_summary(task: str, units_folder: Path = UNITS, out: Path = RESULTS) ->
     atomic_write_json(out / f"{task}_summary.json", records)
     pairs = mggc_pairs(units)
     atomic_write_json(out / f"{task}_mggc_pairs.json", pairs)
-    md = markdown(task, records, units) + (pairs_markdown(task, pairs) if pairs else "")
+    cost = costs(units)
+    atomic_write_json(out / f"{task}_cost.json", cost)
+    md = markdown(task, records, units) + (pairs_markdown(task, pairs) if pairs else "") + costs_markdown(task, cost)
     atomic_write(out / f"{task}_summary.md", lambda tmp: tmp.write_text(md))
     plot_pareto(task, records, units, out / f"{task}_pareto.png")
     return out / f"{task}_summary.md"

@@ -31,3 +31,32 @@ def test_mggc_is_paired_with_every_other_method_at_its_budget(benchmark_script):
     assert diff["mean_diff"] == pytest.approx(-0.102) and diff["seeds"] == [0, 1, 2]
     assert diff["ci95"][1] < 0
     assert "better" in summary.pairs_markdown("pix2pix", pairs)
+
+
+def _timed(method, seed, budget, info, compress=1.0, finetune=60.0):
+    return {**_unit(method, seed, 0.2), "budget": budget, "info": info,
+            "seconds": {"compress": compress, "finetune": finetune}}
+
+
+def test_costs_price_games_per_step_and_supernets_once_per_seed(benchmark_script):
+    summary = benchmark_script("facades_summary")
+    units = [
+        # a game resumed at step 50 of 100: its 50 steps took 10 s, the other budget's 100 took 30 s
+        _timed("mggc", 0, 0.1, {"steps": 100, "game_timing": {"steps": 50, "seconds": 10.0}}),
+        _timed("mggc", 0, 0.05, {"steps": 100, "game_timing": {"steps": 100, "seconds": 30.0}}),
+        _timed("mggc", 1, 0.1, {"steps": 100}),  # a unit from before the timings: no rate from it
+        _timed("gan_compression", 0, 0.1, {"supernet_seconds": 600.0, "search_seconds": 20.0}),
+        _timed("gan_compression", 0, 0.05, {"supernet_seconds": 600.0, "search_seconds": 40.0}),
+        _timed("gan_compression", 1, 0.1, {"supernet_seconds": 900.0, "search_seconds": 30.0}),
+        _timed("l1_norm", 0, 0.1, {}, compress=2.0, finetune=90.0),
+    ]
+    by_method = {r["method"]: r for r in summary.costs(units)}
+    assert by_method["mggc"]["game_s_per_step"] == pytest.approx(40.0 / 150)
+    assert by_method["mggc"]["game_s"] == pytest.approx(100 * 40.0 / 150)
+    assert by_method["mggc"]["timed_steps"] == 150 and "make_s" not in by_method["mggc"]
+    assert by_method["gan_compression"]["supernet_s"] == pytest.approx(750.0)  # seed 0 counted once
+    assert by_method["gan_compression"]["search_s"] == pytest.approx(30.0)
+    assert by_method["l1_norm"] == {"task": "pix2pix", "method": "l1_norm", "units": 1, "make_s": 2.0,
+                                    "finetune_s": 90.0}
+    table = summary.costs_markdown("pix2pix", summary.costs(units))
+    assert "| gan_compression | 3 | — | 12.5 | 0.5 | — | 1.0 |" in table
