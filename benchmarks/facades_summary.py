@@ -22,6 +22,8 @@ own records). A difference is *resolved* when its interval
 excludes 0.
 
     python benchmarks/facades_summary.py --task pix2pix
+    python benchmarks/facades_summary.py --task pix2pix --units benchmarks/results/facades_units_ft20 \
+        --out benchmarks/results/ft20          # another protocol's units, summarised apart
 """
 from __future__ import annotations
 
@@ -291,10 +293,14 @@ def write_summary(task: str, units_folder: Path = UNITS, out: Path = RESULTS) ->
 def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--task", choices=tuple(PRIMARY), nargs="+", default=list(PRIMARY))
+    p.add_argument("--units", type=Path, default=UNITS, help="folder of the per-unit metrics (facades.py --units)")
+    p.add_argument("--out", type=Path, help="where the summaries go (default: the units folder's parent)")
     args = p.parse_args(argv)
+    out = args.out or args.units.parent
+    out.mkdir(parents=True, exist_ok=True)
     for task in args.task:
-        path = write_summary(task)
-        print(path.read_text() if path else f"{task}: no finished units under {UNITS / task}")
+        path = write_summary(task, args.units, out)
+        print(path.read_text() if path else f"{task}: no finished units under {args.units / task}")
     return 0
 
 
