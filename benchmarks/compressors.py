@@ -254,7 +254,8 @@ def _supernet(ctx: Context, target: float, discriminator: bool) -> Student:
     device = ctx.device
     G_T, D_T = ctx.G_T.to(device), ctx.D_T.to(device)
     groups = ChannelGroups.discover(G_T, ctx.example_x().to(device))
-    space = search_space(groups, shared_rates(groups, ctx.targets or (target,), ctx.round_to), ctx.round_to)
+    serves = sorted(ctx.targets or (target,))
+    space = search_space(groups, shared_rates(groups, serves, ctx.round_to), ctx.round_to)
     game = ctx.game
     train, val = validation_split(len(game.x))
     real = ctx.real if ctx.real is not None else game.y_center
@@ -289,7 +290,7 @@ def _supernet(ctx: Context, target: float, discriminator: bool) -> Student:
             "search_candidates": len(result.candidates), "search_draws": result.draws,
             "search_seconds": result.seconds, "search_score": result.score, "searched_widths": result.widths,
             "macs_before_fill": result.macs / supernet.groups.full_macs, "space": supernet.space,
-            "discriminator": discriminator, "supernet_serves": sorted(ctx.targets or (target,))}
+            "discriminator": discriminator, "supernet_serves": serves}
     return Student(G, full_width(D, ctx, G), supernet.history, info)
 
 

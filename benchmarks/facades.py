@@ -349,7 +349,7 @@ def run_unit(run: Run, method: str, target: float, seed: int) -> Dict[str, objec
         checkpoint = game_checkpoint(run, method, target, seed)
         checkpoint.parent.mkdir(parents=True, exist_ok=True)
         ctx = replace(run.ctx, seed=seed, checkpoint=checkpoint, fill=run.schedule.fill,
-                      game_options=METHODS[method].game_options, targets=tuple(run.schedule.targets))
+                      game_options=METHODS[method].game_options, targets=run.schedule.targets)
         student = METHODS[method].make(ctx, target)
         if run.schedule.d_policy == "teacher":
             student.D = full_width(ctx.D_T.cpu(), ctx, ctx.G_T.cpu())  # the teacher's D, slim-wrapped
@@ -369,7 +369,7 @@ def run_unit(run: Run, method: str, target: float, seed: int) -> Dict[str, objec
     unit = {"task": run.task_name, "method": method, "budget": target, "seed": seed, "protocol": protocol,
             "macs": macs, "macs_ratio": macs / run.teacher_macs, "params": sum(p.numel() for p in G_eval.parameters()),
             "widths": list(G_eval.mggc_slim["widths"]), "metrics": values, "per_image": per_image,
-            "seconds": {**record["seconds"], "evaluate": time.perf_counter() - t3}, **record, **run.header}
+            **record, "seconds": {**record["seconds"], "evaluate": time.perf_counter() - t3}, **run.header}
     atomic_write_json(path, unit, indent=None)
     print(f"  {method} @ {target:.0%} seed {seed}: MACs {unit['macs_ratio']:.2%}, KID {values['kid']:.4f}, "
           f"FID(all) {values['fid_all']:.1f}, L1(gt) {values['l1_gt']:.4f}"

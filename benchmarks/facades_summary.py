@@ -147,7 +147,7 @@ def costs(units: Sequence[Dict[str, object]]) -> List[Dict[str, object]]:
         if supernets:
             record.update(supernet_s=float(np.mean(list(supernets.values()))),
                           search_s=float(np.mean([i["search_seconds"] for i in info])))
-        if not timed and not supernets and not any("steps" in i for i in info):
+        if not any("steps" in i or "supernet_seconds" in i for i in info):  # neither a game nor a supernet
             record["make_s"] = float(np.mean([u["seconds"]["compress"] for u in group]))
         record["finetune_s"] = float(np.mean([u["seconds"]["finetune"] for u in group]))
         records.append(record)

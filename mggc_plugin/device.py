@@ -9,6 +9,8 @@ every stage and every ``mggc`` command.
   switched off on CUDA, so that a cache built on a GPU matches one built on the CPU within float32
   rounding), or autocast to bfloat16/float16 when ``amp`` asks for it (:func:`amp_dtype`).
 - :func:`synchronize` waits for a device's queued work, for wall-clock timings.
+- :func:`rng_states` / :func:`restore_rng_states`: the global RNG states a training step draws
+  from (dropout), for saves that resume as the uninterrupted run.
 
 Caches never depend on the device: tensors are stored on the CPU in float32 and cache keys hold no
 device (the ``amp`` setting, which changes the numbers, is part of them where it applies).
@@ -18,7 +20,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import re
-from typing import Iterator, Optional, Union
+from typing import Iterator, Optional, Tuple, Union
 
 import torch
 
@@ -143,3 +145,15 @@ def synchronize(device: torch.device) -> None:
     CPU. Call before reading a clock."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def rng_states(device: torch.device) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+    """The global torch RNG state and, on a CUDA ``device``, that device's (else None)."""
+    return torch.get_rng_state(), torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+
+
+def restore_rng_states(torch_rng: torch.Tensor, cuda_rng: Optional[torch.Tensor], device: torch.device) -> None:
+    """Put back what :func:`rng_states` returned (the CUDA state only on a CUDA ``device``)."""
+    torch.set_rng_state(torch_rng)
+    if cuda_rng is not None and device.type == "cuda":
+        torch.cuda.set_rng_state(cuda_rng, device)

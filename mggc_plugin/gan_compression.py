@@ -55,6 +55,7 @@ from tqdm import tqdm
 
 from .baselines import uniform_widths, widths_at_rate
 from .channels import ChannelGroups
+from .device import restore_rng_states, rng_states
 from .fileio import atomic_torch_save, load_torch_file
 from .finetune import FeatureTaps, linear_lr
 from .losses import GAN_MODES, f_D, f_G
@@ -343,18 +344,15 @@ def train_supernet(G_T: nn.Module, D_T: Optional[nn.Module], groups: ChannelGrou
             scheduler.load_state_dict(state)
         supernet.history.extend(saved["history"])
         spent = float(saved["seconds"])
-        torch.set_rng_state(saved["torch_rng"])  # dropout draws, so that a resumed run is the same run
-        if saved["cuda_rng"] is not None and trainer.device.type == "cuda":
-            torch.cuda.set_rng_state(saved["cuda_rng"], trainer.device)
+        restore_rng_states(saved["torch_rng"], saved["cuda_rng"], trainer.device)  # G's dropout draws
 
     def save(path: Union[str, Path], seconds: float) -> None:
-        cuda_rng = torch.cuda.get_rng_state(trainer.device) if trainer.device.type == "cuda" else None
+        torch_rng, cuda_rng = rng_states(trainer.device)
         atomic_torch_save({"steps": steps, "space": supernet.space, "trainer": trainer.state_dict(),
                            "schedulers": [s.state_dict() for s in schedulers], "history": supernet.history,
-                           "seconds": seconds, "torch_rng": torch.get_rng_state(), "cuda_rng": cuda_rng}, path)
+                           "seconds": seconds, "torch_rng": torch_rng, "cuda_rng": cuda_rng}, path)
 
     seconds = spent  # at the last step taken: what a finished save records and what resuming it reports
-
     try:
         with tqdm(total=steps, initial=trainer.step_count, desc="supernet", leave=False, disable=not progress) as bar:
             while trainer.step_count < steps:

@@ -42,6 +42,7 @@ from . import distributed
 from .agents import Agent, ArchitectureAgent, LogitAgent, gumbel_sigmoid
 from .baselines import fill_to_budget
 from .channels import ChannelGroups
+from .device import restore_rng_states, rng_states
 from .diagnostics import real_fake_auc
 from .fileio import atomic_torch_save
 from .losses import GAN_MODES, L, R, f_D, f_G
@@ -641,10 +642,10 @@ class MGGCPruner:
         Under ``torch.distributed`` every rank must call it (it gathers each rank's torch RNG
         state into ``rank_rngs``, since each rank draws its own dropout): the agents, optimisers
         and Gumbel generator are the same on every rank."""
-        cuda_rng = torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None
+        torch_rng, cuda_rng = rng_states(self.device)
         extra = {}
         if distributed.active():
-            extra["rank_rngs"] = distributed.gather_objects((torch.get_rng_state(), cuda_rng))
+            extra["rank_rngs"] = distributed.gather_objects((torch_rng, cuda_rng))
         return {**extra, "format": FORMAT, "version": VERSION, "config": asdict(self.config),
                 "groups_G": list(self.groups_G.sizes), "groups_D": list(self.groups_D.sizes),
                 "gen_G": self.gen_G.state_dict(), "opt_G": self.opt_G.state_dict(),
@@ -652,7 +653,7 @@ class MGGCPruner:
                 "opt_D": self.opt_D.state_dict() if self.opt_D is not None else None,
                 "h_G": self.h_G.cpu(), "h_D": self.h_D.cpu(), "step_count": self.step_count,
                 "recent_o_G": list(self.recent_o_G), "recent_o_D": list(self.recent_o_D),
-                "gumbel_rng": self.generator.get_state(), "torch_rng": torch.get_rng_state(), "cuda_rng": cuda_rng}
+                "gumbel_rng": self.generator.get_state(), "torch_rng": torch_rng, "cuda_rng": cuda_rng}
 
     def load_state_dict(self, state: dict) -> None:
         """Restore a :meth:`state_dict`, including the global torch RNG (see there). The pruner
@@ -690,9 +691,7 @@ class MGGCPruner:
         ranks = state.get("rank_rngs")
         if ranks is not None and len(ranks) == size:
             torch_rng, cuda_rng = ranks[rank]
-        torch.set_rng_state(torch_rng)
-        if cuda_rng is not None and self.device.type == "cuda":
-            torch.cuda.set_rng_state(cuda_rng, self.device)
+        restore_rng_states(torch_rng, cuda_rng, self.device)
 
     def save(self, path: Union[str, Path]) -> Path:
         """Write :meth:`state_dict` to ``path`` atomically (temporary file, then rename); under

@@ -40,10 +40,10 @@ DISCRIMINATOR_FREE = ("agd",)
 #: supernet method.
 METHODS = ("mggc",) + baselines.METHODS + SUPERNET_METHODS
 #: ``--mggc_lambda_rec``'s default, beyond the paper (whose game has no such term, i.e. 0): chosen by
-#: the game screen on a validation split; on the facades benchmark (3 seeds, 10 finetuning epochs)
-#: its pix2pix students are closer to the teacher than L1-norm pruning's (intervals excluding 0 at
-#: 5 % and 10 % of the MACs) and the only ones ahead of L1-norm on KID with an interval excluding 0
-#: (5 %; not yet confirmed with longer finetuning). The README's "Beyond the paper" gives the figures.
+#: the game screen on a validation split; on the facades benchmark its pix2pix students are closer
+#: to the teacher than L1-norm pruning's (intervals excluding 0 at 10 % and 5 % of the MACs, and at
+#: 5 % with 20 finetuning epochs), while their KID is not resolved from L1-norm's (5 seeds at 5 %).
+#: The README's "Beyond the paper" gives the figures.
 DEFAULT_LAMBDA_REC = 10.0
 #: ``--mggc_round_to``'s default for generators of ``--ngf`` >= :data:`ROUND_TO_MIN_NGF`: widths in
 #: multiples of 8 run closer to the MAC ratio's speed-up than free widths (ONNX Runtime, 1 thread,
