@@ -65,6 +65,8 @@ CONFIGS: Dict[str, Dict[str, object]] = {
     "rec_cost": {"method": "mggc", "options": {"gan_mode": "teacher", "lambda_rec": 10.0, "cost_lr": True}},
     "rec_stochastic": {"method": "mggc", "options": {"gan_mode": "teacher", "lambda_rec": 10.0,
                                                       "neighbor_samples": 3}},
+    "rec_authors_gates": {"method": "mggc", "options": {"gan_mode": "teacher", "lambda_rec": 10.0,
+                                                         "gates": "authors"}},
     "k0": {"method": "mggc_paper_k0", "options": {}},
     "l1_norm": {"method": "l1_norm", "options": {}},
 }

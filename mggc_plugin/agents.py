@@ -20,6 +20,12 @@ defaults to 2), so at initialisation ``o ≈ -3`` for every channel: the determi
 keeps every channel, and a sampled one keeps each channel with probability
 ``P(g < 3) = exp(-e^{-3}) ≈ 0.95``.
 
+**The authors' gates** (``keep_side=True, hard=False``; ``MGGCConfig.gates="authors"``, beyond
+the paper's text): the earlier hypernetwork adds the noise on the keep side,
+``sigmoid((-o + g)/τ)``, where a channel at ``o = -3`` is dropped with probability
+``P(g < -3) = exp(-e^{3}) ≈ 2e-9`` instead of ≈ 0.05, and in training it gates the network with
+these *soft* values, rounding them (``hard_concrete``) only for the resource term.
+
 The paper leaves the agents' internals to its unavailable supplement; :class:`ArchitectureAgent`
 follows the authors' earlier hypernetwork (the same file, class ``HyperStructure``): fixed
 orthogonal input tokens (one 64-d token per channel group), a bidirectional GRU with 128 hidden
@@ -45,7 +51,7 @@ BASE = 3.0
 
 
 def gumbel_sigmoid(o: Sequence[torch.Tensor], tau: float, generator: Optional[torch.Generator] = None,
-                   deterministic: bool = False) -> List[torch.Tensor]:
+                   deterministic: bool = False, keep_side: bool = False, hard: bool = True) -> List[torch.Tensor]:
     """Architecture vectors ``v = round(sigmoid(-(o + g)/τ))`` of Eq. 3–4, one per group.
 
     ``g ~ Gumbel(0, 1)`` is drawn on the CPU from ``generator`` (the global generator when None)
@@ -53,6 +59,9 @@ def gumbel_sigmoid(o: Sequence[torch.Tensor], tau: float, generator: Optional[to
     uses ``g = 0`` (the final architecture). The forward values are exactly 0.0 or 1.0; the
     backward pass is the straight-through estimator: the gradient of the soft
     ``sigmoid(-(o + g)/τ)`` (Bengio et al. 2013; Jang et al. 2017).
+
+    The authors' gates (module docstring): ``keep_side=True`` computes ``sigmoid((-o + g)/τ)``,
+    and ``hard=False`` returns the soft values themselves (:func:`harden` rounds them later).
     """
     if tau <= 0:
         raise ValueError(f"tau={tau}: the Gumbel-sigmoid temperature τ must be positive")
@@ -64,13 +73,21 @@ def gumbel_sigmoid(o: Sequence[torch.Tensor], tau: float, generator: Optional[to
         u = torch.rand(flat.shape, generator=generator, dtype=torch.float32)
         # Clamp so that log(0) never turns the noise into ±inf.
         u = u.clamp(torch.finfo(u.dtype).tiny, 1.0 - torch.finfo(u.dtype).eps)
-        g = -torch.log(-torch.log(u))
-        z = -(flat + g.to(device=flat.device, dtype=flat.dtype)) / tau
+        g = -torch.log(-torch.log(u)).to(device=flat.device, dtype=flat.dtype)
+        z = (g - flat) / tau if keep_side else -(flat + g) / tau
     soft = torch.sigmoid(z)
-    hard = (z >= 0).to(soft.dtype)
-    # hard + (soft - soft) is exactly hard in the forward pass; the gradient is the sigmoid's.
-    v = hard + (soft - soft.detach())
+    if not hard:
+        return list(torch.split(soft, sizes))
+    rounded = (z >= 0).to(soft.dtype)
+    # rounded + (soft - soft) is exactly rounded in the forward pass; the gradient is the sigmoid's.
+    v = rounded + (soft - soft.detach())
     return list(torch.split(v, sizes))
+
+
+def harden(v: torch.Tensor) -> torch.Tensor:
+    """Soft gates rounded at 1/2, with the straight-through gradient of the soft ones (the
+    authors' ``hard_concrete``)."""
+    return (v >= 0.5).to(v.dtype) + (v - v.detach())
 
 
 class LogitAgent(nn.Module):

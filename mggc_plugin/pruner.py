@@ -33,13 +33,13 @@ import heapq
 from collections import deque
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import ContextManager, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import nn
 
 from . import distributed
-from .agents import Agent, ArchitectureAgent, LogitAgent, gumbel_sigmoid
+from .agents import Agent, ArchitectureAgent, LogitAgent, gumbel_sigmoid, harden
 from .baselines import fill_to_budget
 from .channels import ChannelGroups
 from .device import restore_rng_states, rng_states
@@ -53,6 +53,8 @@ VERSION = 2
 
 #: What D's real neighbour y''_j is paired with (:attr:`MGGCConfig.real_source`).
 REAL_SOURCES = ("center", "own")
+#: How the agents' gates are sampled in the game (:attr:`MGGCConfig.gates`).
+GATES = ("paper", "authors")
 
 
 @dataclass(frozen=True)
@@ -131,6 +133,14 @@ class MGGCConfig:
         AdamW normalises each parameter's step, which erases the weighting by MACs that R's
         gradient carries: with it, a group of cheap channels is cut as fast as a costly one
         (False: the paper's AdamW at one rate).
+    gates: how the game samples the architectures. ``"paper"``: Eq. 3–4 as written, the Gumbel
+        noise on the drop side (at the start each channel is dropped with probability ≈ 0.05)
+        and G and D gated by the rounded vectors. ``"authors"``: as the authors' earlier
+        hypernetwork (:mod:`mggc_plugin.agents`), the noise on the keep side (≈ 2e-9 at the
+        start) and G and D gated by the *soft* vectors, whose rounding (straight-through) is
+        what R and L count. The authors sample the soft gates and the counted ones with two
+        draws of noise; we round the same draw, so that R and L count the architecture that was
+        played. The final architecture is the same noise-free rounding either way.
     """
 
     p: Optional[float] = None
@@ -153,6 +163,7 @@ class MGGCConfig:
     final_window: int = 1
     refill: bool = False
     cost_lr: bool = False
+    gates: str = "paper"
 
     def __post_init__(self):
         if (self.p is None) == (self.target_macs is None):
@@ -179,6 +190,8 @@ class MGGCConfig:
             raise ValueError(f"real_source={self.real_source!r}: choose one of {', '.join(REAL_SOURCES)}")
         if self.final_window < 1:
             raise ValueError(f"final_window={self.final_window}: average the logits of at least 1 step")
+        if self.gates not in GATES:
+            raise ValueError(f"gates={self.gates!r}: choose one of {', '.join(GATES)}")
 
 
 @dataclass(frozen=True)
@@ -473,6 +486,7 @@ class MGGCPruner:
 
         With ``lambda_rec > 0`` gen_G's objective also has ``λ_rec·|G(x; v_G) − y'|₁``, and with
         ``min_keep_D`` gen_D's sparsity term is :meth:`sparsity_D` (:class:`MGGCConfig`).
+        With ``gates="authors"`` G and D are played with soft gates and R, L count their rounding.
 
         Returns the quantities of the paper's Fig. 4: ``loss_G`` (f_G), ``loss_D`` (f_D), ``R``,
         ``L`` (1.0 with a full D), ``kept_macs_G`` (T(v_G)/T_total, fraction of the prunable MACs,
@@ -501,15 +515,16 @@ class MGGCPruner:
 
         with teacher_mode(self.G, self.D):
             o_G, h_G = self.gen_G(self.h_D)
-            v_G = gumbel_sigmoid(o_G, c.tau, self.generator)
+            play_G, v_G = self._sample(o_G)
             v_D: Optional[List[torch.Tensor]] = None
             h_D = self.h_D
+            gated_D: ContextManager[None] = contextlib.nullcontext()
             if self.gen_D is not None:
                 o_D, h_D = self.gen_D(h_G.detach())
-                v_D = gumbel_sigmoid(o_D, c.tau, self.generator)
-            gated_D = self.groups_D.gated(v_D) if v_D is not None else contextlib.nullcontext()
+                play_D, v_D = self._sample(o_D)
+                gated_D = self.groups_D.gated(play_D)
 
-            with self.groups_G.gated(v_G):
+            with self.groups_G.gated(play_G):
                 fake = self.G(x)
             with gated_D:
                 with torch.set_grad_enabled(v_D is not None):
@@ -540,6 +555,16 @@ class MGGCPruner:
             "kept_macs_G": kept_G / self.T_total,
             "kept_macs_G_total": (kept_G + self.T_fixed) / self.groups_G.full_macs, "kept_channels_D": kept_D,
             "d_auc": real_fake_auc(pred_real.detach(), pred_fake.detach()), "rec": rec.item()})
+
+    def _sample(self, o: Sequence[torch.Tensor]) -> Tuple[List[torch.Tensor], List[torch.Tensor]]:
+        """The gates a network is played with and the rounded ones R or L count
+        (:attr:`MGGCConfig.gates`): the same vectors with the paper's gates."""
+        c = self.config
+        if c.gates == "paper":
+            v = gumbel_sigmoid(o, c.tau, self.generator)
+            return v, v
+        soft = gumbel_sigmoid(o, c.tau, self.generator, keep_side=True, hard=False)
+        return soft, [harden(s) for s in soft]
 
     @staticmethod
     def _descend(agent: nn.Module, opt: torch.optim.Optimizer, loss: torch.Tensor, retain_graph: bool) -> None:

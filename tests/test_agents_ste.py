@@ -1,7 +1,7 @@
 """Straight-through Gumbel-sigmoid (Eq. 3–4) and the agents' initial state."""
 import torch
 
-from mggc_plugin.agents import ArchitectureAgent, LogitAgent, gumbel_sigmoid
+from mggc_plugin.agents import ArchitectureAgent, LogitAgent, gumbel_sigmoid, harden
 
 SIZES = [8, 16, 32, 4]
 
@@ -54,3 +54,25 @@ def test_initialised_to_keep_everything():
         # Sampled: each channel is kept with probability exp(-e^{o}) ≈ 0.95 at o ≈ -3.
         kept = torch.stack([torch.cat(gumbel_sigmoid(o, 0.4, torch.Generator().manual_seed(s))) for s in range(50)])
         assert 0.9 < kept.mean().item() < 0.99
+
+
+def test_the_authors_gates_put_the_noise_on_the_keep_side_and_stay_soft():
+    for agent in _agents():
+        o, _ = agent(torch.zeros(12))
+        draws = [torch.cat(gumbel_sigmoid(o, 0.4, torch.Generator().manual_seed(s), keep_side=True, hard=False))
+                 for s in range(50)]
+        soft = torch.stack(draws)
+        assert not torch.all((soft == 0.0) | (soft == 1.0))  # soft values reach the network
+        # At o ≈ -3 a channel is dropped with probability exp(-e^3) ≈ 2e-9 (paper's side: ≈ 0.05).
+        assert torch.all(harden(soft) == 1)
+    o = torch.tensor([-0.3, 0.1, 0.5, -1.0], requires_grad=True)
+    soft = gumbel_sigmoid([o], 0.4, torch.Generator().manual_seed(4), keep_side=True, hard=False)[0]
+    u = torch.rand(4, generator=torch.Generator().manual_seed(4))
+    g = -torch.log(-torch.log(u))
+    assert torch.allclose(soft, torch.sigmoid((g - o.detach()) / 0.4))
+    hard = harden(soft)
+    assert torch.equal(hard, (soft.detach() >= 0.5).float())
+    hard.sum().backward()  # straight-through: the soft gates' gradient
+    o2 = o.detach().clone().requires_grad_(True)
+    torch.sigmoid((g - o2) / 0.4).sum().backward()
+    assert torch.allclose(o.grad, o2.grad)

@@ -103,6 +103,9 @@ def test_the_plugin_plays_the_repaired_game_by_default_and_the_papers_on_request
     assert (config.lambda_rec, config.refill) == (10.0, True)
     paper = _parse_train_options(tmp_path, monkeypatch, "--mggc_lambda_rec", "0", "--mggc_no_refill")
     assert (options.pruner_config(paper, SPEC).lambda_rec, options.pruner_config(paper, SPEC).refill) == (0.0, False)
+    assert config.gates == "paper"
+    authors = _parse_train_options(tmp_path, monkeypatch, "--mggc_gates", "authors")
+    assert options.pruner_config(authors, SPEC).gates == "authors"
 
 
 @pytest.mark.parametrize("argv,round_to", [((), 8), (("--ngf", "32"), 8), (("--ngf", "16"), 1),

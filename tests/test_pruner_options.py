@@ -183,3 +183,38 @@ def test_cost_lr_cuts_costly_channels_first():
     # its cost, it stays (nearly) whole while the costly groups carry the budget.
     assert aware[cheapest] >= 0.9 and plain[cheapest] <= 0.5
     assert aware[costliest] <= plain[costliest] + 1e-9
+
+
+def test_the_authors_gates_play_soft_gates_and_count_their_rounding(nets):
+    G, D, groups_G, _ = nets
+    batch = _batch(G)
+    played = []
+    original = groups_G.gated
+
+    def spy(gates):
+        played.append(torch.cat([g.detach() for g in gates]))
+        return original(gates)
+
+    groups_G.gated = spy
+    try:
+        pruner = _pruner(nets, gates="authors")
+        logs = pruner.step(*batch)
+    finally:
+        del groups_G.gated
+    v = played[0]
+    assert not torch.all((v == 0) | (v == 1))  # G played with soft gates
+    hard = [(g >= 0.5).float() for g in torch.split(v, groups_G.sizes)]
+    assert logs["kept_macs_G"] == pytest.approx(float(pruner.kept_macs(hard)) / pruner.T_total)
+    assert logs["kept_macs_G"] == pytest.approx(1.0)  # keep-side noise drops nothing at the start
+    with pytest.raises(ValueError, match="gates='soft'"):
+        MGGCConfig(p=0.5, gates="soft")
+
+
+def test_the_authors_gates_reach_the_budget(nets):
+    batch = _batch(nets[0])
+    pruner = _pruner(nets, gates="authors", p=0.3)
+    # Keep-side noise keeps a channel at o = 0 with probability 0.63 (drop side: 0.37), so the
+    # logits travel further than with the paper's gates: ~400 steps here against ~350.
+    logs = [pruner.step(*batch) for _ in range(450)]
+    assert sum(h["kept_macs_G"] for h in logs[-50:]) / 50 <= 0.3 * 1.1
+    assert pruner.finalize().kept_macs_G <= 0.3 + 1e-9

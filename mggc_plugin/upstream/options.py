@@ -23,7 +23,7 @@ from ..encoders.swav import SWAV_ARCHS, SwAVConfig, swav_config_from_flags
 from ..errors import MGGCUserError
 from ..finetune import KD_AT, FinetuneConfig
 from ..losses import GAN_MODES
-from ..pruner import ABLATIONS, MGGCConfig
+from ..pruner import ABLATIONS, GATES, MGGCConfig
 from ..teacher import NORM_STATS, read_train_opt
 from .specs import GanSpec
 from .summary import REPORT_NAME
@@ -162,6 +162,11 @@ def add_model_options(parser: argparse.ArgumentParser, is_train: bool, spec: Gan
     _add(parser, "--mggc_cost_lr", action="store_true",
          help="MGGC (beyond the paper): cost-aware gen_G: each channel group's own parameters learn at the agent's "
               "rate times the MACs one of its channels costs, relative to the costliest group's")
+    _add(parser, "--mggc_gates", choices=GATES, default=MGGCConfig.gates,
+         help="MGGC: how the game samples architectures: paper (Eq. 3-4 as written: Gumbel noise on the drop side, "
+              "G and D gated by the rounded vectors) or authors (beyond the paper's text, as the authors' earlier "
+              "hypernetwork: noise on the keep side, G and D gated by the soft vectors, R and L counting their "
+              "rounding)")
     _add(parser, "--mggc_baseline_lr", type=float, default=MGGCConfig.baseline_lr,
          help="MGGC: AdamW learning rate of the logit vectors of Table 2's Baseline and d_pruning rows "
               "(--mggc_ablation baseline|d_pruning), which reaches the budget within a few hundred steps")
@@ -382,7 +387,7 @@ def pruner_config(opt: argparse.Namespace, spec: GanSpec) -> MGGCConfig:
                       lr=opt.mggc_agent_lr, ablation=opt.mggc_ablation, seed=opt.mggc_seed,
                       baseline_lr=opt.mggc_baseline_lr, lambda_rec=opt.mggc_lambda_rec, min_keep_D=opt.mggc_min_keep_D,
                       final_window=opt.mggc_final_window, refill=not opt.mggc_no_refill,
-                      cost_lr=opt.mggc_cost_lr)
+                      cost_lr=opt.mggc_cost_lr, gates=opt.mggc_gates)
 
 
 def finetune_config(opt: argparse.Namespace, spec: GanSpec) -> FinetuneConfig:
