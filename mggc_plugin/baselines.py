@@ -18,7 +18,7 @@ whose rounded widths fit ``target_macs`` of the full MACs.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Sequence, Tuple
 
 import torch
 import torch_pruning as tp
@@ -180,23 +180,32 @@ def fill_to_budget(groups: ChannelGroups, masks: Sequence[torch.Tensor], scores:
                    target_macs: float, round_to: int = 1) -> List[torch.Tensor]:
     """``masks`` with channels added back until no further step fits ``target_macs ·
     groups.full_macs``, so that students of different methods are compared at (nearly) the same
-    MACs rather than wherever each method's rounding left them.
+    MACs rather than wherever each method's rounding left them (:func:`fill_while`).
 
-    A step adds ``round_to`` channels (or the rest of the group) to one group: the group whose
-    kept fraction is lowest among those whose step still fits the budget (so the widths stay as
-    even as the method left them allows), and in it the dropped channels of highest ``scores``
-    (one score vector per group: the method's own ranking, e.g. :func:`filter_l1_scores` or the
-    agents' keep-logits). Widths that were multiples of ``round_to`` stay so. The result's MACs
-    are within the budget and at most one step below it. Masks already over the budget are
-    returned unchanged (this only adds). Beyond Li et al. and the MGGC paper, both of which
-    report whatever MACs their widths give: a benchmark protocol, applied to every method alike.
+    The result's MACs are within the budget and at most one step below it. Masks already over
+    the budget are returned unchanged (this only adds). Beyond Li et al. and the MGGC paper, both
+    of which report whatever MACs their widths give: a benchmark protocol, applied to every method
+    alike.
     """
     if len(masks) != len(groups) or len(scores) != len(groups):
         raise ValueError(f"{len(masks)} masks and {len(scores)} score vectors for {len(groups)} groups: give one "
                          "of each per group")
+    budget = target_macs * groups.full_macs
+    return fill_while(masks, scores, lambda trial: float(groups.macs(trial)) <= budget, round_to)
+
+
+def fill_while(masks: Sequence[torch.Tensor], scores: Sequence[torch.Tensor],
+               fits: Callable[[List[torch.Tensor]], bool], round_to: int = 1) -> List[torch.Tensor]:
+    """``masks`` with channels added back, one step at a time, while the result ``fits``.
+
+    A step adds ``round_to`` channels (or the rest of the group) to one group: the group whose
+    kept fraction is lowest among those whose step still fits (so the widths stay as even as the
+    method left them allows), and in it the dropped channels of highest ``scores`` (one score
+    vector per group: the method's own ranking, e.g. :func:`filter_l1_scores` or the agents'
+    keep-logits). Widths that were multiples of ``round_to`` stay so.
+    """
     if round_to < 1:
         raise ValueError(f"round_to={round_to}: use 1 (any width) or a positive multiple such as 8")
-    budget = target_macs * groups.full_macs
     out = [m.clone().bool().cpu() for m in masks]
     while True:
         best: Tuple[float, int, torch.Tensor] | None = None
@@ -206,7 +215,7 @@ def fill_to_budget(groups: ChannelGroups, masks: Sequence[torch.Tensor], scores:
                 continue
             add = dropped[score.cpu()[dropped].argsort(descending=True)[:round_to]]
             trial = [m if j != i else m.index_fill(0, add, True) for j, m in enumerate(out)]
-            if float(groups.macs(trial)) > budget:
+            if not fits(trial):
                 continue
             fraction = float(mask.float().mean())
             if best is None or fraction < best[0]:

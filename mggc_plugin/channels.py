@@ -48,6 +48,20 @@ class ChannelGroup:
 
 
 @dataclass(frozen=True)
+class CountedLayerWidths:
+    """A counted layer of a :class:`ChannelGroups`: its module name, full input and output
+    channels, whether it is depthwise, and how many of its input and output channels belong to
+    no group (they are never pruned: the image's, the output's)."""
+
+    name: str
+    in_channels: int
+    out_channels: int
+    depthwise: bool
+    fixed_in: int
+    fixed_out: int
+
+
+@dataclass(frozen=True)
 class _LayerIndex:
     """Where a counted layer's channels come from in the concatenated gate vector ``[v_1, ..., v_G, 1]``
     (the last slot is the constant 1 for channels outside every group)."""
@@ -235,15 +249,29 @@ class ChannelGroups:
             for h in handles:
                 h.remove()
 
+    @property
+    def layers(self) -> List[CountedLayerWidths]:
+        """Every counted layer (convolution or linear, in module order) with its full widths."""
+        return [CountedLayerWidths(layer.name, len(layer.in_index), len(layer.out_index), layer.depthwise,
+                                   int((layer.in_index == self.total_channels).sum()),
+                                   int((layer.out_index == self.total_channels).sum()))
+                for layer in self._layers]
+
+    def widths(self, gates: Sequence[torch.Tensor]) -> List[Tuple[torch.Tensor, torch.Tensor]]:
+        """``(a_in, a_out)`` of every counted layer, in the order of :attr:`layers`: the input and
+        output channels it keeps when each group keeps the channels its gate selects (float64
+        0-d tensors, differentiable in the gates; channels outside every group count 1)."""
+        v = self._concat(gates).double()
+        return [(v[layer.in_index.to(v.device)].sum(), v[layer.out_index.to(v.device)].sum())
+                for layer in self._layers]
+
     def macs(self, gates: Sequence[torch.Tensor]) -> torch.Tensor:
         """T(v) of Eq. 5: the model's MACs (in the convention of :func:`count_macs`) when each
         group keeps the channels its gate selects; a float64 0-d tensor, differentiable in the
         gates. For binary gates it equals ``count_macs(slim(model, groups, gates)).total``."""
-        v = self._concat(gates).double()
-        total = torch.zeros((), dtype=torch.float64, device=v.device)
-        coef = self._coef.to(v.device)
-        for i, layer in enumerate(self._layers):
-            a_out = v[layer.out_index.to(v.device)].sum()
-            a_in = 1.0 if layer.depthwise else v[layer.in_index.to(v.device)].sum()
-            total = total + coef[i] * a_in * a_out
+        widths = self.widths(gates)
+        total = torch.zeros((), dtype=torch.float64, device=widths[0][0].device if widths else None)
+        coef = self._coef.to(total.device)
+        for i, (layer, (a_in, a_out)) in enumerate(zip(self._layers, widths)):
+            total = total + coef[i] * (1.0 if layer.depthwise else a_in) * a_out
         return total

@@ -40,11 +40,12 @@ from torch import nn
 
 from . import distributed
 from .agents import Agent, ArchitectureAgent, LogitAgent, gumbel_sigmoid, harden
-from .baselines import fill_to_budget
+from .baselines import fill_to_budget, fill_while
 from .channels import ChannelGroups
 from .device import restore_rng_states, rng_states
 from .diagnostics import real_fake_auc
-from .fileio import atomic_torch_save
+from .fileio import atomic_torch_save, json_digest
+from .latency_table import LatencyTable
 from .losses import GAN_MODES, L, R, f_D, f_G
 from .macs import frozen_eval
 
@@ -83,11 +84,16 @@ ABLATIONS: Dict[str, AblationRow] = {
 
 @dataclass(frozen=True)
 class MGGCConfig:
-    """Options of the pruning game. Give exactly one of ``p`` and ``target_macs``.
+    """Options of the pruning game. Give exactly one of ``p``, ``target_macs`` and
+    ``target_latency_ms``.
 
     p: fraction of G's prunable MACs to keep (Eq. 5's p).
     target_macs: fraction of G's total MACs to keep (upstream's ``--mggc_target_macs``),
         converted to p by :func:`prunable_fraction`.
+    target_latency_ms: (beyond the paper) the sub-network's latency to reach, in ms, on the
+        runtime of the :class:`~mggc_plugin.latency_table.LatencyTable` given to
+        :class:`MGGCPruner`: Eq. 5's T counts that table's estimate instead of MACs
+        (:func:`latency_fraction` converts it to p).
     gan_mode: ``lsgan`` (CycleGAN), ``hinge`` (pix2pix in the paper) or ``vanilla``.
     conditional_D: D reads ``cat(x, y)`` (pix2pix, as upstream concatenates) instead of ``y``.
     lambda1, lambda2: λ1 = 3.0 and λ2 = 0.1, the paper's values for all experiments.
@@ -145,6 +151,7 @@ class MGGCConfig:
 
     p: Optional[float] = None
     target_macs: Optional[float] = None
+    target_latency_ms: Optional[float] = None
     gan_mode: str = "lsgan"
     conditional_D: bool = False
     lambda1: float = 3.0
@@ -166,9 +173,12 @@ class MGGCConfig:
     gates: str = "paper"
 
     def __post_init__(self):
-        if (self.p is None) == (self.target_macs is None):
-            raise ValueError("give exactly one budget: p (fraction of G's prunable MACs to keep, Eq. 5) or "
-                             "target_macs (fraction of G's total MACs, as --mggc_target_macs)")
+        if sum(b is not None for b in (self.p, self.target_macs, self.target_latency_ms)) != 1:
+            raise ValueError("give exactly one budget: p (fraction of G's prunable MACs to keep, Eq. 5), "
+                             "target_macs (fraction of G's total MACs, as --mggc_target_macs) or target_latency_ms "
+                             "(G's latency in ms on a measured latency table)")
+        if self.target_latency_ms is not None and not self.target_latency_ms > 0:
+            raise ValueError(f"target_latency_ms={self.target_latency_ms}: give a positive latency in ms")
         if self.p is not None and not 0 < self.p <= 1:
             raise ValueError(f"p={self.p}: the fraction of prunable MACs to keep must lie in (0, 1]")
         if self.target_macs is not None and not 0 < self.target_macs <= 1:
@@ -201,7 +211,8 @@ class FinalArchitecture:
     :func:`mggc_plugin.slim`; ``macs_G`` the slimmed G's total MACs at the traced input shape,
     ``kept_macs_G`` its fraction of the prunable MACs (≤ p), ``trimmed_G`` how many channels
     the deterministic agent kept that rounding and the budget removed, and ``logits_G`` the
-    agent's keep-logit ``-o`` of every channel (Eq. 3), the ranking the masks were cut by."""
+    agent's keep-logit ``-o`` of every channel (Eq. 3), the ranking the masks were cut by;
+    with a latency budget, ``latency_ms_G`` the latency table's estimate for the slimmed G."""
 
     v_G: List[torch.Tensor]
     v_D: List[torch.Tensor]
@@ -209,6 +220,7 @@ class FinalArchitecture:
     kept_macs_G: float
     trimmed_G: int
     logits_G: List[torch.Tensor] = field(default_factory=list)
+    latency_ms_G: Optional[float] = None
 
 
 def _saved_config(config: dict, version: int) -> dict:
@@ -254,6 +266,21 @@ def prunable_fraction(groups: ChannelGroups, target_macs: float) -> float:
                          f"belong to layers no channel gate can shrink: choose target_macs > "
                          f"{fixed / groups.full_macs:.4f}")
     return (target_macs * groups.full_macs - fixed) / prunable
+
+
+def latency_fraction(table: LatencyTable, groups: ChannelGroups, target_ms: float) -> float:
+    """Eq. 5's p for a latency budget: ``(target - T_fixed) / (T_full - T_fixed)`` in the
+    table's estimate, where T_fixed is the latency no gate can remove (every group at zero
+    channels, extrapolated). Raises ValueError when ``target_ms`` is outside (T_fixed, T_full]."""
+    table.check(groups)
+    fixed = float(table(groups, [torch.zeros(n) for n in groups.sizes]))
+    full = float(table(groups, [torch.ones(n) for n in groups.sizes]))
+    if not fixed < target_ms <= full:
+        raise ValueError(f"target_latency_ms={target_ms}: the latency table estimates the full generator at "
+                         f"{full:.3f} ms and the part no gate can remove at {fixed:.3f} ms on {table.runtime} "
+                         f"({table.threads} thread(s)); give a target between them")
+    return (target_ms - fixed) / (full - fixed)
+
 
 
 @contextlib.contextmanager
@@ -375,16 +402,20 @@ class MGGCPruner:
             and MACs are traced on one sample of it.
         config: :class:`MGGCConfig`.
         groups_G, groups_D: already-discovered channel groups, to skip tracing.
+        latency: G's :class:`~mggc_plugin.latency_table.LatencyTable`, required with
+            ``config.target_latency_ms`` (and only then used): Eq. 5's T is its estimate in ms.
 
     Attributes: ``gen_G`` and ``gen_D`` (None in the Baseline row, where D stays full), their
     AdamW optimisers ``opt_G``/``opt_D``, ``groups_G``/``groups_D``, ``p`` (fraction of G's
     prunable MACs to keep), ``T_total`` (G's prunable MACs), ``T_fixed`` (G's MACs no gate can
     remove), ``row`` (the :class:`AblationRow`), ``h_G``/``h_D`` (the last exchanged embeddings)
-    and ``step_count``.
+    and ``step_count``. The budget term R reads ``budget_T`` (T(v) of Eq. 5: prunable MACs, or
+    with a latency budget the latency table's prunable ms), ``budget_total`` (its full value) and ``p``.
     """
 
     def __init__(self, G: nn.Module, D: nn.Module, example_x: torch.Tensor, config: MGGCConfig,
-                 groups_G: Optional[ChannelGroups] = None, groups_D: Optional[ChannelGroups] = None):
+                 groups_G: Optional[ChannelGroups] = None, groups_D: Optional[ChannelGroups] = None,
+                 latency: Optional[LatencyTable] = None):
         self.G, self.D, self.config = G, D, config
         self.row = ABLATIONS[config.ablation]
         self.device = next(G.parameters()).device
@@ -405,11 +436,21 @@ class MGGCPruner:
                                  f"output channels stay inside the network): there is nothing to prune")
         self.T_fixed = fixed_macs(self.groups_G)
         self.T_total = self.groups_G.full_macs - self.T_fixed
+        self.latency = latency if config.target_latency_ms is not None else None
+        self.budget_total = self.T_total
         if config.p is not None:
             self.p = config.p
-        else:
-            assert config.target_macs is not None, "MGGCConfig checks that exactly one of p and target_macs is given"
+        elif config.target_macs is not None:
             self.p = prunable_fraction(self.groups_G, config.target_macs)
+        else:
+            assert config.target_latency_ms is not None, "MGGCConfig checks that exactly one budget is given"
+            if latency is None:
+                raise ValueError(f"target_latency_ms={config.target_latency_ms} needs G's latency table: measure "
+                                 f"it with mggc_plugin.latency_table.measure and pass it as latency=")
+            self.p = latency_fraction(latency, self.groups_G, config.target_latency_ms)
+            self.latency_fixed = float(latency(self.groups_G, [torch.zeros(n) for n in self.groups_G.sizes]))
+            self.budget_total = float(latency(self.groups_G, [torch.ones(n) for n in self.groups_G.sizes])) \
+                - self.latency_fixed
 
         # The agents' initialisation is seeded without touching the caller's global RNG.
         with torch.random.fork_rng(devices=[]):
@@ -468,6 +509,13 @@ class MGGCPruner:
         """T(v_G) of Eq. 5: the prunable MACs of the sub-network v_G selects (differentiable)."""
         return self.groups_G.macs(v_G) - self.T_fixed
 
+    def budget_T(self, v_G: Sequence[torch.Tensor]) -> torch.Tensor:
+        """What R counts (differentiable): :meth:`kept_macs`, or with a latency budget the
+        latency table's estimate of the sub-network's removable ms."""
+        if self.latency is None:
+            return self.kept_macs(v_G)
+        return self.latency(self.groups_G, v_G) - self.latency_fixed
+
     def step(self, x: torch.Tensor, y_center: torch.Tensor, y_neighbor: Optional[torch.Tensor] = None,
              x_neighbor: Optional[torch.Tensor] = None) -> Dict[str, float]:
         """Play one step of Eq. 2 and update the agents.
@@ -487,6 +535,9 @@ class MGGCPruner:
         With ``lambda_rec > 0`` gen_G's objective also has ``λ_rec·|G(x; v_G) − y'|₁``, and with
         ``min_keep_D`` gen_D's sparsity term is :meth:`sparsity_D` (:class:`MGGCConfig`).
         With ``gates="authors"`` G and D are played with soft gates and R, L count their rounding.
+
+        With a latency budget (:attr:`MGGCConfig.target_latency_ms`) R counts the latency table's
+        estimate, logged as ``latency_ms_G``.
 
         Returns the quantities of the paper's Fig. 4: ``loss_G`` (f_G), ``loss_D`` (f_D), ``R``,
         ``L`` (1.0 with a full D), ``kept_macs_G`` (T(v_G)/T_total, fraction of the prunable MACs,
@@ -534,7 +585,7 @@ class MGGCPruner:
             loss_G = f_G(pred_fake, c.gan_mode)
             rec = (fake - y_center).abs().mean()
             T_v = self.kept_macs(v_G)
-            R_v = R(T_v, self.p, self.T_total)
+            R_v = R(T_v if self.latency is None else self.budget_T(v_G), self.p, self.budget_total)
             if v_D is not None:
                 assert self.gen_D is not None and self.opt_D is not None, "only gen_D samples v_D"
                 L_v = L(v_D)
@@ -550,11 +601,13 @@ class MGGCPruner:
         self.step_count += 1
         kept_D = L_v.item() if v_D is not None else 1.0
         kept_G = T_v.item()
-        return distributed.mean_over_ranks({
-            "loss_G": loss_G.item(), "loss_D": loss_D.item(), "R": R_v.item(), "L": kept_D,
-            "kept_macs_G": kept_G / self.T_total,
-            "kept_macs_G_total": (kept_G + self.T_fixed) / self.groups_G.full_macs, "kept_channels_D": kept_D,
-            "d_auc": real_fake_auc(pred_real.detach(), pred_fake.detach()), "rec": rec.item()})
+        logs = {"loss_G": loss_G.item(), "loss_D": loss_D.item(), "R": R_v.item(), "L": kept_D,
+                "kept_macs_G": kept_G / self.T_total,
+                "kept_macs_G_total": (kept_G + self.T_fixed) / self.groups_G.full_macs, "kept_channels_D": kept_D,
+                "d_auc": real_fake_auc(pred_real.detach(), pred_fake.detach()), "rec": rec.item()}
+        if self.latency is not None:
+            logs["latency_ms_G"] = float(self.latency(self.groups_G, [v.detach() for v in v_G]))
+        return distributed.mean_over_ranks(logs)
 
     def _sample(self, o: Sequence[torch.Tensor]) -> Tuple[List[torch.Tensor], List[torch.Tensor]]:
         """The gates a network is played with and the rounded ones R or L count
@@ -611,9 +664,12 @@ class MGGCPruner:
         v_G = gumbel_sigmoid(o_G, c.tau, deterministic=True)
         masks_G = _rounded_masks(logit_G, [v.cpu() for v in v_G], round_to)
         masks_G = self._trim_to_budget(logit_G, masks_G, round_to)
-        if c.refill:
+        if c.refill and self.latency is None:
             target = (self.p * self.T_total + self.T_fixed) / self.groups_G.full_macs
             masks_G = fill_to_budget(self.groups_G, masks_G, logit_G, target, round_to)
+        elif c.refill:
+            budget = self.p * self.budget_total
+            masks_G = fill_while(masks_G, logit_G, lambda m: float(self.budget_T(m)) <= budget, round_to)
         if self.gen_D is not None:
             o_D, _ = self.gen_D(h_G)
             if c.final_window > 1 and self.recent_o_D:
@@ -627,12 +683,13 @@ class MGGCPruner:
             masks_D = [torch.ones(n, dtype=torch.bool) for n in self.groups_D.sizes]
         T_v = float(self.kept_macs(masks_G))
         trimmed = sum(int(((v.cpu() > 0) & ~m).sum()) for v, m in zip(v_G, masks_G))
+        latency_ms = float(self.latency(self.groups_G, masks_G)) if self.latency is not None else None
         return FinalArchitecture(masks_G, masks_D, T_v + self.T_fixed, T_v / self.T_total, trimmed,
-                                 [logit.detach() for logit in logit_G])
+                                 [logit.detach() for logit in logit_G], latency_ms)
 
     def _trim_to_budget(self, logits: List[torch.Tensor], masks: List[torch.Tensor], round_to: int
                         ) -> List[torch.Tensor]:
-        budget = self.p * self.T_total
+        budget = self.p * self.budget_total
         order = _removal_order(logits, masks, round_to)
 
         def without(k: int) -> List[torch.Tensor]:
@@ -642,13 +699,14 @@ class MGGCPruner:
             return out
 
         def fits(k: int) -> bool:
-            return float(self.kept_macs(without(k))) <= budget
+            return float(self.budget_T(without(k))) <= budget
 
         if fits(0):
             return masks
         if not fits(len(order)):
-            smallest = float(self.kept_macs(without(len(order)))) / self.T_total
-            raise ValueError(f"the budget p={self.p:.4f} of G's prunable MACs cannot be met: even the smallest "
+            smallest = float(self.budget_T(without(len(order)))) / self.budget_total
+            what = "MACs" if self.latency is None else "latency"
+            raise ValueError(f"the budget p={self.p:.4f} of G's prunable {what} cannot be met: even the smallest "
                              f"widths (one channel, or round_to={round_to}, per group) keep {smallest:.4f}; "
                              f"raise the budget or lower round_to")
         # T only falls as blocks are removed, so the shortest prefix that fits is found by bisection.
@@ -659,10 +717,11 @@ class MGGCPruner:
         return without(hi)
 
     def state_dict(self) -> dict:
-        """Everything a resumed run needs to take the same next step: the configuration, both
-        agents and optimisers, the last exchanged embeddings, the step count, the Gumbel
-        generator and the global torch RNG (dropout in G draws from it; on CUDA also the
-        device's RNG). Plain containers and tensors only, for ``torch.load(weights_only=True)``.
+        """Everything a resumed run needs to take the same next step: the configuration (and the
+        digest of the latency table a latency budget was played on), both agents and optimisers,
+        the last exchanged embeddings, the step count, the Gumbel generator and the global torch
+        RNG (dropout in G draws from it; on CUDA also the device's RNG). Plain containers and
+        tensors only, for ``torch.load(weights_only=True)``.
 
         Under ``torch.distributed`` every rank must call it (it gathers each rank's torch RNG
         state into ``rank_rngs``, since each rank draws its own dropout): the agents, optimisers
@@ -678,7 +737,11 @@ class MGGCPruner:
                 "opt_D": self.opt_D.state_dict() if self.opt_D is not None else None,
                 "h_G": self.h_G.cpu(), "h_D": self.h_D.cpu(), "step_count": self.step_count,
                 "recent_o_G": list(self.recent_o_G), "recent_o_D": list(self.recent_o_D),
-                "gumbel_rng": self.generator.get_state(), "torch_rng": torch_rng, "cuda_rng": cuda_rng}
+                "gumbel_rng": self.generator.get_state(), "torch_rng": torch_rng, "cuda_rng": cuda_rng,
+                "latency_table": self._latency_digest()}
+
+    def _latency_digest(self) -> Optional[str]:
+        return json_digest(self.latency.to_dict()) if self.latency is not None else None
 
     def load_state_dict(self, state: dict) -> None:
         """Restore a :meth:`state_dict`, including the global torch RNG (see there). The pruner
@@ -698,6 +761,9 @@ class MGGCPruner:
             raise ValueError(f"the pruner state is for channel groups G {state['groups_G']}, D {state['groups_D']}; "
                              f"these networks have G {self.groups_G.sizes}, D {self.groups_D.sizes}: another "
                              f"architecture")
+        if state.get("latency_table") != self._latency_digest():
+            raise ValueError("the pruner state was played on another latency table (or none): resume with the "
+                             "latency table it was started with")
         self.gen_G.load_state_dict(state["gen_G"])
         self.opt_G.load_state_dict(state["opt_G"])
         if self.gen_D is not None:

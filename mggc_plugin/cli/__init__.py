@@ -12,7 +12,7 @@ import sys
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional
 
-from . import bench, demo, evaluate, export, macs, neighbors, register
+from . import bench, demo, evaluate, export, latency, macs, neighbors, register
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,8 @@ COMMANDS: Dict[str, Command] = {
                       "parity and quantization quality)", export.configure, export.run),
     "bench": Command("latency of slim generators (and their teacher) per runtime, batch and threads",
                      bench.configure, bench.run),
+    "latency-table": Command("measure a generator's per-layer latency table on this machine, for a latency budget",
+                             latency.configure, latency.run),
     "neighbors": Command("build the manifold neighbourhoods (Eq. 1) of a teacher on a dataset, with an HTML view",
                          neighbors.configure, neighbors.run),
     "eval": Command("evaluation metrics: mggc eval {fid,kid,paired,labels} ...", evaluate.configure, evaluate.run),

@@ -1,0 +1,319 @@
+"""Latency as the budget of Eq. 5: T(v) in milliseconds on a target runtime instead of MACs.
+
+Beyond the paper, whose T counts MACs (issue 14, part 5). MACs are a poor proxy for speed at
+small widths (``benchmarks/results/speed_gap.md``: 10 % of a ResNet's MACs ran 7.2× faster, not
+10×), so a game that budgets MACs does not know which of two equally costly channels is the
+slower one. A :class:`LatencyTable` is measured once, on the machine and runtime the generator
+will run on, and gives a differentiable estimate of the sub-network's latency::
+
+    T_ms(v) = Σ_layers ℓ_layer(a_in, a_out) + κ · Σ_groups E_g · a_g + c_0
+
+* ``ℓ_layer``: every counted layer (convolution, transposed convolution, linear) timed *alone*,
+  rebuilt at a grid of input × output widths (:data:`FRACTIONS` of its prunable channels) and
+  fed an input of the shape it sees in the network; between grid points the table is
+  interpolated bilinearly, beyond them extrapolated linearly (clamped at 0 ms). ``a_in`` and
+  ``a_out`` are the layer's kept channels under the gates (:meth:`ChannelGroups.widths`), so
+  the estimate is piecewise linear and differentiable in the gates, as the MAC model is.
+* ``κ · E_g · a_g``: what the layers alone miss — norms, activations, padding, additions —
+  taken as proportional to the activation elements of the groups (``E_g``: elements per channel
+  of group g's output, ``a_g``: its kept channels); ``κ`` and ``c_0`` are fitted by least
+  squares to the whole network, slimmed uniformly to each fraction, prepared as ``mggc bench``
+  deploys it (BatchNorm folded) and timed on the same runtime. :attr:`LatencyTable.fit` keeps those measurements beside the estimate, so the table
+  says how well it predicts whole networks.
+
+No library builds such tables for arbitrary PyTorch networks offline (the latency look-up tables
+of once-for-all and FBNet are per-device block tables for their own search spaces), hence this
+module. Timing uses :func:`mggc_plugin.metrics.latency` on the runtimes of ``mggc bench``
+(:func:`mggc_plugin.deploy.bench.prepare`).
+"""
+from __future__ import annotations
+
+import bisect
+import contextlib
+import copy
+import json
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .channels import ChannelGroups, CountedLayerWidths
+from .fileio import atomic_write_json
+from .metrics.timing import latency
+from .slim import slim
+
+PathLike = Union[str, Path]
+#: Widths at which each layer is timed, as fractions of its prunable channels.
+FRACTIONS = (0.125, 0.25, 0.5, 0.75, 1.0)
+VERSION = 1
+
+
+@dataclass(frozen=True)
+class LayerLatency:
+    """One counted layer's measured latencies: ``ms[i][j]`` at ``in_widths[i]`` input and
+    ``out_widths[j]`` output channels (a depthwise layer has ``in_widths == (0,)``: its input
+    width is its output width)."""
+
+    name: str
+    in_widths: Tuple[int, ...]
+    out_widths: Tuple[int, ...]
+    ms: Tuple[Tuple[float, ...], ...]
+
+    def __call__(self, a_in: torch.Tensor, a_out: torch.Tensor) -> torch.Tensor:
+        """The interpolated latency at ``a_in`` × ``a_out`` kept channels, in ms (≥ 0)."""
+        table = torch.tensor(self.ms, dtype=torch.float64, device=a_out.device)
+        total = torch.zeros((), dtype=torch.float64, device=a_out.device)
+        for i, w_in in _weights(self.in_widths, a_in):
+            for j, w_out in _weights(self.out_widths, a_out):
+                total = total + w_in * w_out * table[i, j]
+        return total.clamp(min=0.0)
+
+
+def _weights(grid: Sequence[int], a: torch.Tensor) -> List[Tuple[int, torch.Tensor]]:
+    """Piecewise-linear weights of the grid points around ``a`` (linear extrapolation beyond the
+    ends); a grid of one point has weight 1."""
+    one = torch.ones((), dtype=torch.float64, device=a.device)
+    if len(grid) == 1:
+        return [(0, one)]
+    i = min(max(bisect.bisect_right(grid, float(a.detach())) - 1, 0), len(grid) - 2)
+    t = (a - grid[i]) / (grid[i + 1] - grid[i])
+    return [(i, one - t), (i + 1, t)]
+
+
+@dataclass(frozen=True)
+class LatencyTable:
+    """A generator's latency model on one runtime (module docstring). ``input_shape``: the
+    input it was measured at (batch included); ``group_sizes``: the channel groups it belongs
+    to; ``group_elements``: E_g; ``per_element_ms`` (κ) and ``overhead_ms`` (c_0): the fitted
+    rest; ``fit``: per uniform fraction, the whole network's measured and estimated ms;
+    ``machine``: where it was measured (:func:`mggc_plugin.deploy.bench.machine`)."""
+
+    input_shape: Tuple[int, ...]
+    runtime: str
+    threads: int
+    group_sizes: Tuple[int, ...]
+    group_elements: Tuple[float, ...]
+    layers: Tuple[LayerLatency, ...]
+    per_element_ms: float
+    overhead_ms: float
+    fit: Tuple[Dict[str, float], ...]
+    machine: Dict[str, Any]
+
+    def check(self, groups: ChannelGroups) -> None:
+        """Raise ValueError unless the table was measured for a network with ``groups``'s
+        channel groups and counted layers at its input shape."""
+        ours = [(layer.name, layer.in_channels, layer.out_channels) for layer in groups.layers]
+        theirs = [(layer.name, layer.in_widths[-1], layer.out_widths[-1]) for layer in self.layers]
+        depthwise = {layer.name for layer in groups.layers if layer.depthwise}
+        theirs = [(n, o if n in depthwise else i, o) for n, i, o in theirs]
+        if (tuple(groups.input_shape) != self.input_shape or tuple(groups.sizes) != self.group_sizes
+                or ours != theirs):
+            raise ValueError(f"the latency table was measured for another network or input (input "
+                             f"{list(self.input_shape)}, groups {list(self.group_sizes)}; this one: input "
+                             f"{list(groups.input_shape)}, groups {groups.sizes}): measure one for this generator at "
+                             f"this input shape (mggc_plugin.latency_table.measure)")
+
+    def __call__(self, groups: ChannelGroups, gates: Sequence[torch.Tensor]) -> torch.Tensor:
+        """T_ms(v): the estimated latency in ms of the sub-network ``gates`` select (a float64
+        0-d tensor, differentiable in the gates). ``groups`` must be the table's (:meth:`check`)."""
+        widths = groups.widths(gates)
+        total = torch.full((), self.overhead_ms, dtype=torch.float64, device=widths[0][1].device)
+        for layer, (a_in, a_out) in zip(self.layers, widths):
+            total = total + layer(a_in, a_out)
+        kept = [torch.as_tensor(v).double().sum() for v in gates]
+        return total + self.per_element_ms * sum(e * a.to(total.device) for e, a in zip(self.group_elements, kept))
+
+    @property
+    def full_ms(self) -> float:
+        """The whole network's measured latency at full width."""
+        return max(self.fit, key=lambda row: row["fraction"])["measured_ms"]
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {"version": VERSION, **asdict(self)}
+
+    @classmethod
+    def from_dict(cls, d: Dict[str, Any]) -> "LatencyTable":
+        if d.get("version") != VERSION:
+            raise ValueError(f"latency table version {d.get('version')!r}: this mggc-plugin reads version {VERSION}; "
+                             f"measure the table again")
+        layers = tuple(LayerLatency(layer["name"], tuple(layer["in_widths"]), tuple(layer["out_widths"]),
+                                    tuple(tuple(row) for row in layer["ms"])) for layer in d["layers"])
+        return cls(tuple(d["input_shape"]), d["runtime"], int(d["threads"]), tuple(d["group_sizes"]),
+                   tuple(d["group_elements"]), layers, float(d["per_element_ms"]), float(d["overhead_ms"]),
+                   tuple(d["fit"]), dict(d["machine"]))
+
+    def save(self, path: PathLike) -> Path:
+        return atomic_write_json(path, self.to_dict())
+
+    @classmethod
+    def load(cls, path: PathLike) -> "LatencyTable":
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+def _grid(full: int, fixed: int, fractions: Sequence[float]) -> Tuple[int, ...]:
+    """The widths to time: ``fixed`` plus each fraction of the ``full - fixed`` prunable
+    channels, at least one channel, without repeats."""
+    prunable = full - fixed
+    return tuple(sorted({max(1, fixed + round(f * prunable)) for f in fractions} | {full}))
+
+
+def _replica(m: nn.Module, c_in: int, c_out: int, depthwise: bool) -> nn.Module:
+    """A fresh layer of ``m``'s kind and hyper-parameters with ``c_in`` inputs and ``c_out``
+    outputs (random weights: the time does not depend on them)."""
+    if isinstance(m, nn.Linear):
+        return nn.Linear(c_in, c_out, bias=m.bias is not None)
+    if isinstance(m, nn.modules.conv._ConvNd):
+        kwargs: Dict[str, Any] = dict(kernel_size=m.kernel_size, stride=m.stride, padding=m.padding,
+                                      dilation=m.dilation, groups=c_out if depthwise else 1,
+                                      bias=m.bias is not None, padding_mode=m.padding_mode)
+        if m.transposed:
+            kwargs["output_padding"] = m.output_padding
+        return type(m)(c_out if depthwise else c_in, c_out, **kwargs)
+    raise ValueError(f"{type(m).__name__} is not a counted layer: only convolutions and linear layers are timed")
+
+
+def _with_channels(shape: Sequence[int], channels: int, linear: bool) -> Tuple[int, ...]:
+    out = list(shape)
+    out[-1 if linear else 1] = channels
+    return tuple(out)
+
+
+class _Timer:
+    """Median ms of one forward pass of a module on ``runtime`` with ``threads`` threads."""
+
+    def __init__(self, runtime: str, threads: int, runs: int, warmup: int, work: Path):
+        from .deploy import bench  # the deployment runtimes, imported only when a table is measured
+        if runtime not in bench.RUNTIMES:
+            raise ValueError(f"runtime={runtime!r}: choose one of {', '.join(bench.RUNTIMES)}")
+        reason = bench.runtime_unavailable(runtime)
+        if reason is not None:
+            raise ValueError(reason)
+        self.bench, self.runtime, self.threads, self.runs, self.warmup, self.work = \
+            bench, runtime, threads, runs, warmup, work
+        self.count = 0
+
+    def __call__(self, module: nn.Module, shape: Tuple[int, ...]) -> float:
+        self.count += 1
+        module = module.eval()
+        prepared = module
+        if self.runtime != "eager":
+            model = self.bench.BenchModel(f"m{self.count}", module, 0.0, 0)
+            prepared = self.bench.prepare(self.runtime, model, torch.zeros(shape), self.threads, self.work)
+        return 1000.0 * latency(prepared, shape, runs=self.runs, warmup=self.warmup)
+
+
+@contextlib.contextmanager
+def _threads(n: int) -> Iterator[None]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _shapes(model: nn.Module, groups: ChannelGroups) -> Tuple[Dict[str, Tuple[int, ...]], Dict[str, Tuple[int, ...]]]:
+    """Input and output shape of every counted layer in one forward pass at the groups' input shape."""
+    modules = dict(model.named_modules())
+    inputs: Dict[str, Tuple[int, ...]] = {}
+    outputs: Dict[str, Tuple[int, ...]] = {}
+    handles = []
+    for layer in groups.layers:
+        def hook(module: nn.Module, args: tuple, out: torch.Tensor, name: str = layer.name) -> None:
+            inputs[name], outputs[name] = tuple(args[0].shape), tuple(out.shape)
+        handles.append(modules[layer.name].register_forward_hook(hook))
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(groups.input_shape, device=next(model.parameters()).device))
+    finally:
+        for h in handles:
+            h.remove()
+    return inputs, outputs
+
+
+def _uniform_masks(groups: ChannelGroups, fraction: float) -> List[torch.Tensor]:
+    masks = []
+    for n in groups.sizes:
+        mask = torch.zeros(n, dtype=torch.bool)
+        mask[:max(1, round(fraction * n))] = True
+        masks.append(mask)
+    return masks
+
+
+def measure(model: nn.Module, groups: ChannelGroups, runtime: str = "eager", threads: int = 1,
+            fractions: Sequence[float] = FRACTIONS, runs: int = 5, warmup: int = 2,
+            work: Optional[PathLike] = None, progress: bool = True) -> LatencyTable:
+    """Measure ``model``'s :class:`LatencyTable` on ``runtime`` (one of ``mggc bench``'s) with
+    ``threads`` threads, at ``groups``'s input shape: every counted layer at each grid width
+    (``fractions`` of its prunable channels, plus the full width), then the whole network
+    slimmed uniformly to each fraction for the fit of κ and c_0. Each time is the median of
+    ``runs`` passes after ``warmup``. ``work``: where exported graphs go (a temporary folder by
+    default). Run it on the machine the generator will be deployed on, with nothing else busy.
+    """
+    if not fractions or any(not 0 < f <= 1 for f in fractions):
+        raise ValueError(f"fractions={list(fractions)}: give widths as fractions in (0, 1]")
+    fractions = tuple(sorted(set(fractions) | {1.0}))
+    from .deploy.bench import machine
+    model = copy.deepcopy(model).cpu().eval()
+    inputs, outputs = _shapes(model, groups)
+    modules = dict(model.named_modules())
+    with contextlib.ExitStack() as stack:
+        folder = Path(work) if work is not None else Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        stack.enter_context(_threads(threads))
+        timer = _Timer(runtime, threads, runs, warmup, folder)
+        jobs = [(layer, _grid(layer.in_channels, layer.fixed_in, fractions) if not layer.depthwise else (0,),
+                 _grid(layer.out_channels, layer.fixed_out, fractions)) for layer in groups.layers]
+        bar = tqdm(total=sum(len(i) * len(o) for _, i, o in jobs) + len(fractions), desc="latency table",
+                   unit="timing", disable=not progress)
+        layers = [_measure_layer(modules[layer.name], layer, in_grid, out_grid, inputs[layer.name], timer, bar)
+                  for layer, in_grid, out_grid in jobs]
+        elements = []
+        for group in groups:
+            shape = outputs[group.root]
+            elements.append(float(np.prod(shape)) / shape[-1 if isinstance(modules[group.root], nn.Linear) else 1])
+        rows = []
+        for f in fractions:
+            masks = _uniform_masks(groups, f)
+            # As deployed (mggc bench, mggc export): BatchNorm folded into the convolutions.
+            student = timer.bench.deployable(f"uniform{f:g}", slim(model, groups, masks), groups.input_shape).module
+            measured = timer(student, groups.input_shape)
+            bar.update(1)
+            layer_ms = float(sum(layer(a_in, a_out) for layer, (a_in, a_out) in zip(layers, groups.widths(masks))))
+            x = sum(e * float(m.sum()) for e, m in zip(elements, masks))
+            rows.append((f, measured, layer_ms, x))
+        bar.close()
+    kappa, c0 = _fit_rest([r[1] - r[2] for r in rows], [r[3] for r in rows])
+    fit = tuple({"fraction": f, "measured_ms": measured, "estimated_ms": layer_ms + kappa * x + c0}
+                for f, measured, layer_ms, x in rows)
+    return LatencyTable(tuple(groups.input_shape), runtime, threads, tuple(groups.sizes), tuple(elements),
+                        tuple(layers), kappa, c0, fit, machine())
+
+
+def _measure_layer(m: nn.Module, layer: CountedLayerWidths, in_grid: Tuple[int, ...], out_grid: Tuple[int, ...],
+                   in_shape: Tuple[int, ...], timer: _Timer, bar: tqdm) -> LayerLatency:
+    linear = isinstance(m, nn.Linear)
+    ms = []
+    for c_in in in_grid:
+        row = []
+        for c_out in out_grid:
+            width_in = c_out if layer.depthwise else c_in
+            row.append(timer(_replica(m, width_in, c_out, layer.depthwise), _with_channels(in_shape, width_in, linear)))
+            bar.update(1)
+        ms.append(tuple(row))
+    return LayerLatency(layer.name, in_grid, out_grid, tuple(ms))
+
+
+def _fit_rest(residual_ms: Sequence[float], elements: Sequence[float]) -> Tuple[float, float]:
+    """κ ≥ 0 and c_0 of ``residual ≈ κ·elements + c_0`` by least squares (κ = 0 and c_0 the
+    mean residual when the slope comes out negative, i.e. the rest does not grow with width)."""
+    x, y = np.asarray(elements, dtype=np.float64), np.asarray(residual_ms, dtype=np.float64)
+    if len(x) >= 2 and np.ptp(x) > 0:
+        kappa, c0 = np.polyfit(x, y, 1)
+        if kappa >= 0:
+            return float(kappa), float(c0)
+    return 0.0, float(y.mean())
