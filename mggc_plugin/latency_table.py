@@ -18,8 +18,8 @@ will run on, and gives a differentiable estimate of the sub-network's latency::
   taken as proportional to the activation elements of the groups (``E_g``: elements per channel
   of group g's output, ``a_g``: its kept channels); ``κ`` and ``c_0`` are fitted by least
   squares to the whole network, slimmed uniformly to each fraction, prepared as ``mggc bench``
-  deploys it (BatchNorm folded) and timed on the same runtime. :attr:`LatencyTable.fit` keeps those measurements beside the estimate, so the table
-  says how well it predicts whole networks.
+  deploys it (BatchNorm folded) and timed on the same runtime. :attr:`LatencyTable.fit` keeps
+  those measurements beside the estimate, so the table says how well it predicts whole networks.
 
 No library builds such tables for arbitrary PyTorch networks offline (the latency look-up tables
 of once-for-all and FBNet are per-device block tables for their own search spaces), hence this

@@ -44,10 +44,10 @@ def test_a_teacher_without_its_epochs_needs_the_flag(tmp_path):
 
 
 def train_options(**changes) -> argparse.Namespace:
-    values = dict(isTrain=True, netG="unet_128", norm="batch", netD="basic", gan_mode="hinge", mggc_phase="all",
-                  teacher_name="teacher", mggc_target_macs=0.25, dataset_mode="neighborhood", mggc_method="mggc",
-                  mggc_round_to=1, lambda_L1=100.0, mggc_lambda_kd=1.0, checkpoints_dir="checkpoints",
-                  mggc_prune_epochs=None)
+    values = dict(isTrain=True, netG="unet_128", ngf=64, crop_size=256, norm="batch", netD="basic", gan_mode="hinge",
+                  mggc_phase="all", teacher_name="teacher", mggc_target_macs=0.25, mggc_target_latency_ms=None,
+                  mggc_latency_table=None, dataset_mode="neighborhood", mggc_method="mggc", mggc_round_to=1,
+                  lambda_L1=100.0, mggc_lambda_kd=1.0, checkpoints_dir="checkpoints", mggc_prune_epochs=None)
     return argparse.Namespace(**{**values, **changes})
 
 
@@ -122,3 +122,24 @@ def test_kd_taps_the_root_by_default_and_the_norm_on_request(tmp_path, monkeypat
     assert norm.kd_at == "norm"
     with pytest.raises(SystemExit):
         _parse_train_options(tmp_path, monkeypatch, "--mggc_kd_at", "block")
+
+
+def test_a_latency_budget_replaces_the_macs_budget_of_the_game(tmp_path, monkeypatch):
+    table = tmp_path / "table.json"
+    table.write_text("{}")
+    latency = dict(mggc_target_macs=None, mggc_target_latency_ms=5.0, mggc_latency_table=str(table), ngf=8,
+                   crop_size=128)
+    options.check_train_options(train_options(**latency))
+    with pytest.raises(ValueError, match="--mggc_target_macs 0.25 and --mggc_target_latency_ms 5: give one budget"):
+        options.check_train_options(train_options(**{**latency, "mggc_target_macs": 0.25}))
+    with pytest.raises(ValueError, match="--mggc_method l1_norm takes --mggc_target_macs"):
+        options.check_train_options(train_options(**{**latency, "mggc_method": "l1_norm", "mggc_phase": "prune",
+                                                     "dataset_mode": "aligned"}))
+    with pytest.raises(ValueError, match="no such file; measure the teacher G's table on the target device with "
+                                         "`mggc latency-table --netG unet_128 --ngf 8 --norm batch --size 128`"):
+        options.check_train_options(train_options(**{**latency, "mggc_latency_table": str(tmp_path / "none.json")}))
+    parsed = _parse_train_options(tmp_path, monkeypatch, "--mggc_target_latency_ms", "5",
+                                  "--mggc_latency_table", str(table))
+    parsed.mggc_target_macs = None  # _parse_train_options always passes a MACs budget
+    config = options.pruner_config(parsed, SPEC)
+    assert (config.target_latency_ms, config.target_macs) == (5.0, None)

@@ -13,7 +13,7 @@ import argparse
 import shutil
 import time
 from pathlib import Path
-from typing import List, Tuple
+from typing import List, Tuple, Union
 
 import torch
 from torch import nn
@@ -21,6 +21,8 @@ from torch import nn
 from ..baselines import widths_at_rate
 from ..channels import ChannelGroups
 from ..errors import MGGCUserError
+from ..latency_table import LatencyTable
+from ..pruner import latency_fraction
 from . import options
 from .specs import GanSpec
 from .teacher import Teacher, find_teacher, load_D, load_G
@@ -43,6 +45,17 @@ def check_budget(target: float, groups_G: ChannelGroups, round_to: int, opt: arg
         raise MGGCUserError(f"--mggc_target_macs {target:g} is below what G ({opt.netG}, ngf {opt.ngf}) can be pruned "
                             f"to: with {each} in each of its {len(groups_G)} channel groups it keeps {floor:.4f} of "
                             f"its MACs; give --mggc_target_macs {_ceil(floor)} or more")
+
+
+def latency_table(path: Union[str, Path], groups_G: ChannelGroups, target_ms: float) -> LatencyTable:
+    """The latency table at ``path``, refused (naming the flags) when it cannot be read, was
+    measured for another G or input size, or cannot reach ``target_ms``."""
+    try:
+        table = LatencyTable.load(path)
+        latency_fraction(table, groups_G, target_ms)
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise MGGCUserError(f"--mggc_latency_table {path} --mggc_target_latency_ms {target_ms:g}: {err}") from None
+    return table
 
 
 def check_round_to(target: float, groups_G: ChannelGroups, round_to: int) -> None:
@@ -87,7 +100,11 @@ def check_prune_run(opt: argparse.Namespace, spec: GanSpec, run_dir: Path) -> Tu
     G = load_G(teacher, opt)  # strict loads: a wrong architecture or a damaged file fails here
     load_D(teacher, opt)
     x = torch.zeros(1, opt.input_nc, opt.crop_size, opt.crop_size)
-    check_budget(opt.mggc_target_macs, ChannelGroups.discover(G, x), opt.mggc_round_to, opt)
+    groups = ChannelGroups.discover(G, x)
+    if opt.mggc_target_latency_ms is not None:
+        latency_table(opt.mggc_latency_table, groups, opt.mggc_target_latency_ms)
+    else:
+        check_budget(opt.mggc_target_macs, groups, opt.mggc_round_to, opt)
     if opt.mggc_phase == "all":
         prune_epochs(opt, spec, run_dir)
     return teacher, G

@@ -53,6 +53,8 @@ ROUND_TO = 8
 ROUND_TO_MIN_NGF = 32
 #: The prune phase's record in the run folder (:mod:`.record`), which marks a folder as an MGGC run.
 RUN_RECORD = "mggc_run.json"
+#: The prune phase's copy of ``--mggc_latency_table``, which the finetune phase finalises by.
+LATENCY_TABLE = "mggc_latency_table.json"
 #: What the finetune phase writes (and ``test.py``/``mggc export`` read), stale once G is pruned
 #: again; ``<epoch>_net_G.pth``/``_net_D.pth`` are upstream's names for the slim pair's weights.
 FINETUNE_PRODUCTS = ("*_slim_G.pt", "*_slim_D.pt", "*_net_G.pth", "*_net_D.pth", "*_net_KD.pth",
@@ -60,7 +62,7 @@ FINETUNE_PRODUCTS = ("*_slim_G.pt", "*_slim_D.pt", "*_net_G.pth", "*_net_D.pth",
 #: What the prune phase writes besides the run record: the game's states and agents, a
 #: baseline's masks, or a supernet's state and networks.
 PRUNE_PRODUCTS = ("*_mggc_pruner.pt", "*_net_gen_G.pth", "*_net_gen_D.pth", "*_mggc_masks.pt", "*_mggc_rng.pt",
-                  "*_mggc_supernet.pt", "*_net_supernet_G.pth", "*_net_supernet_D.pth")
+                  "*_mggc_supernet.pt", "*_net_supernet_G.pth", "*_net_supernet_D.pth", LATENCY_TABLE)
 #: Where ``--mggc_restart`` moves an earlier run's products, inside the run folder.
 SUPERSEDED = "superseded_{time}"
 
@@ -129,6 +131,12 @@ def add_model_options(parser: argparse.ArgumentParser, is_train: bool, spec: Gan
     add_neighborhood_options(parser)
     _add(parser, "--mggc_target_macs", type=float, default=None,
          help="MGGC: fraction of the teacher generator's total MACs to keep, e.g. 0.05 (prune phase)")
+    _add(parser, "--mggc_target_latency_ms", type=float, default=None,
+         help="MGGC (beyond the paper): budget the game by latency instead of MACs: the slim G's latency in ms on "
+              "the machine and runtime of --mggc_latency_table, in place of --mggc_target_macs (--mggc_method mggc)")
+    _add(parser, "--mggc_latency_table", type=str, default=None,
+         help="MGGC: the teacher G's latency table, measured on the target device with `mggc latency-table` "
+              "(same --netG/--ngf/--norm/--no_dropout, --size = --crop_size); needed by --mggc_target_latency_ms")
     _add(parser, "--mggc_method", choices=METHODS, default="mggc",
          help="MGGC: prune phase: mggc (the pruning game on neighbourhoods); a baseline without game and "
               "neighbourhoods that prunes G to --mggc_target_macs at once, keeping D: l1_norm (Li et al. 2017, "
@@ -303,7 +311,9 @@ def check_train_options(opt: argparse.Namespace) -> None:
         if not opt.teacher_name:
             raise MGGCUserError(f"--mggc_phase {opt.mggc_phase} needs the teacher: pass --teacher_name <its experiment "
                                 f"name in {opt.checkpoints_dir}>")
-        if opt.mggc_target_macs is None or not 0 < opt.mggc_target_macs <= 1:
+        if opt.mggc_target_latency_ms is not None:
+            check_latency_options(opt)
+        elif opt.mggc_target_macs is None or not 0 < opt.mggc_target_macs <= 1:
             given = "None" if opt.mggc_target_macs is None else f"{opt.mggc_target_macs:g}"
             raise MGGCUserError(f"--mggc_target_macs {given}: give the fraction of the teacher's MACs "
                                 f"to keep, in (0, 1], e.g. 0.05")
@@ -360,6 +370,22 @@ def check_neighborhood_options(opt: argparse.Namespace) -> None:
                             f"batch size >= 2, at least one prototype and crops of at least 1 pixel")
 
 
+def check_latency_options(opt: argparse.Namespace) -> None:
+    """A latency budget: one budget, the game's method, a positive value and a table file."""
+    if opt.mggc_target_macs is not None:
+        raise MGGCUserError(f"--mggc_target_macs {opt.mggc_target_macs:g} and --mggc_target_latency_ms "
+                            f"{opt.mggc_target_latency_ms:g}: give one budget")
+    if opt.mggc_method != "mggc":
+        raise MGGCUserError(f"--mggc_target_latency_ms budgets the pruning game; --mggc_method {opt.mggc_method} "
+                            f"takes --mggc_target_macs")
+    if not opt.mggc_target_latency_ms > 0:
+        raise MGGCUserError(f"--mggc_target_latency_ms {opt.mggc_target_latency_ms:g}: give a positive latency in ms")
+    if not opt.mggc_latency_table or not Path(opt.mggc_latency_table).is_file():
+        raise MGGCUserError(f"--mggc_latency_table {opt.mggc_latency_table}: no such file; measure the teacher G's "
+                            f"table on the target device with `mggc latency-table --netG {opt.netG} --ngf {opt.ngf} "
+                            f"--norm {opt.norm} --size {opt.crop_size}` and pass its JSON")
+
+
 def check_game_options(opt: argparse.Namespace) -> None:
     """The pruning game's own options (Eq. 2, 5, 6): what :class:`MGGCConfig` would refuse, named
     by their flags."""
@@ -382,7 +408,9 @@ def swav_config(opt: argparse.Namespace) -> SwAVConfig:
 
 def pruner_config(opt: argparse.Namespace, spec: GanSpec) -> MGGCConfig:
     """The pruning game's configuration (Eq. 2, 5, 6) from the options."""
-    return MGGCConfig(target_macs=opt.mggc_target_macs, gan_mode=opt.gan_mode,
+    latency = opt.mggc_target_latency_ms
+    return MGGCConfig(target_macs=opt.mggc_target_macs if latency is None else None, target_latency_ms=latency,
+                      gan_mode=opt.gan_mode,
                       conditional_D=spec.teacher.conditional_D, lambda1=opt.mggc_lambda_R, lambda2=opt.mggc_lambda_L,
                       lr=opt.mggc_agent_lr, ablation=opt.mggc_ablation, seed=opt.mggc_seed,
                       baseline_lr=opt.mggc_baseline_lr, lambda_rec=opt.mggc_lambda_rec, min_keep_D=opt.mggc_min_keep_D,

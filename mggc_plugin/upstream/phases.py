@@ -164,17 +164,27 @@ class PrunePhase(Phase):
         if opt.continue_train:
             RunRecord.read(run_dir).check(opt, teacher)
         G, D = load_G(teacher, opt).to(device), load_D(teacher, opt).to(device)
-        self.pruner = MGGCPruner(G, D, example_input(opt).to(device), config)
+        x = example_input(opt).to(device)
+        table = None
+        if config.target_latency_ms is not None:
+            table = checks.latency_table(opt.mggc_latency_table, ChannelGroups.discover(G, x[:1]),
+                                         config.target_latency_ms)
+        self.pruner = MGGCPruner(G, D, x, config, latency=table)
         restart(opt, run_dir)
         RunRecord.of_prune_run(opt, teacher, config).write(run_dir)
+        if table is not None and distributed.is_main():
+            table.save(run_dir / options.LATENCY_TABLE)
         p = self.pruner
-        target = config.target_macs
-        assert target is not None, "options.pruner_config always sets target_macs (--mggc_target_macs)"
+        if table is not None:
+            target = (f"{config.target_latency_ms:g} ms on {table.runtime} ({table.threads} thread(s)), of the "
+                      f"{table.full_ms:.1f} ms measured for the teacher (p = {p.p:.4f} of the removable latency)")
+        else:
+            assert config.target_macs is not None, "options.pruner_config sets target_macs without a latency budget"
+            target = (f"{config.target_macs:.2%} = {config.target_macs * p.groups_G.full_macs / 1e9:.4f} G MACs "
+                      f"(p = {p.p:.4f} of the prunable MACs)")
         print_main(f"MGGC prune: teacher {teacher.G_path} ({opt.netG}, ngf {opt.ngf}): "
                    f"{p.groups_G.full_macs / 1e9:.4f} G MACs at {opt.crop_size}x{opt.crop_size}, {len(p.groups_G)} "
-                   f"channel groups; target "
-                   f"{target:.2%} = {target * p.groups_G.full_macs / 1e9:.4f} G MACs "
-                   f"(p = {p.p:.4f} of the prunable MACs); D {teacher.D_path}: {len(p.groups_D)} groups")
+                   f"channel groups; target {target}; D {teacher.D_path}: {len(p.groups_D)} groups")
         self.nets = {"gen_G": p.gen_G, **({"gen_D": p.gen_D} if p.gen_D is not None else {})}
         self.optimizers = []
 
@@ -445,7 +455,12 @@ class FinetunePhase(Phase):
             raise MGGCFileNotFoundError(f"{pruner_file} does not exist: the prune phase saves it (at "
                                         f"--save_epoch_freq epochs and every --save_latest_freq iterations); pass "
                                         f"--mggc_prune_epoch with a saved epoch")
-        pruner = MGGCPruner(G_T, D_T, example_input(opt), record.config())
+        config = record.config()
+        table = None
+        if config.target_latency_ms is not None:
+            groups_G = ChannelGroups.discover(G_T, example_input(opt)[:1])
+            table = checks.latency_table(run_dir / options.LATENCY_TABLE, groups_G, config.target_latency_ms)
+        pruner = MGGCPruner(G_T, D_T, example_input(opt), config, latency=table)
         load_game(pruner, pruner_file)
         return FinetunePhase._final(opt, record, pruner, str(pruner_file))
 
@@ -453,10 +468,16 @@ class FinetunePhase(Phase):
     def _final(opt: argparse.Namespace, record: RunRecord, pruner: MGGCPruner, source: str):
         """The agents' final architecture (rounded to ``--mggc_round_to``), and what the report
         says of it; ``source``: the saved state or this run's game."""
-        checks.check_round_to(record.pruner["target_macs"], pruner.groups_G, opt.mggc_round_to)
-        arch = pruner.finalize(round_to=opt.mggc_round_to)
+        if pruner.latency is None:
+            checks.check_round_to(record.pruner["target_macs"], pruner.groups_G, opt.mggc_round_to)
+        try:
+            arch = pruner.finalize(round_to=opt.mggc_round_to)
+        except ValueError as err:  # a latency budget the rounded widths cannot meet
+            raise MGGCUserError(f"--mggc_round_to {opt.mggc_round_to}: {err}") from None
         masks_G, masks_D = [v.cpu() for v in arch.v_G], [v.cpu() for v in arch.v_D]
         origin = {"pruner_state": source, "pruning_steps": pruner.step_count, "round_to": opt.mggc_round_to}
+        if arch.latency_ms_G is not None:
+            origin.update(target_latency_ms=record.pruner["target_latency_ms"], latency_ms_G=arch.latency_ms_G)
         return (pruner.groups_G, pruner.groups_D, masks_G, masks_D, origin,
                 f"{source} (after {pruner.step_count} pruning steps)")
 
@@ -492,7 +513,11 @@ class FinetunePhase(Phase):
             print_main("  " + summary.ratio_line(net, nets["teacher"][net], nets["slim"][net]))
         if D is None:
             print_main(f"  D: none, --mggc_method {record.method} trains G without a discriminator")
-        print_main(f"  target {record.pruner['target_macs']:.2%} of G's MACs; widths and totals in {path}")
+        if "latency_ms_G" in origin:
+            print_main(f"  target {origin['target_latency_ms']:g} ms; the latency table estimates the slim G at "
+                       f"{origin['latency_ms_G']:.2f} ms; widths and totals in {path}")
+        else:
+            print_main(f"  target {record.pruner['target_macs']:.2%} of G's MACs; widths and totals in {path}")
         return nets["slim"]["G"]["macs"] / nets["teacher"]["G"]["macs"]
 
     def _reload(self, opt: argparse.Namespace, run_dir: Path) -> Tuple[nn.Module, Optional[nn.Module]]:
