@@ -10,7 +10,8 @@ will run on, and gives a differentiable estimate of the sub-network's latency::
 
 * ``ℓ_layer``: every counted layer (convolution, transposed convolution, linear) timed *alone*,
   rebuilt at a grid of input × output widths (:data:`FRACTIONS` of its prunable channels) and
-  fed an input of the shape it sees in the network; between grid points the table is
+  fed an input of the shape it sees in the network, the measurements made non-decreasing in
+  both widths (noise aside, a wider layer is never faster); between grid points the table is
   interpolated bilinearly, beyond them extrapolated linearly (clamped at 0 ms). ``a_in`` and
   ``a_out`` are the layer's kept channels under the gates (:meth:`ChannelGroups.widths`), so
   the estimate is piecewise linear and differentiable in the gates, as the MAC model is.
@@ -305,15 +306,29 @@ def _measure_layer(m: nn.Module, layer: CountedLayerWidths, in_grid: Tuple[int, 
             row.append(timer(_replica(m, width_in, c_out, layer.depthwise), _with_channels(in_shape, width_in, linear)))
             bar.update(1)
         ms.append(tuple(row))
-    return LayerLatency(layer.name, in_grid, out_grid, tuple(ms))
+    return LayerLatency(layer.name, in_grid, out_grid, _monotone(ms))
+
+
+def _monotone(ms: Sequence[Sequence[float]]) -> Tuple[Tuple[float, ...], ...]:
+    """The smallest table above ``ms`` that never falls as either width grows (a running maximum
+    along both axes). Timing noise can make a wider layer measure faster than a narrower one;
+    the budget needs T to fall whenever channels are removed (the trim's bisection, R's sign)."""
+    out = np.maximum.accumulate(np.maximum.accumulate(np.asarray(ms, dtype=np.float64), axis=0), axis=1)
+    return tuple(tuple(float(v) for v in row) for row in out)
 
 
 def _fit_rest(residual_ms: Sequence[float], elements: Sequence[float]) -> Tuple[float, float]:
-    """κ ≥ 0 and c_0 of ``residual ≈ κ·elements + c_0`` by least squares (κ = 0 and c_0 the
-    mean residual when the slope comes out negative, i.e. the rest does not grow with width)."""
+    """κ ≥ 0 and c_0 ≥ 0 of ``residual ≈ κ·elements + c_0`` by least squares under those bounds:
+    the rest neither shrinks as the network widens nor costs less than nothing, so that T stays
+    non-decreasing in every gate and positive (noise can make the free fit's c_0 negative)."""
     x, y = np.asarray(elements, dtype=np.float64), np.asarray(residual_ms, dtype=np.float64)
     if len(x) >= 2 and np.ptp(x) > 0:
         kappa, c0 = np.polyfit(x, y, 1)
-        if kappa >= 0:
+        if kappa >= 0 and c0 >= 0:
             return float(kappa), float(c0)
-    return 0.0, float(y.mean())
+    # The optimum lies on a bound: through the origin (c_0 = 0), or flat (κ = 0).
+    through_origin = max(float(x @ y / (x @ x)), 0.0) if x @ x > 0 else 0.0
+    flat = max(float(y.mean()), 0.0)
+    err_origin = float(((y - through_origin * x) ** 2).sum())
+    err_flat = float(((y - flat) ** 2).sum())
+    return (through_origin, 0.0) if err_origin <= err_flat else (0.0, flat)

@@ -159,3 +159,20 @@ def test_the_cli_measures_a_table_for_the_architecture_it_names(tmp_path, capsys
     assert "uniform 0.500: measured" in capsys.readouterr().out
     assert main([*argv[:4], "0", *argv[5:]]) == 2
     assert "--ngf 0: give values of at least 1" in capsys.readouterr().err
+
+
+def test_measured_latencies_never_fall_as_a_layer_widens():
+    from mggc_plugin.latency_table import _monotone
+
+    noisy = [[1.0, 0.8, 2.0], [0.9, 3.0, 2.5]]
+    assert _monotone(noisy) == ((1.0, 1.0, 2.0), (1.0, 3.0, 3.0))
+
+
+def test_the_rest_is_fitted_non_negative():
+    from mggc_plugin.latency_table import _fit_rest
+
+    assert _fit_rest([2.0, 4.0], [1.0, 2.0]) == pytest.approx((2.0, 0.0))  # exact through the origin
+    assert _fit_rest([3.0, 5.0], [1.0, 2.0]) == pytest.approx((2.0, 1.0))  # a free fit within the bounds
+    kappa, c0 = _fit_rest([-60.0, 5.0], [0.1, 0.2])  # noise: the free fit's intercept is -125
+    assert kappa >= 0 and c0 >= 0
+    assert _fit_rest([3.0, 1.0], [1.0, 2.0]) == pytest.approx((0.0, 2.0))  # falling: flat
