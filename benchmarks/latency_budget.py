@@ -13,8 +13,9 @@ with BatchNorm, both ngf 64 at 256², as ``speed_gap.py``) on ``--runtime`` with
    ``round_to`` 8 and the refill:
 
    * ``macs``: ``target_macs = r``, the budget of today's ``--mggc_target_macs``;
-   * ``latency``: ``target_latency_ms = r ×`` the teacher's latency as the table estimates it,
-     i.e. the speed-up a MAC ratio of r promises;
+   * ``latency``: ``target_latency_ms = r ×`` the teacher's latency measured with the table
+     (:attr:`~mggc_plugin.latency_table.LatencyTable.full_ms`), i.e. the speed-up a MAC ratio of
+     r promises, asked of the latency directly;
 
 3. the teacher and both students timed interleaved (:func:`mggc_plugin.deploy.bench.bench`,
    BatchNorm folded as deployed), each beside its MACs, the table's estimate and the ideal.
@@ -96,7 +97,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             estimates: Dict[str, float] = {TEACHER: full_ms}
             for rate in args.rates:
                 configs = {"macs": MGGCConfig(target_macs=rate, refill=True),
-                           "latency": MGGCConfig(target_latency_ms=rate * full_ms, refill=True)}
+                           "latency": MGGCConfig(target_latency_ms=rate * table.full_ms, refill=True)}
                 for budget, config in configs.items():
                     name = f"{budget}{rate * 100:g}"
                     try:
