@@ -11,8 +11,9 @@ from mggc_plugin.upstream.record import FILE_NAME, FORMAT, VERSION, RunRecord
 
 def prune_options(**changes) -> argparse.Namespace:
     values = dict(isTrain=True, netG="unet_128", norm="batch", netD="basic", gan_mode="hinge", mggc_phase="prune",
-                  teacher_name="teacher", mggc_target_macs=0.25, dataset_mode="neighborhood", mggc_method="mggc",
-                  mggc_round_to=1, lambda_L1=100.0, mggc_lambda_kd=1.0, checkpoints_dir="checkpoints")
+                  teacher_name="teacher", mggc_target_macs=0.25, mggc_target_latency_ms=None,
+                  dataset_mode="neighborhood", mggc_method="mggc", mggc_round_to=1, lambda_L1=100.0, mggc_lambda_kd=1.0,
+                  checkpoints_dir="checkpoints")
     return argparse.Namespace(**{**values, **changes})
 
 
