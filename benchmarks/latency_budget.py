@@ -34,12 +34,10 @@ from typing import Any, Dict, List, Optional, Sequence
 import torch
 
 from mggc_plugin import networks
-from mggc_plugin.agents import gumbel_sigmoid
 from mggc_plugin.channels import ChannelGroups
 from mggc_plugin.deploy.bench import RUNTIMES, TEACHER, bench, deployable, machine
 from mggc_plugin.fileio import atomic_write, atomic_write_json
 from mggc_plugin.latency_table import LatencyTable, measure
-from mggc_plugin.losses import R
 from mggc_plugin.pruner import MGGCConfig, MGGCPruner
 from mggc_plugin.slim import slim, slim_info
 
@@ -54,11 +52,7 @@ def budget_student(G: torch.nn.Module, groups: ChannelGroups, table: LatencyTabl
     D = networks.define_D(3, 8, "basic", norm="instance")
     p = MGGCPruner(G, D, x, config, groups_G=groups, latency=table)
     for _ in range(steps):
-        o, _ = p.gen_G(p.h_D)
-        v = gumbel_sigmoid(o, config.tau, p.generator)
-        p.opt_G.zero_grad()
-        (config.lambda1 * R(p.budget_T(v), p.p, p.budget_total)).backward()
-        p.opt_G.step()
+        p.budget_step()
     return slim(G, groups, p.finalize(round_to=8).v_G).eval()
 
 
@@ -92,7 +86,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             groups = ChannelGroups.discover(G, torch.zeros(shape))
             print(f"{arch}: measuring the latency table", flush=True)
             table = measure(G, groups, args.runtime, 1, runs=args.table_runs, work=Path(work) / f"{arch}-table")
-            full_ms = float(table(groups, [torch.ones(n) for n in groups.sizes]))
+            full_ms = table.span(groups)[1]
             nets: Dict[str, torch.nn.Module] = {TEACHER: G}
             estimates: Dict[str, float] = {TEACHER: full_ms}
             for rate in args.rates:

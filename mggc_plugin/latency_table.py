@@ -44,6 +44,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .channels import ChannelGroups, CountedLayerWidths
+from .deploy import bench
 from .fileio import atomic_write_json
 from .metrics.timing import latency
 from .slim import slim
@@ -67,23 +68,19 @@ class LayerLatency:
 
     def __call__(self, a_in: torch.Tensor, a_out: torch.Tensor) -> torch.Tensor:
         """The interpolated latency at ``a_in`` × ``a_out`` kept channels, in ms (≥ 0)."""
-        table = torch.tensor(self.ms, dtype=torch.float64, device=a_out.device)
-        total = torch.zeros((), dtype=torch.float64, device=a_out.device)
-        for i, w_in in _weights(self.in_widths, a_in):
-            for j, w_out in _weights(self.out_widths, a_out):
-                total = total + w_in * w_out * table[i, j]
-        return total.clamp(min=0.0)
+        total = sum(w_in * w_out * self.ms[i][j] for i, w_in in _weights(self.in_widths, a_in)
+                    for j, w_out in _weights(self.out_widths, a_out))
+        return torch.as_tensor(total, dtype=torch.float64).clamp(min=0.0)
 
 
 def _weights(grid: Sequence[int], a: torch.Tensor) -> List[Tuple[int, torch.Tensor]]:
     """Piecewise-linear weights of the grid points around ``a`` (linear extrapolation beyond the
     ends); a grid of one point has weight 1."""
-    one = torch.ones((), dtype=torch.float64, device=a.device)
     if len(grid) == 1:
-        return [(0, one)]
+        return [(0, a.new_ones(()))]
     i = min(max(bisect.bisect_right(grid, float(a.detach())) - 1, 0), len(grid) - 2)
     t = (a - grid[i]) / (grid[i + 1] - grid[i])
-    return [(i, one - t), (i + 1, t)]
+    return [(i, 1.0 - t), (i + 1, t)]
 
 
 @dataclass(frozen=True)
@@ -128,6 +125,12 @@ class LatencyTable:
             total = total + layer(a_in, a_out)
         kept = [torch.as_tensor(v).double().sum() for v in gates]
         return total + self.per_element_ms * sum(e * a.to(total.device) for e, a in zip(self.group_elements, kept))
+
+    def span(self, groups: ChannelGroups) -> Tuple[float, float]:
+        """The estimate with every group at zero channels (the latency no gate can remove,
+        extrapolated) and at full width."""
+        return (float(self(groups, [torch.zeros(n) for n in groups.sizes])),
+                float(self(groups, [torch.ones(n) for n in groups.sizes])))
 
     @property
     def full_ms(self) -> float:
@@ -188,14 +191,12 @@ class _Timer:
     """Median ms of one forward pass of a module on ``runtime`` with ``threads`` threads."""
 
     def __init__(self, runtime: str, threads: int, runs: int, warmup: int, work: Path):
-        from .deploy import bench  # the deployment runtimes, imported only when a table is measured
         if runtime not in bench.RUNTIMES:
             raise ValueError(f"runtime={runtime!r}: choose one of {', '.join(bench.RUNTIMES)}")
         reason = bench.runtime_unavailable(runtime)
         if reason is not None:
             raise ValueError(reason)
-        self.bench, self.runtime, self.threads, self.runs, self.warmup, self.work = \
-            bench, runtime, threads, runs, warmup, work
+        self.runtime, self.threads, self.runs, self.warmup, self.work = runtime, threads, runs, warmup, work
         self.count = 0
 
     def __call__(self, module: nn.Module, shape: Tuple[int, ...]) -> float:
@@ -203,8 +204,8 @@ class _Timer:
         module = module.eval()
         prepared = module
         if self.runtime != "eager":
-            model = self.bench.BenchModel(f"m{self.count}", module, 0.0, 0)
-            prepared = self.bench.prepare(self.runtime, model, torch.zeros(shape), self.threads, self.work)
+            model = bench.BenchModel(f"m{self.count}", module, 0.0, 0)
+            prepared = bench.prepare(self.runtime, model, torch.zeros(shape), self.threads, self.work)
         return 1000.0 * latency(prepared, shape, runs=self.runs, warmup=self.warmup)
 
 
@@ -259,7 +260,6 @@ def measure(model: nn.Module, groups: ChannelGroups, runtime: str = "eager", thr
     if not fractions or any(not 0 < f <= 1 for f in fractions):
         raise ValueError(f"fractions={list(fractions)}: give widths as fractions in (0, 1]")
     fractions = tuple(sorted(set(fractions) | {1.0}))
-    from .deploy.bench import machine
     model = copy.deepcopy(model).cpu().eval()
     inputs, outputs = _shapes(model, groups)
     modules = dict(model.named_modules())
@@ -281,7 +281,7 @@ def measure(model: nn.Module, groups: ChannelGroups, runtime: str = "eager", thr
         for f in fractions:
             masks = _uniform_masks(groups, f)
             # As deployed (mggc bench, mggc export): BatchNorm folded into the convolutions.
-            student = timer.bench.deployable(f"uniform{f:g}", slim(model, groups, masks), groups.input_shape).module
+            student = bench.deployable(f"uniform{f:g}", slim(model, groups, masks), groups.input_shape).module
             measured = timer(student, groups.input_shape)
             bar.update(1)
             layer_ms = float(sum(layer(a_in, a_out) for layer, (a_in, a_out) in zip(layers, groups.widths(masks))))
@@ -292,7 +292,7 @@ def measure(model: nn.Module, groups: ChannelGroups, runtime: str = "eager", thr
     fit = tuple({"fraction": f, "measured_ms": measured, "estimated_ms": layer_ms + kappa * x + c0}
                 for f, measured, layer_ms, x in rows)
     return LatencyTable(tuple(groups.input_shape), runtime, threads, tuple(groups.sizes), tuple(elements),
-                        tuple(layers), kappa, c0, fit, machine())
+                        tuple(layers), kappa, c0, fit, bench.machine())
 
 
 def _measure_layer(m: nn.Module, layer: CountedLayerWidths, in_grid: Tuple[int, ...], out_grid: Tuple[int, ...],

@@ -40,7 +40,7 @@ from torch import nn
 
 from . import distributed
 from .agents import Agent, ArchitectureAgent, LogitAgent, gumbel_sigmoid, harden
-from .baselines import fill_to_budget, fill_while
+from .baselines import fill_while
 from .channels import ChannelGroups
 from .device import restore_rng_states, rng_states
 from .diagnostics import real_fake_auc
@@ -130,7 +130,7 @@ class MGGCConfig:
     final_window: the final architecture is cut from the mean of the agents' drop logits over
         the last ``final_window`` steps instead of the agents' last state alone (1: the paper).
     refill: after the budget trim, :meth:`MGGCPruner.finalize` adds G's dropped channels back by
-        keep-logit while the budget allows (:func:`mggc_plugin.baselines.fill_to_budget`), so
+        keep-logit while the budget allows (:func:`mggc_plugin.baselines.fill_while`), so
         the student lands at its budget rather than wherever rounding and the deterministic
         gates left it (False: the paper).
     cost_lr: cost-aware agent: the parameters of gen_G that belong to one channel group (its
@@ -273,14 +273,12 @@ def latency_fraction(table: LatencyTable, groups: ChannelGroups, target_ms: floa
     table's estimate, where T_fixed is the latency no gate can remove (every group at zero
     channels, extrapolated). Raises ValueError when ``target_ms`` is outside (T_fixed, T_full]."""
     table.check(groups)
-    fixed = float(table(groups, [torch.zeros(n) for n in groups.sizes]))
-    full = float(table(groups, [torch.ones(n) for n in groups.sizes]))
+    fixed, full = table.span(groups)
     if not fixed < target_ms <= full:
         raise ValueError(f"target_latency_ms={target_ms}: the latency table estimates the full generator at "
                          f"{full:.3f} ms and the part no gate can remove at {fixed:.3f} ms on {table.runtime} "
                          f"({table.threads} thread(s)); give a target between them")
     return (target_ms - fixed) / (full - fixed)
-
 
 
 @contextlib.contextmanager
@@ -448,9 +446,8 @@ class MGGCPruner:
                 raise ValueError(f"target_latency_ms={config.target_latency_ms} needs G's latency table: measure "
                                  f"it with mggc_plugin.latency_table.measure and pass it as latency=")
             self.p = latency_fraction(latency, self.groups_G, config.target_latency_ms)
-            self.latency_fixed = float(latency(self.groups_G, [torch.zeros(n) for n in self.groups_G.sizes]))
-            self.budget_total = float(latency(self.groups_G, [torch.ones(n) for n in self.groups_G.sizes])) \
-                - self.latency_fixed
+            self.latency_fixed, full = latency.span(self.groups_G)
+            self.budget_total = full - self.latency_fixed
 
         # The agents' initialisation is seeded without touching the caller's global RNG.
         with torch.random.fork_rng(devices=[]):
@@ -585,7 +582,8 @@ class MGGCPruner:
             loss_G = f_G(pred_fake, c.gan_mode)
             rec = (fake - y_center).abs().mean()
             T_v = self.kept_macs(v_G)
-            R_v = R(T_v if self.latency is None else self.budget_T(v_G), self.p, self.budget_total)
+            T_budget = T_v if self.latency is None else self.budget_T(v_G)
+            R_v = R(T_budget, self.p, self.budget_total)
             if v_D is not None:
                 assert self.gen_D is not None and self.opt_D is not None, "only gen_D samples v_D"
                 L_v = L(v_D)
@@ -606,8 +604,18 @@ class MGGCPruner:
                 "kept_macs_G_total": (kept_G + self.T_fixed) / self.groups_G.full_macs, "kept_channels_D": kept_D,
                 "d_auc": real_fake_auc(pred_real.detach(), pred_fake.detach()), "rec": rec.item()}
         if self.latency is not None:
-            logs["latency_ms_G"] = float(self.latency(self.groups_G, [v.detach() for v in v_G]))
+            logs["latency_ms_G"] = T_budget.item() + self.latency_fixed
         return distributed.mean_over_ranks(logs)
+
+    def budget_step(self) -> float:
+        """One step of gen_G on its budget term ``λ1·R(v_G)`` alone (Eq. 5; no D, no images):
+        where the cost model by itself sends the architecture, a probe of the budget (MACs or a
+        latency table) apart from the game. Returns R."""
+        o_G, _ = self.gen_G(self.h_D)
+        _, v_G = self._sample(o_G)
+        R_v = R(self.budget_T(v_G), self.p, self.budget_total)
+        self._descend(self.gen_G, self.opt_G, self.config.lambda1 * R_v, retain_graph=False)
+        return R_v.item()
 
     def _sample(self, o: Sequence[torch.Tensor]) -> Tuple[List[torch.Tensor], List[torch.Tensor]]:
         """The gates a network is played with and the rounded ones R or L count
@@ -664,10 +672,7 @@ class MGGCPruner:
         v_G = gumbel_sigmoid(o_G, c.tau, deterministic=True)
         masks_G = _rounded_masks(logit_G, [v.cpu() for v in v_G], round_to)
         masks_G = self._trim_to_budget(logit_G, masks_G, round_to)
-        if c.refill and self.latency is None:
-            target = (self.p * self.T_total + self.T_fixed) / self.groups_G.full_macs
-            masks_G = fill_to_budget(self.groups_G, masks_G, logit_G, target, round_to)
-        elif c.refill:
+        if c.refill:
             budget = self.p * self.budget_total
             masks_G = fill_while(masks_G, logit_G, lambda m: float(self.budget_T(m)) <= budget, round_to)
         if self.gen_D is not None:

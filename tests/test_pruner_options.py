@@ -7,9 +7,7 @@ import pytest
 import torch
 
 from mggc_plugin import networks
-from mggc_plugin.agents import gumbel_sigmoid
 from mggc_plugin.diagnostics import real_fake_auc
-from mggc_plugin.losses import R
 from mggc_plugin.pruner import MGGCConfig, MGGCPruner, channel_costs
 
 
@@ -164,11 +162,7 @@ def _budget_only(cost_lr: bool, steps: int = 300):
     p = MGGCPruner(G, D, torch.zeros(1, 3, 128, 128),
                    MGGCConfig(target_macs=0.1, conditional_D=True, hidden=16, cost_lr=cost_lr))
     for _ in range(steps):
-        o, _ = p.gen_G(p.h_D)
-        v = gumbel_sigmoid(o, p.config.tau, p.generator)
-        p.opt_G.zero_grad()
-        (p.config.lambda1 * R(p.kept_macs(v), p.p, p.T_total)).backward()
-        p.opt_G.step()
+        p.budget_step()
     o, _ = p.gen_G(p.h_D)
     kept = [float((g <= 0).float().mean()) for g in o]
     return kept, channel_costs(p.groups_G)

@@ -28,8 +28,7 @@ def test_a_game_budgeted_by_latency_lands_within_it(upstream_checkout, facades_s
     table = LatencyTable.load(table_file)
     G = networks.define_G(3, 3, 8, **PIX2PIX["teacher"])
     groups = ChannelGroups.discover(G, torch.zeros(1, 3, size, size))
-    fixed = float(table(groups, [torch.zeros(n) for n in groups.sizes]))
-    full = float(table(groups, [torch.ones(n) for n in groups.sizes]))
+    fixed, full = table.span(groups)
     target = fixed + 0.5 * (full - fixed)
 
     student = [*dirs, "--name", "student", "--model", "mggc_pix2pix", *arch, *COMMON]

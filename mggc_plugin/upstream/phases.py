@@ -165,11 +165,11 @@ class PrunePhase(Phase):
             RunRecord.read(run_dir).check(opt, teacher)
         G, D = load_G(teacher, opt).to(device), load_D(teacher, opt).to(device)
         x = example_input(opt).to(device)
+        groups_G = ChannelGroups.discover(G, x)
         table = None
         if config.target_latency_ms is not None:
-            table = checks.latency_table(opt.mggc_latency_table, ChannelGroups.discover(G, x[:1]),
-                                         config.target_latency_ms)
-        self.pruner = MGGCPruner(G, D, x, config, latency=table)
+            table = checks.latency_table(opt.mggc_latency_table, groups_G, config.target_latency_ms)
+        self.pruner = MGGCPruner(G, D, x, config, groups_G=groups_G, latency=table)
         restart(opt, run_dir)
         RunRecord.of_prune_run(opt, teacher, config).write(run_dir)
         if table is not None and distributed.is_main():
@@ -455,12 +455,12 @@ class FinetunePhase(Phase):
             raise MGGCFileNotFoundError(f"{pruner_file} does not exist: the prune phase saves it (at "
                                         f"--save_epoch_freq epochs and every --save_latest_freq iterations); pass "
                                         f"--mggc_prune_epoch with a saved epoch")
-        config = record.config()
+        config, x = record.config(), example_input(opt)
+        groups_G = ChannelGroups.discover(G_T, x)
         table = None
         if config.target_latency_ms is not None:
-            groups_G = ChannelGroups.discover(G_T, example_input(opt)[:1])
             table = checks.latency_table(run_dir / options.LATENCY_TABLE, groups_G, config.target_latency_ms)
-        pruner = MGGCPruner(G_T, D_T, example_input(opt), config, latency=table)
+        pruner = MGGCPruner(G_T, D_T, x, config, groups_G=groups_G, latency=table)
         load_game(pruner, pruner_file)
         return FinetunePhase._final(opt, record, pruner, str(pruner_file))
 
