@@ -129,7 +129,9 @@ def costs(units: Sequence[Dict[str, object]]) -> List[Dict[str, object]]:
     one game per budget and seed; from ``info.game_timing``, the steps a process played itself),
     ``supernet_s`` (one supernet per seed serves every budget; mean over seeds) and ``search_s``
     (per budget), ``make_s`` (the make step of methods without either, e.g. L1-norm ranking),
-    ``finetune_s`` (mean per unit). Absent keys: nothing measured."""
+    ``finetune_s`` (median per unit: a unit that ran at low priority beside other processes, as
+    pix2pix's L1-norm seed 3 at 10 % did, would otherwise move a mean by minutes). Absent keys:
+    nothing measured."""
     by_method: Dict[tuple, List[Dict[str, object]]] = {}
     for u in units:
         if u["method"] != "teacher":
@@ -149,7 +151,7 @@ def costs(units: Sequence[Dict[str, object]]) -> List[Dict[str, object]]:
                           search_s=float(np.mean([i["search_seconds"] for i in info])))
         if not any("steps" in i or "supernet_seconds" in i for i in info):  # neither a game nor a supernet
             record["make_s"] = float(np.mean([u["seconds"]["compress"] for u in group]))
-        record["finetune_s"] = float(np.mean([u["seconds"]["finetune"] for u in group]))
+        record["finetune_s"] = float(np.median([u["seconds"]["finetune"] for u in group]))
         records.append(record)
     return records
 
@@ -165,7 +167,7 @@ def costs_markdown(task: str, records: Sequence[Dict[str, object]]) -> str:
              "(games resumed from an earlier run time only their remainder); a supernet serves both budgets of a "
              "seed and is searched once per budget. '—': not measured (units from before the timings).", "",
              "| method | units | game per budget | supernet per seed | search per budget | other making | "
-             "finetune per unit |", "|---|---:|---:|---:|---:|---:|---:|"]
+             "finetune per unit (median) |", "|---|---:|---:|---:|---:|---:|---:|"]
     for r in records:
         if r["task"] != task:
             continue

@@ -58,5 +58,8 @@ def test_costs_price_games_per_step_and_supernets_once_per_seed(benchmark_script
     assert by_method["gan_compression"]["search_s"] == pytest.approx(30.0)
     assert by_method["l1_norm"] == {"task": "pix2pix", "method": "l1_norm", "units": 1, "make_s": 2.0,
                                     "finetune_s": 90.0}
+    slow = [_timed("l1_norm", seed, 0.1, {}, finetune=seconds) for seed, seconds in ((1, 100.0), (2, 5000.0))]
+    with_slow = {r["method"]: r for r in summary.costs(units + slow)}
+    assert with_slow["l1_norm"]["finetune_s"] == pytest.approx(100.0)  # the median per unit, not 1,730 s
     table = summary.costs_markdown("pix2pix", summary.costs(units))
     assert "| gan_compression | 3 | — | 12.5 | 0.5 | — | 1.0 |" in table
