@@ -129,9 +129,8 @@ def costs(units: Sequence[Dict[str, object]]) -> List[Dict[str, object]]:
     one game per budget and seed; from ``info.game_timing``, the steps a process played itself),
     ``supernet_s`` (one supernet per seed serves every budget; mean over seeds) and ``search_s``
     (per budget), ``make_s`` (the make step of methods without either, e.g. L1-norm ranking),
-    ``finetune_s`` (median per unit: a unit that ran at low priority beside other processes, as
-    pix2pix's L1-norm seed 3 at 10 % did, would otherwise move a mean by minutes). Absent keys:
-    nothing measured."""
+    ``finetune_s`` (median per unit: one unit run at low priority beside other processes would
+    otherwise move a mean by minutes). Absent keys: nothing measured."""
     by_method: Dict[tuple, List[Dict[str, object]]] = {}
     for u in units:
         if u["method"] != "teacher":
