@@ -256,15 +256,22 @@ def plot_pareto(task: str, records: Sequence[Dict[str, object]], units: Sequence
     for u in units:
         macs.setdefault((u["budget"], u["method"]), []).append(u["macs_ratio"])
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    for method in sorted({r["method"] for r in records}):
+    # tab20's ten dark shades, then its ten light ones: the default 10-colour cycle would give two
+    # of more than ten methods one colour
+    tab20 = plt.get_cmap("tab20").colors
+    colours = tab20[0::2] + tab20[1::2]
+    for i, method in enumerate(sorted({r["method"] for r in records})):
         rows = sorted((r for r in records if r["method"] == method and r["metric"] == primary),
                       key=lambda r: r["budget"])
         if not rows:
             continue
         xs = [100 * float(np.mean(macs[(r["budget"], method)])) for r in rows]
-        ax.errorbar(xs, [r["mean"] for r in rows], yerr=[r["std"] for r in rows], marker="o", capsize=3,
-                    label=method)
-    ax.set_xlabel("MACs kept (% of the teacher's)")
+        style = ({"marker": "*", "markersize": 11, "color": "black"} if method == "teacher"
+                 else {"marker": "o", "color": colours[i % len(colours)]})
+        ax.errorbar(xs, [r["mean"] for r in rows], yerr=[r["std"] for r in rows], capsize=3, label=method,
+                    **style)
+    ax.set_xscale("log")  # the budgets (5, 10, 25 %) would crowd the left edge beside the teacher's 100 %
+    ax.set_xlabel("MACs kept (% of the teacher's, log scale)")
     ax.set_ylabel(f"{primary} ({'lower' if LOWER_IS_BETTER[primary] else 'higher'} is better)")
     ax.set_title(f"Facades {task}: {primary} over seeds (mean ± std)")
     ax.legend(fontsize=8)
