@@ -13,7 +13,8 @@ shape; the weights do not matter for time). Then:
    (convolutions, transposed convolutions, normalisation, padding, activations, other), beside
    its share of the MACs: a kind whose time share grows from teacher to student is what keeps
    the speed-up below the MAC ratio.
-3. **Width rounding**: the same at ``--round_to`` 1, 8 and 16 (eager and ONNX Runtime).
+3. **Width rounding**: the same at each ``--round_sweep`` multiple (default 1, 8, 16) on each
+   ``--sweep_runtimes`` runtime (default eager and ONNX Runtime).
 
 Writes ``benchmarks/results/speed_gap.{json,md}``, the machine named. Timings need a quiet
 machine: stop other jobs while it runs (``kill -STOP``/``-CONT``).
@@ -99,6 +100,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--size", type=int, default=256)
     p.add_argument("--round_to", type=int, default=8)
     p.add_argument("--runtimes", nargs="+", default=list(RUNTIMES), choices=RUNTIMES)
+    p.add_argument("--round_sweep", nargs="+", type=int, default=[1, 8, 16],
+                   help="width multiples compared in the rounding table")
+    p.add_argument("--sweep_runtimes", nargs="+", default=["eager", "onnxruntime"], choices=RUNTIMES,
+                   help="runtimes of the rounding table (those also in --runtimes)")
     p.add_argument("--runs", type=int, default=8)
     p.add_argument("--out", default=str(RESULTS / "speed_gap"))
     args = p.parse_args(argv)
@@ -124,15 +129,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             rounding: Dict[str, List[Dict[str, float]]] = {}
             for rate in args.rates:
                 variants = [deployable(TEACHER, teacher, shape)]
-                for r in (1, 8, 16):
+                for r in args.round_sweep:
                     variants.append(deployable(f"round_to{r}", student(teacher, x, rate, r), shape))
                 (Path(work) / f"{arch}-{rate}").mkdir()
-                res = bench(variants, shape, Path(work) / f"{arch}-{rate}", [rt for rt in ("eager", "onnxruntime")
-                                                                              if rt in args.runtimes],
+                res = bench(variants, shape, Path(work) / f"{arch}-{rate}",
+                            [rt for rt in args.sweep_runtimes if rt in args.runtimes],
                             batches=(1,), threads=(1,), runs=args.runs, warmup=1, log=lambda s: None)
                 rounding[f"keep{rate * 100:g}"] = res["rows"]
             record["archs"][arch] = {"bench": result, "per_layer": layers, "rounding": rounding}  # type: ignore[index]
-            lines += _markdown(arch, result, layers, rounding)
+            lines += _markdown(arch, result, layers, rounding, args.round_sweep)
     atomic_write_json(Path(args.out).with_suffix(".json"), record)
     text = "\n".join(lines) + "\n"
     atomic_write(Path(args.out).with_suffix(".md"), lambda tmp: tmp.write_text(text))
@@ -140,7 +145,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return 0
 
 
-def _markdown(arch: str, result: Dict, layers: Dict, rounding: Dict) -> List[str]:
+def _markdown(arch: str, result: Dict, layers: Dict, rounding: Dict, sweep: Sequence[int]) -> List[str]:
     rows = result["rows"]
     out = [f"## {arch}", "", "| student | runtime | ms | speed-up | ideal | speed-up / ideal |",
            "|---|---|---|---|---|---|"]
@@ -161,14 +166,15 @@ def _markdown(arch: str, result: Dict, layers: Dict, rounding: Dict) -> List[str
         for kind, s in sorted(d["seconds"].items(), key=lambda kv: -kv[1]):
             share = d["macs"].get(kind, 0) / total_m
             out.append(f"| {name} | {kind} | {s * 1e3:.1f} | {s / total_s:.1%} | {share:.1%} |")
-    out += ["", "Width rounding (speed-up / ideal):", "", "| rate | runtime | round_to 1 | round_to 8 | round_to 16 |",
-            "|---|---|---|---|---|"]
+    out += ["", "Width rounding (speed-up / ideal):", "",
+            "| rate | runtime | " + " | ".join(f"round_to {k}" for k in sweep) + " |",
+            "|---|---|" + "---|" * len(sweep)]
     for rate, rws in rounding.items():
         for runtime in sorted({r["runtime"] for r in rws}):
             cells = {r["model"]: r for r in rws if r["runtime"] == runtime}
             out.append(f"| {rate} | {runtime} | " + " | ".join(
                 f"{cells[f'round_to{k}']['speedup'] / cells[f'round_to{k}']['ideal_speedup']:.2f}"
-                f" ({cells[f'round_to{k}']['ideal_speedup']:.1f}× ideal)" for k in (1, 8, 16)) + " |")
+                f" ({cells[f'round_to{k}']['ideal_speedup']:.1f}× ideal)" for k in sweep) + " |")
     return out + [""]
 
 
