@@ -13,6 +13,11 @@ shape; the weights do not matter for time). Then:
    (convolutions, transposed convolutions, normalisation, padding, activations, other), beside
    its share of the MACs: a kind whose time share grows from teacher to student is what keeps
    the speed-up below the MAC ratio.
+   From these, the *bound with ideal convolutions*: the speed-up the student would reach if
+   every (transposed) convolution ran exactly the MAC ratio faster than the teacher's and the
+   other layers took the time measured (:func:`ideal_conv_bound`). Where it is below a goal, no
+   convolution kernel reaches the goal in that runtime; only fusing or removing the other
+   layers can.
 3. **Width rounding**: the same at each ``--round_sweep`` multiple (default 1, 8, 16) on each
    ``--sweep_runtimes`` runtime (default eager and ONNX Runtime).
 
@@ -83,6 +88,17 @@ def per_layer(model: nn.Module, x: torch.Tensor, runs: int = 3) -> Dict[str, flo
     for h in handles:
         h.remove()
     return {k: v / runs for k, v in spent.items()}
+
+
+MAC_KINDS = ("conv", "conv_transpose")
+
+
+def ideal_conv_bound(teacher_s: Dict[str, float], student_s: Dict[str, float], ideal: float) -> float:
+    """Speed-up over the teacher if the student's convolutions took the teacher's convolution time
+    divided by ``ideal`` (the MAC ratio) and its other layers the seconds measured for them."""
+    conv_teacher = sum(v for k, v in teacher_s.items() if k in MAC_KINDS)
+    rest_student = sum(v for k, v in student_s.items() if k not in MAC_KINDS)
+    return sum(teacher_s.values()) / (conv_teacher / ideal + rest_student)
 
 
 def macs_by_kind(model: nn.Module, shape: Sequence[int]) -> Dict[str, float]:
@@ -166,6 +182,11 @@ def _markdown(arch: str, result: Dict, layers: Dict, rounding: Dict, sweep: Sequ
         for kind, s in sorted(d["seconds"].items(), key=lambda kv: -kv[1]):
             share = d["macs"].get(kind, 0) / total_m
             out.append(f"| {name} | {kind} | {s * 1e3:.1f} | {s / total_s:.1%} | {share:.1%} |")
+    ideals = {r["model"]: r["ideal_speedup"] for r in rows if r["model"] != TEACHER}
+    out += ["", "Bound with ideal convolutions (eager; convolutions at the MAC ratio, other layers as measured):", ""]
+    for name, ideal in sorted(ideals.items()):
+        bound = ideal_conv_bound(layers[TEACHER]["seconds"], layers[name]["seconds"], ideal)
+        out.append(f"- {name}: {bound:.2f}× for an ideal {ideal:.2f}× ({bound / ideal:.2f})")
     out += ["", "Width rounding (speed-up / ideal):", "",
             "| rate | runtime | " + " | ".join(f"round_to {k}" for k in sweep) + " |",
             "|---|---|" + "---|" * len(sweep)]
