@@ -16,8 +16,8 @@ shape; the weights do not matter for time). Then:
    From these, the *bound with ideal convolutions*: the speed-up the student would reach if
    every (transposed) convolution ran exactly the MAC ratio faster than the teacher's and the
    other layers took the time measured (:func:`ideal_conv_bound`). Where it is below a goal, no
-   convolution kernel reaches the goal in that runtime; only fusing or removing the other
-   layers can.
+   convolution kernel reaches the goal in PyTorch eager; only a runtime that fuses the other
+   layers, or an architecture without them, can.
 3. **Width rounding**: the same at each ``--round_sweep`` multiple (default 1, 8, 16) on each
    ``--sweep_runtimes`` runtime (default eager and ONNX Runtime).
 
