@@ -161,8 +161,10 @@ def costs_markdown(task: str, records: Sequence[Dict[str, object]]) -> str:
         return f"{float(r[key]) / 60:.1f}" if key in r else "—"
 
     lines = ["", f"## What each student cost to make ({task})", "",
-             "Wall minutes on one core of this machine (the benchmark runs one process per core, so the other core "
-             "was busy). A game's cost is its steps at the per-step rate of the steps its units' processes played "
+             "Wall minutes on one core of the machine each unit ran on (the benchmark runs one process per core, so "
+             "the other core was busy). Units from different sessions, and so possibly different machines, are "
+             "pooled, so compare methods whose units ran together. A game's cost is its steps at the per-step rate "
+             "of the steps its units' processes played "
              "(games resumed from an earlier run time only their remainder); a supernet serves both budgets of a "
              "seed and is searched once per budget. '—': not measured (units from before the timings).", "",
              "| method | units | game per budget | supernet per seed | search per budget | other making | "
