@@ -543,6 +543,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                                           "method's own")
     p.add_argument("--kd", action="store_true", help="feature distillation from the teacher, for every method")
     p.add_argument("--no_fill", action="store_true", help="leave students where their method's rounding left them")
+    p.add_argument("--teacher_only", action="store_true",
+                   help="score the teacher and stop (e.g. a second teacher, for the teacher-vs-teacher spread)")
     p.add_argument("--tag", default="", help="run record goes to facades[_cycle_gan]_<tag>.json")
     p.add_argument("--encoder", choices=("inception", "swav"), help="neighbourhood encoder (default inception)")
     p.add_argument("--swav_checkpoint", help="official SwAV weights for --encoder swav")
@@ -565,7 +567,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     start = time.perf_counter()
     run = prepare(args, schedule)
     done = [teacher_unit(run)]
-    for seed in schedule.seeds:
+    for seed in () if args.teacher_only else schedule.seeds:
         for target in schedule.targets:
             for method in schedule.methods:
                 done.append(run_unit(run, method, target, seed))
