@@ -79,3 +79,18 @@ def test_openvino_ir_matches_the_slim_model(checkpoint, tmp_path):
     with pytest.raises(ValueError, match="differs from the slim model"):
         export(checkpoint, "openvino", out=tmp_path / "h.xml", atol=-1.0)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["g.bin", "g.xml"], "no h.xml, no h.bin, no temp files"
+
+
+def test_openvino_runs_in_float32_and_openvino_default_at_the_plugins_precision(checkpoint, tmp_path):
+    ov = pytest.importorskip("openvino")
+    import openvino.properties.hint as hints
+
+    from mggc_plugin.deploy.bench import BenchModel, prepare
+
+    net = load_slim(checkpoint).eval()
+    model = BenchModel("g", net, 0.0, 0)
+    x = torch.zeros(1, 3, 32, 32)
+    exact = prepare("openvino", model, x, 1, tmp_path).run.compiled
+    default = prepare("openvino_default", model, x, 1, tmp_path).run.compiled
+    assert exact.get_property(hints.inference_precision) == ov.Type.f32
+    assert default.get_property(hints.inference_precision) == ov.Core().get_property("CPU", hints.inference_precision)

@@ -1,10 +1,11 @@
-"""fp16/int8 ONNX: measured against the fp32 slim model on held-out images, refused past --max_l1."""
+"""fp16/int8 ONNX and int8 OpenVINO IR: measured against the fp32 slim model on held-out images,
+refused past --max_l1."""
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from mggc_plugin import ChannelGroups, networks, save_slim, slim
+from mggc_plugin import ChannelGroups, load_slim, networks, save_slim, slim
 from mggc_plugin.cli import main
 from mggc_plugin.deploy import export
 from mggc_plugin.errors import MGGCUserError
@@ -89,3 +90,53 @@ def test_int8_unet_is_exported_without_conv_transpose_and_checked(images, tmp_pa
     ops = lambda p: {node.op_type for node in onnx.load(str(p)).graph.node}  # noqa: E731
     assert "ConvTranspose" in ops(fp32.path) and "ConvTranspose" not in ops(int8.path)
     assert "7 ConvTranspose2d as sub-pixel convolutions" in int8.notes
+
+
+OPENVINO_WITHOUT_PLUGIN = r"""
+import sys, numpy as np, openvino as ov
+compiled = ov.Core().compile_model(sys.argv[1], "CPU")
+y = compiled(np.load(sys.argv[2]))[0]
+assert "mggc_plugin" not in sys.modules
+np.save(sys.argv[3], y)
+"""
+
+
+def test_openvino_int8_keeps_int8_weights_runs_without_the_plugin_and_is_guarded(checkpoint, images, tmp_path):
+    ov = pytest.importorskip("openvino")
+    import subprocess
+    import sys
+
+    result = export(checkpoint, "openvino", out=tmp_path / "g.xml", precision="int8", calibration=images, max_l1=1.0)
+    assert result.path.is_file() and result.path.with_suffix(".bin").is_file()
+    assert "checked at OpenVINO's default CPU inference precision" in result.notes
+    int8_constants = [op for op in ov.Core().read_model(str(result.path)).get_ops()
+                      if op.get_type_name() == "Constant" and op.get_element_type() == ov.Type.i8]
+    assert int8_constants, "the IR lost the int8 weights of the QDQ graph"
+    assert 0 < result.quality.mean_l1 < 0.1
+
+    x = held_out_inputs(images)[0]
+    np.save(tmp_path / "x.npy", x.numpy())
+    subprocess.run([sys.executable, "-c", OPENVINO_WITHOUT_PLUGIN, str(result.path), str(tmp_path / "x.npy"),
+                    str(tmp_path / "y.npy")], check=True, cwd=tmp_path)
+    with torch.no_grad():
+        l1 = float((torch.from_numpy(np.load(tmp_path / "y.npy")) - load_slim(checkpoint)(x)).abs().mean())
+    assert l1 <= result.quality.mean_l1 * result.quality.count + 1e-6  # x is one of the inputs the guard measured
+
+    with pytest.raises(MGGCUserError, match="above --max_l1"):
+        export(checkpoint, "openvino", out=tmp_path / "h.xml", precision="int8", calibration=images,
+               max_l1=result.quality.mean_l1 / 2)
+    assert not (tmp_path / "h.xml").exists() and not (tmp_path / "h.bin").exists()
+
+
+def held_out_inputs(folder):
+    """The held-out batches the export's quality check measures on (32x32, [-1, 1])."""
+    from mggc_plugin.deploy.calibration import find_images, load_inputs
+
+    refs, source = find_images(folder, folder)
+    return load_inputs(refs, (1, 3, 32, 32), source).held_out
+
+
+def test_openvino_refuses_fp16_naming_the_onnx_format(checkpoint, tmp_path):
+    pytest.importorskip("openvino")
+    with pytest.raises(MGGCUserError, match="--format onnx takes fp32, fp16, int8"):
+        export(checkpoint, "openvino", out=tmp_path / "g.xml", precision="fp16")

@@ -15,15 +15,17 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=tuple(FORMATS), default="torchscript",
                    help=f"torchscript, onnx (opset {OPSET}, simplified) or openvino (IR .xml + .bin, from the ONNX "
                         f"graph; needs the openvino extra)")
-    p.add_argument("--out", help="output file (default: beside the checkpoint, .ts, .onnx, .<precision>.onnx or .xml)")
+    p.add_argument("--out", help="output file (default: beside the checkpoint, .ts, .onnx, .xml, or "
+                                 ".<precision>.onnx / .<precision>.xml)")
     p.add_argument("--size", type=int, help="example input height/width (default: the one the "
                                            "checkpoint was pruned at)")
     p.add_argument("--dynamic", action="store_true",
                    help="onnx/openvino: symbolic batch, height and width (default: static shapes, which edge "
                         "tools such as TensorRT and Lens Studio need)")
     p.add_argument("--precision", choices=PRECISIONS, default="fp32",
-                   help="onnx only: fp16, or int8 (static quantization, per-channel weights, calibrated on "
-                        "--calibration); both are measured against the fp32 slim model before writing")
+                   help="onnx: fp16, or int8 (static quantization, per-channel weights, calibrated on "
+                        "--calibration); openvino: int8 (the same graph, run by OpenVINO's int8 kernels); measured "
+                        "against the fp32 slim model before writing")
     p.add_argument("--calibration", metavar="DIR",
                    help="images for int8 calibration and the quality check (default: the run's training sources "
                         "when train_opt.txt beside the checkpoint names a dataroot that exists)")

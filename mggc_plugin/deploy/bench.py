@@ -2,7 +2,8 @@
 
 Each network is prepared as it would be deployed — BatchNorm folded where it keeps running
 statistics, the ONNX graph static and simplified (:mod:`.onnx`), the OpenVINO IR converted from it
-and run in float32 (:mod:`.openvino`) — and then, per runtime, batch size and thread count, all
+and run in float32 (``openvino``) or at the CPU plugin's default precision (``openvino_default``:
+bfloat16 where the CPU has it, so not exact; :mod:`.openvino`) — and then, per runtime, batch size and thread count, all
 networks are timed *interleaved* by :func:`mggc_plugin.metrics.compare_latency` (every round runs
 each once, in rotated order, so background load hits them alike). Reported beside each median
 and inter-quartile range: MACs per image (:func:`mggc_plugin.macs.count_macs`), parameters and,
@@ -38,9 +39,9 @@ from .formats import trace_torchscript
 from .runtimes import why_missing
 
 PathLike = Union[str, Path]
-RUNTIMES = ("eager", "eager_channels_last", "torchscript", "onnxruntime", "openvino")
+RUNTIMES = ("eager", "eager_channels_last", "torchscript", "onnxruntime", "openvino", "openvino_default")
 RUNTIME_MODULES = {"eager": (), "eager_channels_last": (), "torchscript": (), "onnxruntime": onnx_export.MODULES,
-                   "openvino": openvino_export.MODULES}
+                   "openvino": openvino_export.MODULES, "openvino_default": openvino_export.MODULES}
 #: The runtimes that run the PyTorch module itself, on the device asked for.
 TORCH_RUNTIMES = ("eager", "eager_channels_last", "torchscript")
 TEACHER = "teacher"
@@ -144,7 +145,7 @@ def prepare(runtime: str, model: BenchModel, x: torch.Tensor, threads: int, work
     xml = stem.with_suffix(".xml")
     if not xml.exists():
         openvino_export.convert(onnx_file, xml)
-    return RuntimeModule(openvino_export.runner(openvino_export.compile_model(xml, threads)))
+    return RuntimeModule(openvino_export.runner(openvino_export.compile_model(xml, threads, runtime == "openvino")))
 
 
 def cpu_name() -> str:

@@ -1,10 +1,11 @@
 """``export``: a slim checkpoint to a deployable file, written only after it was checked.
 
 Every format's file is run on a seeded input and compared with the slim model (max abs diff
-within ``atol``); an fp16/int8 ONNX file is made from the checked fp32 graph and then measured
-against the fp32 slim model on held-out inputs (:mod:`.calibration`, :func:`.quantize.measure`)
-and refused past ``max_l1``. Nothing is written unless every check passes (atomic write; an
-OpenVINO ``.bin`` is moved beside the ``.xml`` just before the ``.xml`` itself).
+within ``atol``); an fp16/int8 file (ONNX; int8 also OpenVINO IR) is made from the checked fp32
+ONNX graph and then measured, as its runtime runs it, against the fp32 slim model on held-out
+inputs (:mod:`.calibration`, :func:`.quantize.measure`) and refused past ``max_l1``. Nothing
+is written unless every check passes (atomic write; an OpenVINO ``.bin`` is moved beside the
+``.xml`` just before the ``.xml`` itself).
 BatchNorm is exported as the normalisation the model is evaluated with (``norm_stats``):
 ``per_image`` (default; upstream's ``test.py`` and this package's evaluation of pix2pix: each
 image by its own statistics) as InstanceNorm, ``running`` (eval mode) folded into its convolution
@@ -33,7 +34,7 @@ from . import onnx as onnx_export
 from .calibration import Inputs, find_images, load_inputs, random_inputs
 from .fold import batchnorm_as_instancenorm, fold_batchnorm, unfoldable_batchnorms
 from .formats import FORMATS, Format
-from .quantize import DEFAULT_MAX_L1, Quality, measure, to_fp16, to_int8
+from .quantize import DEFAULT_MAX_L1, PRECISIONS, Quality, measure, to_fp16, to_int8
 from .subpixel import conv_transposes_as_subpixel
 
 PathLike = Union[str, Path]
@@ -87,15 +88,12 @@ def _quality_inputs(path: Path, calibration: Optional[PathLike], precision: str,
     return random_inputs(shape)
 
 
-def _convert(tmp: Path, precision: str, inputs: Inputs) -> None:
-    """Replace the fp32 ONNX file ``tmp`` by its ``precision`` version."""
-    with tempfile.TemporaryDirectory(dir=tmp.parent, prefix=".mggc-convert-") as work:
-        converted = Path(work) / "converted.onnx"
-        if precision == "fp16":
-            to_fp16(tmp, converted)
-        else:
-            to_int8(tmp, converted, inputs.calibration)
-        os.replace(converted, tmp)
+def _convert(src: Path, dst: Path, precision: str, inputs: Inputs) -> None:
+    """Write the ``precision`` version of the fp32 ONNX file ``src`` to ``dst``."""
+    if precision == "fp16":
+        to_fp16(src, dst)
+    else:
+        to_int8(src, dst, inputs.calibration)
 
 
 def export(path: PathLike, fmt: str = "torchscript", out: Optional[PathLike] = None, size: Optional[int] = None,
@@ -105,8 +103,8 @@ def export(path: PathLike, fmt: str = "torchscript", out: Optional[PathLike] = N
     """Export the slim checkpoint at ``path`` as ``fmt`` (:data:`~.formats.FORMATS`) to ``out``
     (default: beside it), traced at its pruning size or ``size``. The file runs without
     mggc-plugin. Checks, before anything is written: output parity with the slim model within
-    ``atol`` (ValueError), and for ``precision`` fp16/int8 (ONNX only) the mean L1 against the
-    fp32 slim model on held-out inputs within ``max_l1`` (:class:`MGGCUserError` with the
+    ``atol`` (ValueError), and for ``precision`` fp16/int8 (ONNX; int8 also OpenVINO) the mean L1
+    against the fp32 slim model on held-out inputs within ``max_l1`` (:class:`MGGCUserError` with the
     figures). int8 calibrates on ``calibration`` (a folder of images) or the run's training
     sources recorded in ``train_opt.txt`` beside the checkpoint. ``norm_stats``: what BatchNorm
     normalises by in the exported file and in the reference it is checked against (module
@@ -122,7 +120,7 @@ def export(path: PathLike, fmt: str = "torchscript", out: Optional[PathLike] = N
     spec = FORMATS[fmt]
     if precision not in spec.precisions:
         raise MGGCUserError(f"--precision {precision} is not available for --format {fmt} (it takes "
-                            f"{', '.join(spec.precisions)}); fp16 and int8 are written as --format onnx")
+                            f"{', '.join(spec.precisions)}); --format onnx takes {', '.join(PRECISIONS)}")
     if dynamic and not spec.dynamic:
         raise MGGCUserError(f"--dynamic is for --format onnx or openvino; a {fmt} trace has no declared input shape")
     if norm_stats not in NORM_STATS:
@@ -155,29 +153,39 @@ def export(path: PathLike, fmt: str = "torchscript", out: Optional[PathLike] = N
     if precision == "int8":  # ONNX Runtime has no INT8 ConvTranspose kernel (.subpixel)
         deployed, rewritten = conv_transposes_as_subpixel(deployed)
         notes += (f"{rewritten} ConvTranspose2d as sub-pixel convolutions",) if rewritten else ()
+        if fmt == "openvino":
+            notes += ("checked at OpenVINO's default CPU inference precision",)
     inputs = _quality_inputs(path, calibration, precision, shape) if precision != "fp32" else None
     x = torch.rand(*shape, generator=torch.Generator().manual_seed(0)) * 2 - 1
     reference = _reference(model, dev)
     expected = reference(x)
     checked: Dict[str, Any] = {}
 
+    def _write_checked(tmp: Path, work: Path) -> None:
+        """The file at ``tmp`` (fp32: the format's own; else made from the fp32 ONNX graph in
+        ``work``), each check passed."""
+        graph = tmp if inputs is None else work / "fp32.onnx"
+        with torch.no_grad():
+            run = (spec.write if inputs is None else onnx_export.write)(deployed, x, graph, dynamic)
+            diff = float((run(x) - expected).abs().max())
+        if diff > atol:
+            raise ValueError(f"the exported {fmt} model differs from the slim model by {diff:.2e} (> {atol}); "
+                             f"nothing was written")
+        checked["diff"] = diff
+        if inputs is not None:
+            assert spec.from_onnx is not None  # every format with a precision beyond fp32 has one
+            _convert(graph, work / "converted.onnx", precision, inputs)
+            run = spec.from_onnx(work / "converted.onnx", tmp)
+            checked["quality"] = quality = measure(run, reference, inputs.held_out)
+            if quality.mean_l1 > max_l1:
+                raise MGGCUserError(f"the {precision} model moved the outputs of the fp32 slim model by "
+                                    f"{quality.describe()} ({inputs.source}): mean L1 above --max_l1 {max_l1}; "
+                                    f"nothing was written. Raise --max_l1 to accept it, or use a higher precision")
+
     def write(tmp: Path) -> None:
         try:
-            with torch.no_grad():
-                run = spec.write(deployed, x, tmp, dynamic)
-                diff = float((run(x) - expected).abs().max())
-            if diff > atol:
-                raise ValueError(f"the exported {fmt} model differs from the slim model by {diff:.2e} (> {atol}); "
-                                 f"nothing was written")
-            if inputs is not None:
-                _convert(tmp, precision, inputs)
-                run = onnx_export.runner(tmp)
-                checked["quality"] = quality = measure(run, reference, inputs.held_out)
-                if quality.mean_l1 > max_l1:
-                    raise MGGCUserError(f"the {precision} model moved the outputs of the fp32 slim model by "
-                                        f"{quality.describe()} ({inputs.source}): mean L1 above --max_l1 {max_l1}; "
-                                        f"nothing was written. Raise --max_l1 to accept it, or use a higher precision")
-            checked["diff"] = diff
+            with tempfile.TemporaryDirectory(dir=tmp.parent, prefix=".mggc-convert-") as work:
+                _write_checked(tmp, Path(work))
             for suffix in spec.companions:
                 os.replace(tmp.with_suffix(suffix), out.with_suffix(suffix))
         finally:

@@ -2,8 +2,9 @@
 
 - ``torchscript``: ``torch.jit.trace``, loaded with ``torch.jit.load`` (C++/mobile PyTorch).
 - ``onnx``: :mod:`.onnx` (static shapes unless ``--dynamic``, simplified, opset
-  :data:`~.onnx.OPSET`), run in ONNX Runtime; the only format with fp16/int8 (:mod:`.quantize`).
-- ``openvino``: IR converted from that ONNX graph (:mod:`.openvino`), run in OpenVINO.
+  :data:`~.onnx.OPSET`), run in ONNX Runtime; fp16 and int8 too (:mod:`.quantize`).
+- ``openvino``: IR converted from that ONNX graph (:mod:`.openvino`), run in OpenVINO; int8
+  too, converted from the int8 ONNX graph (OpenVINO runs its quantized convolutions in int8).
 
 Core ML is not offered: coremltools 9 converts these generators on Linux (from a TorchScript
 trace, ``mlprogram``), but its runtime exists only on macOS, so the parity check every format
@@ -26,6 +27,7 @@ from .runtimes import require
 
 Runner = Callable[[torch.Tensor], torch.Tensor]
 Writer = Callable[[nn.Module, torch.Tensor, Path, bool], Runner]
+Converter = Callable[[Path, Path], Runner]
 
 
 def trace_torchscript(model: nn.Module, x: torch.Tensor, path: Path) -> torch.jit.ScriptModule:
@@ -49,7 +51,9 @@ class Format:
     """``suffix``: the default file suffix; ``write(model, x, tmp, dynamic)`` writes the file and
     returns what runs it; ``modules``: the optional packages it needs; ``companions``: suffixes of
     files written beside ``tmp`` (``tmp.with_suffix(s)``) that go beside the output;
-    ``dynamic``: whether ``--dynamic`` applies; ``precisions`` it can be written in; ``opset``."""
+    ``dynamic``: whether ``--dynamic`` applies; ``precisions`` it can be written in; ``opset``;
+    ``from_onnx(src, tmp)``, for the precisions other than fp32: writes the format's file at
+    ``tmp`` from the converted ONNX file ``src`` and returns what runs it."""
 
     suffix: str
     write: Writer
@@ -58,6 +62,7 @@ class Format:
     dynamic: bool = False
     precisions: Tuple[str, ...] = ("fp32",)
     opset: Optional[int] = None
+    from_onnx: Optional[Converter] = None
 
     def require(self, name: str) -> None:
         require(f"--format {name}", self.modules)
@@ -66,7 +71,8 @@ class Format:
 FORMATS: Dict[str, Format] = {
     "torchscript": Format(".ts", write_torchscript),
     "onnx": Format(".onnx", onnx_export.write, onnx_export.MODULES, dynamic=True, precisions=PRECISIONS,
-                   opset=onnx_export.OPSET),
+                   opset=onnx_export.OPSET, from_onnx=onnx_export.from_onnx),
     "openvino": Format(".xml", openvino_export.write, openvino_export.MODULES,
-                       companions=(openvino_export.WEIGHTS_SUFFIX,), dynamic=True, opset=onnx_export.OPSET),
+                       companions=(openvino_export.WEIGHTS_SUFFIX,), dynamic=True, precisions=("fp32", "int8"),
+                       opset=onnx_export.OPSET, from_onnx=openvino_export.from_onnx),
 }

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import warnings
 from pathlib import Path
 from typing import Any, Callable, List, Optional, Union
@@ -124,4 +125,11 @@ def save(model: nn.Module, x: torch.Tensor, path: Path, dynamic: bool = False) -
 def write(model: nn.Module, x: torch.Tensor, tmp: Path, dynamic: bool = False) -> Runner:
     """:func:`save` to ``tmp``; return its ONNX Runtime runner."""
     save(model, x, tmp, dynamic)
+    return runner(tmp)
+
+
+def from_onnx(src: Path, tmp: Path) -> Runner:
+    """Move the ONNX file ``src`` (e.g. the fp16 or int8 graph made from the checked fp32 one) to
+    ``tmp``; return its ONNX Runtime runner."""
+    os.replace(src, tmp)
     return runner(tmp)

@@ -1,16 +1,21 @@
 """OpenVINO IR (``.xml`` + ``.bin``) converted from the simplified ONNX graph.
 
 The IR keeps float32 weights (``save_model``'s default compresses them to float16) and is run
-for the parity check, and by ``mggc bench``, with float32 inference precision: OpenVINO's CPU
-plugin otherwise computes in bfloat16 where the CPU has it (AMX, AVX512-BF16), which changed the
-outputs of a small generator by 1e-2. Needs the ``openvino`` extra.
+for the parity check, and by ``mggc bench``'s ``openvino`` runtime, with float32 inference
+precision (``exact``): OpenVINO's CPU plugin otherwise computes in bfloat16 where the CPU has it
+(AMX, AVX512-BF16), which changed the outputs of a small generator by 1e-2. The plugin's default
+is what a user's ``compile_model(xml, "CPU")`` gets, so the int8 IR (:func:`from_onnx`, made from
+ONNX Runtime's QDQ graph, :mod:`.quantize`) is checked, and ``openvino_default`` timed, with it.
+On the 2-core Xeon (AMX) of ``benchmarks/results/int8_speed.md`` the default made the fp32 IR of
+the facades teachers 2.9× (unet_128) and 5.6× (resnet_6blocks) faster than float32, at a mean L1
+of 0.001–0.002 to it. Needs the ``openvino`` extra.
 """
 from __future__ import annotations
 
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Dict
 
 import numpy as np
 import torch
@@ -24,23 +29,32 @@ MODULES = onnx_export.MODULES + ("openvino",)
 WEIGHTS_SUFFIX = ".bin"
 
 
-def compile_model(xml: Path, threads: int = 0) -> Any:
-    """The IR at ``xml`` compiled for the CPU in float32; ``threads`` inference threads (0: all)."""
+def compile_model(xml: Path, threads: int = 0, exact: bool = True) -> Any:
+    """The IR at ``xml`` compiled for the CPU, in float32 when ``exact`` (else at the CPU
+    plugin's default inference precision: bfloat16 where the CPU has it); ``threads`` inference
+    threads (0: all)."""
     import openvino as ov
     import openvino.properties as props
     import openvino.properties.hint as hints
 
-    config = {hints.inference_precision: ov.Type.f32}
+    config: Dict[Any, Any] = {hints.inference_precision: ov.Type.f32} if exact else {}
     if threads:
         config[props.inference_num_threads] = threads
     return ov.Core().compile_model(str(xml), "CPU", config)
 
 
-def runner(compiled: Any) -> onnx_export.Runner:
-    def run(x: torch.Tensor) -> torch.Tensor:
-        return torch.from_numpy(np.asarray(compiled(x.numpy())[0]))
+class CompiledRunner:
+    """Runs the compiled model ``compiled`` on a float32 tensor and returns a tensor."""
 
-    return run
+    def __init__(self, compiled: Any):
+        self.compiled = compiled
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(np.asarray(self.compiled(x.numpy())[0]))
+
+
+def runner(compiled: Any) -> CompiledRunner:
+    return CompiledRunner(compiled)
 
 
 def convert(onnx_file: Path, xml: Path) -> None:
@@ -48,6 +62,12 @@ def convert(onnx_file: Path, xml: Path) -> None:
     import openvino as ov
 
     ov.save_model(ov.convert_model(str(onnx_file)), str(xml), compress_to_fp16=False)
+
+
+def _place(xml: Path, tmp: Path) -> None:
+    """Move the IR at ``xml`` (and its weights) to ``tmp``, the weights first."""
+    os.replace(xml.with_suffix(WEIGHTS_SUFFIX), tmp.with_suffix(WEIGHTS_SUFFIX))
+    os.replace(xml, tmp)
 
 
 def write(model: nn.Module, x: torch.Tensor, tmp: Path, dynamic: bool = False) -> onnx_export.Runner:
@@ -59,6 +79,18 @@ def write(model: nn.Module, x: torch.Tensor, tmp: Path, dynamic: bool = False) -
         onnx_export.save(model, x, onnx_file, dynamic)
         convert(onnx_file, xml)
         compiled = compile_model(xml)
-        os.replace(xml, tmp)
-        os.replace(xml.with_suffix(WEIGHTS_SUFFIX), tmp.with_suffix(WEIGHTS_SUFFIX))
+        _place(xml, tmp)
+    return runner(compiled)
+
+
+def from_onnx(src: Path, tmp: Path) -> onnx_export.Runner:
+    """Convert the ONNX file ``src`` (e.g. the int8 QDQ graph, which OpenVINO runs with int8
+    kernels) to IR at ``tmp`` and its weights beside it; return the runner of the IR compiled at
+    the CPU plugin's default precision, as a user's ``compile_model`` runs it."""
+    require("OpenVINO conversion", MODULES)
+    with tempfile.TemporaryDirectory(dir=tmp.parent, prefix=".mggc-openvino-") as work:
+        xml = Path(work) / "model.xml"
+        convert(src, xml)
+        compiled = compile_model(xml, exact=False)
+        _place(xml, tmp)
     return runner(compiled)
