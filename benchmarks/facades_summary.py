@@ -7,7 +7,12 @@ repository alone, and writes ``benchmarks/results/<task>_summary.{json,md}`` and
 every other method at the same budget, paired per seed, for the primary metric, KID and teacher
 fidelity (the goal of the game-repair issue: MGGC ahead of L1-norm pruning and of its own k = 0
 and Baseline rows, Table 2's ordering), and ``<task>_cost.json``: what making each method's
-students cost (games, supernets, searches, finetuning; :func:`costs`).
+students cost (games, supernets, searches, finetuning; :func:`costs`). Where a second teacher
+was scored (``facades.py --teacher_only`` with another upstream run of the same recipe, units in
+``--second_teacher``, default ``benchmarks/results/facades_units_teacher2``), ``<task>_teacher_spread.json``
+and the Markdown add the teacher-vs-teacher spread of each metric and, per budget, whether MGGC
+is *no worse* than L1-norm: the unfavourable end of the paired interval within that spread
+(:func:`no_worse`, the issue's test at 25 %).
 
 Each record has the shape the evaluation issue fixes::
 
@@ -41,6 +46,7 @@ from mggc_plugin.metrics import seed_interval
 
 RESULTS = Path(__file__).resolve().parent / "results"
 UNITS = RESULTS / "facades_units"
+SECOND_TEACHER = RESULTS / "facades_units_teacher2"
 
 #: Every metric a unit may report, and whether lower is better.
 LOWER_IS_BETTER: Dict[str, bool] = {
@@ -121,6 +127,52 @@ def mggc_pairs(units: Sequence[Dict[str, object]]) -> List[Dict[str, object]]:
                 records.append({"task": task, "budget": budget, "method": method, "metric": metric,
                                 "lower_is_better": LOWER_IS_BETTER[metric], "mggc_minus_method": diff})
     return records
+
+
+def teacher_spread(units: Sequence[Dict[str, object]], second: Sequence[Dict[str, object]]
+                   ) -> Dict[str, Dict[str, float]]:
+    """Per metric both teachers report: ``{"teacher", "second_teacher", "spread"}``, the spread
+    being the absolute difference of two upstream runs of one recipe (two seeds); empty when a
+    teacher unit is missing."""
+    first = [u for u in units if u["method"] == "teacher"]
+    other = [u for u in second if u["method"] == "teacher"]
+    if not first or not other:
+        return {}
+    a, b = first[0]["metrics"], other[0]["metrics"]
+    return {m: {"teacher": float(a[m]), "second_teacher": float(b[m]), "spread": abs(float(a[m]) - float(b[m]))}
+            for m in LOWER_IS_BETTER if m in a and m in b}
+
+
+def no_worse(vs: Dict[str, object], lower_is_better: bool, spread: float) -> Optional[bool]:
+    """Whether the paired interval's unfavourable end (MGGC minus the method) lies within
+    ``spread`` of 0: MGGC no worse than the method, up to what retraining the teacher moves
+    the metric by. None from one seed."""
+    lo, hi = vs["ci95"]
+    if math.isnan(lo):
+        return None
+    return hi <= spread if lower_is_better else lo >= -spread
+
+
+def spread_markdown(task: str, spread: Dict[str, Dict[str, float]], pairs: Sequence[Dict[str, object]]) -> str:
+    """The spread per metric, and the no-worse test against L1-norm pruning per budget."""
+    lines = ["", f"## Teacher-vs-teacher spread ({task})", "",
+             "Two upstream runs of the teacher's recipe (the shared teacher and a second one), scored alike; "
+             "'no worse' (the issue's test at 25 %): the unfavourable end of MGGC − L1-norm's paired 95 % interval "
+             "lies within the spread.", "",
+             "| metric | teacher | second teacher | spread |", "|---|---:|---:|---:|"]
+    lines += [f"| {m} | {v['teacher']:.4g} | {v['second_teacher']:.4g} | {v['spread']:.4g} |"
+              for m, v in spread.items()]
+    lines += ["", "| budget | metric | MGGC − L1-norm | unfavourable end | within the spread |",
+              "|---:|---|---|---:|---|"]
+    for r in pairs:
+        if r["method"] != REFERENCE_METHOD or r["metric"] not in spread:
+            continue
+        vs, lower = r["mggc_minus_method"], r["lower_is_better"]
+        verdict = no_worse(vs, lower, spread[r["metric"]]["spread"])
+        end = vs["ci95"][1] if lower else vs["ci95"][0]
+        lines.append(f"| {r['budget']:.0%} | {r['metric']} | {_verdict(vs, lower)} | {end:+.4g} | "
+                     f"{'—' if verdict is None else 'yes' if verdict else 'no'} |")
+    return "\n".join(lines) + "\n"
 
 
 def costs(units: Sequence[Dict[str, object]]) -> List[Dict[str, object]]:
@@ -282,8 +334,10 @@ def plot_pareto(task: str, records: Sequence[Dict[str, object]], units: Sequence
     plt.close(fig)
 
 
-def write_summary(task: str, units_folder: Path = UNITS, out: Path = RESULTS) -> Optional[Path]:
-    """Writes ``<task>_summary.{json,md}`` and ``<task>_pareto.png`` from the finished units;
+def write_summary(task: str, units_folder: Path = UNITS, out: Path = RESULTS,
+                  second_teacher: Optional[Path] = None) -> Optional[Path]:
+    """Writes ``<task>_summary.{json,md}`` and ``<task>_pareto.png`` from the finished units (and
+    ``<task>_teacher_spread.json`` when ``second_teacher`` holds a second teacher's unit);
     returns the Markdown path, or None when no unit is finished."""
     units = load_units(task, units_folder)
     if not units:
@@ -294,7 +348,12 @@ def write_summary(task: str, units_folder: Path = UNITS, out: Path = RESULTS) ->
     atomic_write_json(out / f"{task}_mggc_pairs.json", pairs)
     cost = costs(units)
     atomic_write_json(out / f"{task}_cost.json", cost)
-    md = markdown(task, records, units) + (pairs_markdown(task, pairs) if pairs else "") + costs_markdown(task, cost)
+    md = markdown(task, records, units) + (pairs_markdown(task, pairs) if pairs else "")
+    spread = teacher_spread(units, load_units(task, second_teacher)) if second_teacher else {}
+    if spread:
+        atomic_write_json(out / f"{task}_teacher_spread.json", spread)
+        md += spread_markdown(task, spread, pairs)
+    md += costs_markdown(task, cost)
     atomic_write(out / f"{task}_summary.md", lambda tmp: tmp.write_text(md))
     plot_pareto(task, records, units, out / f"{task}_pareto.png")
     return out / f"{task}_summary.md"
@@ -305,11 +364,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--task", choices=tuple(PRIMARY), nargs="+", default=list(PRIMARY))
     p.add_argument("--units", type=Path, default=UNITS, help="folder of the per-unit metrics (facades.py --units)")
     p.add_argument("--out", type=Path, help="where the summaries go (default: the units folder's parent)")
+    p.add_argument("--second_teacher", type=Path, default=SECOND_TEACHER,
+                   help="units of a second teacher (facades.py --teacher_only), for the teacher-vs-teacher spread "
+                        f"(default {SECOND_TEACHER.relative_to(RESULTS.parent.parent)}; skipped where it has none)")
     args = p.parse_args(argv)
     out = args.out or args.units.parent
     out.mkdir(parents=True, exist_ok=True)
     for task in args.task:
-        path = write_summary(task, args.units, out)
+        path = write_summary(task, args.units, out, args.second_teacher)
         print(path.read_text() if path else f"{task}: no finished units under {args.units / task}")
     return 0
 

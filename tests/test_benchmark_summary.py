@@ -63,3 +63,24 @@ def test_costs_price_games_per_step_and_supernets_once_per_seed(benchmark_script
     assert with_slow["l1_norm"]["finetune_s"] == pytest.approx(100.0)  # the median per unit, not 1,730 s
     table = summary.costs_markdown("pix2pix", summary.costs(units))
     assert "| gan_compression | 3 | — | 12.5 | 0.5 | — | 1.0 |" in table
+
+
+def test_no_worse_holds_only_when_the_unfavourable_end_is_within_the_teacher_spread(benchmark_script):
+    summary = benchmark_script("facades_summary")
+    teacher = {"task": "cycle_gan", "budget": 1.0, "method": "teacher", "seed": 0,
+               "metrics": {"miou": 0.054, "kid": 0.160}}
+    second = {**teacher, "metrics": {"miou": 0.050, "kid": 0.172}}
+    spread = summary.teacher_spread([teacher], [second])
+    assert spread["miou"]["spread"] == pytest.approx(0.004) and spread["kid"]["spread"] == pytest.approx(0.012)
+    assert summary.teacher_spread([teacher], []) == {}
+    # mIoU (higher is better): MGGC − L1-norm's interval reaches down to −0.003, within 0.004; to −0.005, not
+    assert summary.no_worse({"ci95": [-0.003, 0.002]}, False, 0.004) is True
+    assert summary.no_worse({"ci95": [-0.005, 0.002]}, False, 0.004) is False
+    # KID (lower is better): the upper end counts
+    assert summary.no_worse({"ci95": [-0.02, 0.011]}, True, 0.012) is True
+    assert summary.no_worse({"ci95": [-0.02, 0.013]}, True, 0.012) is False
+    assert summary.no_worse({"ci95": [math.nan, math.nan]}, True, 0.012) is None
+    units = [{**_unit(m, s, k), "task": "cycle_gan", "budget": 0.25}
+             for s in range(3) for m, k in (("mggc", 0.170 + 0.001 * s), ("l1_norm", 0.168))]
+    table = summary.spread_markdown("cycle_gan", spread, summary.mggc_pairs(units))
+    assert "| 25% | kid |" in table and table.rstrip().endswith("| yes |")
