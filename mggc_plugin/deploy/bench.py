@@ -42,6 +42,8 @@ PathLike = Union[str, Path]
 RUNTIMES = ("eager", "eager_channels_last", "torchscript", "onnxruntime", "openvino", "openvino_default")
 RUNTIME_MODULES = {"eager": (), "eager_channels_last": (), "torchscript": (), "onnxruntime": onnx_export.MODULES,
                    "openvino": openvino_export.MODULES, "openvino_default": openvino_export.MODULES}
+#: The runtimes that may compute in less than float32 (their outputs are not checked for parity).
+REDUCED_PRECISION = ("openvino_default",)
 #: The runtimes that run the PyTorch module itself, on the device asked for.
 TORCH_RUNTIMES = ("eager", "eager_channels_last", "torchscript")
 TEACHER = "teacher"
