@@ -7,8 +7,9 @@ precision (``exact``): OpenVINO's CPU plugin otherwise computes in bfloat16 wher
 is what a user's ``compile_model(xml, "CPU")`` gets, so the int8 IR (:func:`from_onnx`, made from
 ONNX Runtime's QDQ graph, :mod:`.quantize`) is checked, and ``openvino_default`` timed, with it.
 On the 2-core Xeon (AMX) of ``benchmarks/results/int8_speed.md`` the default made the fp32 IR of
-the facades teachers 2.9× (unet_128) and 5.6× (resnet_6blocks) faster than float32, at a mean L1
-of 0.001–0.002 to it. Needs the ``openvino`` extra.
+the facades teachers and their 25 % and 10 % students 2.9–5.4× (resnet_6blocks) and 1.07–1.21×
+(unet_128) faster than float32, at a mean L1 of 0.0008–0.002 to it; the int8 IR 3.1–6.6× and
+1.5–3.4×. Needs the ``openvino`` extra.
 """
 from __future__ import annotations
 
