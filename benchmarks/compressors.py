@@ -11,6 +11,11 @@ pair into a student pair at a MACs budget, before the finetuning they all share.
 * ``mggc_stochastic`` — ``mggc`` on a D'_y of 3 dropout draws of the teacher per source
   (``neighbor_samples``, beyond the paper), so that D's real neighbours include draws aligned
   with the centre's source; teachers with dropout only (pix2pix). Not in the default methods.
+* ``mggc_latency`` — ``mggc`` budgeted in milliseconds instead of MACs (beyond the paper, issue
+  14's latency budget): the unit's budget r asks for r × the teacher's latency on the latency
+  table's runtime (``Context.latency``, :class:`~mggc_plugin.latency_table.LatencyTable`, Eq. 5's
+  T in ms), G's dropped channels refilled by keep-logit under that latency
+  (``MGGCConfig.refill``) instead of up to r of the MACs. Not in the default methods.
 * ``mggc_k0`` — ``mggc`` without the manifold (k = 0, Table 2's "feedback" row): D's real sample
   is y' itself. ``mggc_paper_k0``: the same row of the paper's game.
 * ``baseline`` — Table 2's Baseline: one learned logit vector per channel group of G, D full
@@ -73,6 +78,7 @@ from mggc_plugin.gan_compression import (
     shared_rates,
     train_supernet,
 )
+from mggc_plugin.latency_table import LatencyTable
 from mggc_plugin.pruner import MGGCConfig, MGGCPruner
 from mggc_plugin.slim import slim
 
@@ -109,7 +115,8 @@ class Context:
     ``targets``: every budget of the run, which one supernet serves (:attr:`Method.once_for_all`);
     empty: only the unit's.
     ``teacher_gan_mode``: the GAN loss the teacher was trained with (its ``train_opt.txt``), what
-    ``gan_mode: "teacher"`` stands for."""
+    ``gan_mode: "teacher"`` stands for. ``latency``: returns G_T's latency table (measured once
+    and cached by the caller), which games with the option ``budget: "latency"`` budget in."""
 
     G_T: nn.Module
     D_T: nn.Module
@@ -134,6 +141,7 @@ class Context:
     stochastic: Optional[Callable[[int], GameData]] = None
     teacher_gan_mode: Optional[str] = None
     targets: Tuple[float, ...] = ()
+    latency: Optional[Callable[[], LatencyTable]] = None
 
     def example_x(self) -> torch.Tensor:
         """One source image: the shape channel groups and MACs are traced at."""
@@ -157,9 +165,18 @@ def _play(ctx: Context, target: float, ablation: str) -> Student:
     if options["gan_mode"] == "teacher":
         options["gan_mode"] = ctx.teacher_gan_mode or ctx.gan_mode
     samples = int(options.get("neighbor_samples", 1))  # type: ignore[call-overload]
-    config = MGGCConfig(target_macs=target, conditional_D=ctx.conditional_D, ablation=ablation, seed=ctx.seed,
-                        **{k: v for k, v in options.items() if k != "neighbor_samples"})  # type: ignore[arg-type]
-    pruner = MGGCPruner(ctx.G_T.to(ctx.device), ctx.D_T.to(ctx.device), ctx.example_x().to(ctx.device), config)
+    table = None
+    budget: Dict[str, object] = {"target_macs": target}
+    if options.get("budget") == "latency":
+        if ctx.latency is None:
+            raise ValueError("budget 'latency' needs Context.latency, the teacher G's latency table")
+        table = ctx.latency()
+        budget = {"target_latency_ms": target * table.full_ms, "refill": True}
+    game_options = {k: v for k, v in options.items() if k not in ("neighbor_samples", "budget")}
+    config = MGGCConfig(conditional_D=ctx.conditional_D, ablation=ablation, seed=ctx.seed,
+                        **budget, **game_options)  # type: ignore[arg-type]
+    pruner = MGGCPruner(ctx.G_T.to(ctx.device), ctx.D_T.to(ctx.device), ctx.example_x().to(ctx.device), config,
+                        latency=table)
     game = ctx.game
     if samples > 1:
         if ctx.stochastic is None:
@@ -180,15 +197,19 @@ def _play(ctx: Context, target: float, ablation: str) -> Student:
     timing = {"steps": played, "seconds": time.perf_counter() - start}
     arch = pruner.finalize(round_to=ctx.round_to)
     masks_G = arch.v_G
-    if ctx.fill:
+    if ctx.fill and table is None:  # a latency budget was refilled under the latency by finalize
         masks_G = fill_to_budget(pruner.groups_G, masks_G, arch.logits_G, target, ctx.round_to)
     G_T, D_T = ctx.G_T.cpu(), ctx.D_T.cpu()
-    info = {"trimmed_channels_G": arch.trimmed_G, "steps": pruner.step_count,
-            "sampled_kept_macs_G_last100": sum(h["kept_macs_G_total"] for h in history[-100:]) / min(100, len(history)),
-            "p": pruner.p, "macs_before_fill": arch.macs_G / pruner.groups_G.full_macs,
-            "d_auc_first50": _mean(history[:50], "d_auc"), "d_auc_last500": _mean(history[-500:], "d_auc"),
-            "kept_channels_D_final": float(torch.cat(arch.v_D).float().mean()), "game_options": options,
-            "game_timing": timing}
+    info: Dict[str, object] = {
+        "trimmed_channels_G": arch.trimmed_G, "steps": pruner.step_count,
+        "sampled_kept_macs_G_last100": sum(h["kept_macs_G_total"] for h in history[-100:]) / min(100, len(history)),
+        "p": pruner.p, "macs_before_fill": arch.macs_G / pruner.groups_G.full_macs,
+        "d_auc_first50": _mean(history[:50], "d_auc"), "d_auc_last500": _mean(history[-500:], "d_auc"),
+        "kept_channels_D_final": float(torch.cat(arch.v_D).float().mean()), "game_options": options,
+        "game_timing": timing}
+    if table is not None:
+        info.update(target_latency_ms=config.target_latency_ms, latency_ms_estimate=arch.latency_ms_G,
+                    teacher_latency_ms=table.full_ms, latency_runtime=table.runtime)
     return Student(slim(G_T, pruner.groups_G, masks_G), slim(D_T, pruner.groups_D, arch.v_D), history, info)
 
 
@@ -321,6 +342,8 @@ METHODS: Dict[str, Method] = {
     "mggc_stochastic": Method("MGGC on a D'_y of 3 dropout draws per source",
                               lambda ctx, t: _play(ctx, t, "mggc"), plays_game=True,
                               game_options={**DEFAULT_GAME, "neighbor_samples": 3}),
+    "mggc_latency": Method("MGGC at a latency budget (r × the teacher's ms)", lambda ctx, t: _play(ctx, t, "mggc"),
+                           plays_game=True, game_options={**DEFAULT_GAME, "budget": "latency"}),
     "mggc_k0": Method("MGGC, k = 0 (no manifold)", lambda ctx, t: _play(ctx, t, "feedback"), plays_game=True,
                       game_options=DEFAULT_GAME),
     "mggc_paper_k0": Method("MGGC, the paper's game, k = 0", lambda ctx, t: _play(ctx, t, "feedback"),

@@ -68,11 +68,14 @@ from torch import nn
 
 from mggc_plugin import metrics, networks
 from mggc_plugin.agd import agd_fit
+from mggc_plugin.channels import ChannelGroups
 from mggc_plugin.data import DatasetSpec, Preprocess, tensor_to_pil
 from mggc_plugin.encoders.base import embed_all
 from mggc_plugin.encoders.inception import InceptionEncoder
 from mggc_plugin.fileio import atomic_torch_save, atomic_write, atomic_write_json
 from mggc_plugin.finetune import FinetuneConfig, Finetuner, fit
+from mggc_plugin.latency_table import LatencyTable
+from mggc_plugin.latency_table import measure as measure_latency
 from mggc_plugin.macs import count_macs
 from mggc_plugin.neighborhoods.pipeline import build_neighborhoods
 from mggc_plugin.neighborhoods.stochastic import stochastic_outputs
@@ -413,6 +416,20 @@ def stochastic_game(ctx: Context, work: Path, k: int, samples: int) -> GameData:
     return GameData(ctx.game.x.repeat_interleave(samples, dim=0), y_all, neighbors)
 
 
+def teacher_latency_table(G_T: nn.Module, x: torch.Tensor, path: Path) -> LatencyTable:
+    """G_T's latency table on eager PyTorch with one thread (the benchmark's setting), at the
+    game's input size: loaded from ``path``, or measured (minutes; keep the machine quiet) and
+    saved there and, for the record, as ``benchmarks/results/facades_latency_table_<name>.json``
+    (``<name>``: ``path``'s parent's name, the run's work folder)."""
+    if path.is_file():
+        return LatencyTable.load(path)
+    G = G_T.cpu()  # measure() times an eval() copy, BatchNorm folded as facades_latency.py times students
+    table = measure_latency(G, ChannelGroups.discover(G, x.cpu()), "eager", threads=1)
+    table.save(path)
+    table.save(RESULTS / f"facades_latency_table_{path.parent.name}.json")
+    return table
+
+
 def prepare(args: argparse.Namespace, schedule: Schedule) -> Run:
     """Teacher, data, neighbourhoods and evaluation data of ``args.task``."""
     task = TASKS[args.task]
@@ -456,6 +473,7 @@ def prepare(args: argparse.Namespace, schedule: Schedule) -> Run:
                   GameData(x_game, y_center, nb.indices), schedule.prune_steps, schedule.batch_size, args.device,
                   schedule.round_to, 0, real=y_game, teacher_gan_mode=opt.gan_mode)
     ctx.stochastic = partial(stochastic_game, ctx, work, schedule.k)
+    ctx.latency = partial(teacher_latency_table, G_T, x_game[:1], work / "latency_table_eager_t1.json")
     data = eval_data(task, dataroot, G_T, x_test, y_test, crop, work_root / "reference-features", args.device)
     machine = {"device": args.device, "cpu_threads": torch.get_num_threads(), "cpus": os.cpu_count(),
                "torch": torch.__version__, "python": platform.python_version(),

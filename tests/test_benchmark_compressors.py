@@ -98,3 +98,25 @@ def test_neighbor_samples_plays_on_the_stochastic_d_prime_y(compressors, pair):
     assert asked == [2] and student.info["game_options"]["neighbor_samples"] == 2
     with pytest.raises(ValueError, match="neighbor_samples > 1 needs Context.stochastic"):
         compressors.METHODS["mggc"].make(replace(ctx, game_options={"neighbor_samples": 2}), 0.3)
+
+
+def test_a_latency_budget_game_lands_on_its_share_of_the_teachers_latency(compressors, pair, monkeypatch):
+    from mggc_plugin import latency_table
+
+    G, D = pair
+    ctx = replace(context(compressors, G, D), game_options=compressors.METHODS["mggc_latency"].game_options)
+    with pytest.raises(ValueError, match="Context.latency"):
+        compressors.METHODS["mggc_latency"].make(ctx, 0.5)
+    # a deterministic "runtime": one millisecond per million MACs
+    monkeypatch.setattr(latency_table._Timer, "__call__", lambda self, module, shape: count_macs(module, shape).total
+                        / 1e6)
+    groups = ChannelGroups.discover(G, ctx.example_x())
+    table = latency_table.measure(G, groups, "eager", 1, progress=False)
+    student = compressors.METHODS["mggc_latency"].make(replace(ctx, latency=lambda: table), 0.5)
+    info = student.info
+    assert info["target_latency_ms"] == pytest.approx(0.5 * table.full_ms)
+    assert 0.9 * info["target_latency_ms"] <= info["latency_ms_estimate"] <= info["target_latency_ms"] + 1e-9
+    widths = student.G.mggc_slim["widths"]
+    estimate = float(table(groups, [(torch.arange(n) < w).float() for n, w in zip(groups.sizes, widths)]))
+    assert estimate == pytest.approx(info["latency_ms_estimate"], rel=1e-6)
+    assert count_macs(student.G, (1, 3, SIZE, SIZE)).total / 1e6 == pytest.approx(estimate, rel=0.02)
