@@ -134,9 +134,9 @@ def test_neighbors_refuses_fp16_on_the_cpu_before_any_work(capsys, tmp_path, mon
 def test_bench_runtimes_run_where_they_can(monkeypatch):
     cuda, cpu = torch.device("cuda", 0), torch.device("cpu")
     monkeypatch.setattr(deploy_bench.onnx_export, "cuda_provider_available", lambda: False)
-    assert [deploy_bench.runtime_device(r, cuda) for r in deploy_bench.RUNTIMES] == [cuda, cuda, cuda, cpu, cpu]
+    assert [deploy_bench.runtime_device(r, cuda) for r in deploy_bench.RUNTIMES] == [cuda, cuda, cuda, cpu, cpu, cpu]
     monkeypatch.setattr(deploy_bench.onnx_export, "cuda_provider_available", lambda: True)
-    assert [deploy_bench.runtime_device(r, cuda) for r in deploy_bench.RUNTIMES] == [cuda, cuda, cuda, cuda, cpu]
+    assert [deploy_bench.runtime_device(r, cuda) for r in deploy_bench.RUNTIMES] == [cuda, cuda, cuda, cuda, cpu, cpu]
     assert {deploy_bench.runtime_device(r, cpu) for r in deploy_bench.RUNTIMES} == {cpu}
 
 
