@@ -2,16 +2,17 @@
 (``mggc_latency``) give a faster student than one budgeted in MACs (``mggc``) at the same r, and
 at what quality.
 
-For each ``--methods`` × ``--seeds`` unit of ``--task`` at ``--budget``, the finetuned student
+For each ``--methods`` × ``--budgets`` × ``--seeds`` unit of ``--task``, the finetuned student
 that :mod:`facades` left in its work folder (``<work>/s<seed>/<method>-<budget>/eval_G.pt``) and
 the teacher are timed interleaved on eager PyTorch with one thread, the runtime and threads of the
 latency table the game budgeted (:func:`mggc_plugin.deploy.bench.bench`, BatchNorm folded as
 deployed), and reported beside their MACs, the table's estimate and the unit's KID (from the
-committed unit files). A latency budget r asks for r × the teacher's latency; a MAC budget r
+unit files, looked up in ``--units`` in order). A latency budget r asks for r × the teacher's latency; a MAC budget r
 promises a speed-up of 1/r that small layers do not deliver. Writes
 ``benchmarks/results/facades_latency_<task>.{json,md}``, the machine named. Needs a quiet machine.
 
-    python benchmarks/facades_latency.py --work ~/.cache/mggc-plugin/benchmarks/pix2pix-<digest>
+    python benchmarks/facades_latency.py --work ~/.cache/mggc-plugin/benchmarks/pix2pix-<digest> \
+        --methods mggc mggc_latency l1_norm --budgets 0.25
 """
 from __future__ import annotations
 
@@ -41,12 +42,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     p.add_argument("--task", choices=tuple(TASKS), default="pix2pix")
     p.add_argument("--work", required=True, type=Path, help="the run's work folder (facades.py prints it)")
-    p.add_argument("--budget", type=float, default=0.1)
+    p.add_argument("--budgets", nargs="+", type=float, default=[0.25])
     p.add_argument("--methods", nargs="+", default=["mggc", "mggc_latency"])
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--teacher", type=Path, help="the teacher's upstream folder (default: the shared one)")
     p.add_argument("--runs", type=int, default=20, help="interleaved timing rounds")
-    p.add_argument("--units", type=Path, default=UNITS)
+    p.add_argument("--units", nargs="+", type=Path, default=[UNITS], help="unit folders, searched in order")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     task = TASKS[args.task]
@@ -57,15 +58,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     shape = (1, 3, opt.crop_size, opt.crop_size)
     nets: Dict[str, torch.nn.Module] = {TEACHER: G_T}
     units: Dict[str, Dict[str, Any]] = {}
-    for method in args.methods:
-        for seed in args.seeds:
-            student = args.work / f"s{seed}" / f"{method}-{args.budget:g}" / "eval_G.pt"
-            unit = args.units / args.task / f"{method}-{args.budget:g}-s{seed}.json"
-            if not student.is_file() or not unit.is_file():
-                print(f"skipped {method} seed {seed}: no {student if not student.is_file() else unit}", flush=True)
-                continue
-            nets[f"{method}-s{seed}"] = load_slim(student).eval()
-            units[f"{method}-s{seed}"] = json.loads(unit.read_text())
+    for budget in args.budgets:
+        for method in args.methods:
+            for seed in args.seeds:
+                name = f"{method}-{budget:g}-s{seed}"
+                student = args.work / f"s{seed}" / f"{method}-{budget:g}" / "eval_G.pt"
+                unit = next((f / args.task / f"{name}.json" for f in args.units
+                             if (f / args.task / f"{name}.json").is_file()), None)
+                if not student.is_file() or unit is None:
+                    print(f"skipped {name}: no {student if not student.is_file() else 'unit file'}", flush=True)
+                    continue
+                nets[name] = load_slim(student).eval()
+                units[name] = json.loads(unit.read_text())
     with tempfile.TemporaryDirectory(prefix="mggc-facades-latency-") as work:
         result = bench([deployable(name, net, shape) for name, net in nets.items()], shape, Path(work), ["eager"],
                        batches=(1,), threads=(1,), runs=args.runs, warmup=2, log=lambda s: print(s, flush=True))
@@ -74,12 +78,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if row["model"] == TEACHER:
             continue
         unit = units[row["model"]]
-        method, seed = row["model"].rsplit("-s", 1)
-        rows.append({"method": method, "seed": int(seed), "macs_ratio": unit["macs_ratio"], "ms": row["median_ms"],
-                     "speedup": row["speedup"], "estimate_ms": unit["info"].get("latency_ms_estimate"),
-                     "kid": unit["metrics"]["kid"], "widths": slim_info(nets[row["model"]])["widths"]})
+        rows.append({"method": unit["method"], "budget": unit["budget"], "seed": unit["seed"],
+                     "macs_ratio": unit["macs_ratio"], "ms": row["median_ms"], "speedup": row["speedup"],
+                     "estimate_ms": unit["info"].get("latency_ms_estimate"), "kid": unit["metrics"]["kid"],
+                     "widths": slim_info(nets[row["model"]])["widths"]})
     teacher_ms = next(r["median_ms"] for r in result["rows"] if r["model"] == TEACHER)
-    record = {"task": args.task, "budget": args.budget, "machine": machine(), "runs": args.runs,
+    record = {"task": args.task, "machine": machine(), "runs": args.runs,
               "teacher_ms": teacher_ms, "rows": rows}
     atomic_write_json(RESULTS / f"facades_latency_{args.task}.json", record)
     text = markdown(record)
@@ -89,21 +93,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def markdown(record: Dict[str, Any]) -> str:
-    r = record["budget"]
-    lines = [f"# Facades {record['task']}: students at r = {r:g} budgeted in MACs and in milliseconds", "",
+    lines = [f"# Facades {record['task']}: students budgeted in MACs and in milliseconds", "",
              f"Eager PyTorch, 1 thread, batch 1, median of {record['runs']} interleaved rounds — "
-             f"{record['machine']['cpu']}; the teacher {record['teacher_ms']:.2f} ms. A MAC budget r promises "
-             f"{1 / r:.1f}× (1/r); a latency budget asks for it.", "",
-             "| method | seed | MACs kept | ms | speed-up | table estimate (ms) | KID |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+             f"{record['machine']['cpu']}; the teacher {record['teacher_ms']:.2f} ms. A MAC budget r promises a "
+             "speed-up of 1/r; a latency budget r asks for it.", "",
+             "| method | r | seed | MACs kept | ms | speed-up | table estimate (ms) | KID |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for row in record["rows"]:
         estimate = "—" if row["estimate_ms"] is None else f"{row['estimate_ms']:.2f}"
-        lines.append(f"| {row['method']} | {row['seed']} | {row['macs_ratio']:.1%} | {row['ms']:.2f} | "
-                     f"{row['speedup']:.2f}× | {estimate} | {row['kid']:.4f} |")
-    lines += ["", "| method | n | MACs kept | speed-up | KID |", "|---|---:|---:|---:|---:|"]
-    for method in dict.fromkeys(row["method"] for row in record["rows"]):
-        rows = [row for row in record["rows"] if row["method"] == method]
-        lines.append(f"| {method} | {len(rows)} | {np.mean([x['macs_ratio'] for x in rows]):.1%} | "
+        lines.append(f"| {row['method']} | {row['budget']:g} | {row['seed']} | {row['macs_ratio']:.1%} | "
+                     f"{row['ms']:.2f} | {row['speedup']:.2f}× | {estimate} | {row['kid']:.4f} |")
+    lines += ["", "| method | r | n | MACs kept | speed-up | KID |", "|---|---:|---:|---:|---:|---:|"]
+    for method, budget in dict.fromkeys((row["method"], row["budget"]) for row in record["rows"]):
+        rows = [row for row in record["rows"] if (row["method"], row["budget"]) == (method, budget)]
+        lines.append(f"| {method} | {budget:g} | {len(rows)} | {np.mean([x['macs_ratio'] for x in rows]):.1%} | "
                      f"{np.mean([x['speedup'] for x in rows]):.2f}× | {np.mean([x['kid'] for x in rows]):.4f} |")
     return "\n".join(lines) + "\n"
 
