@@ -31,11 +31,9 @@ from mggc_plugin.fileio import atomic_write, atomic_write_json
 from mggc_plugin.slim import load_slim, slim_info
 from mggc_plugin.teacher import TeacherSpec
 
+from facades import RESULTS, SHARED
 from facades_setup import TASKS, teacher_options
 from facades_summary import UNITS
-
-RESULTS = Path(__file__).resolve().parent / "results"
-SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

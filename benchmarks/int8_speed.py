@@ -24,7 +24,6 @@ same runtime's fp32. Writes ``benchmarks/results/int8_speed.{json,md}``. Needs a
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -42,7 +41,7 @@ from mggc_plugin.deploy.fold import batchnorm_as_instancenorm
 from mggc_plugin.deploy.quantize import measure, to_int8
 from mggc_plugin.deploy.subpixel import conv_transposes_as_subpixel
 from mggc_plugin.fileio import atomic_write, atomic_write_json
-from mggc_plugin.metrics import LatencyComparison, compare_latency
+from mggc_plugin.metrics import compare_latency
 from mggc_plugin.teacher import TeacherSpec, read_train_opt
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -71,15 +70,13 @@ OPENVINO = {"ov_fp32": ("fp32", True), "ov_default": ("fp32", False), "ov_int8":
             "ov_int8_f32": ("int8", True)}
 
 
-def openvino_runner(onnx_file: Path, exact: bool):
-    xml = onnx_file.with_suffix(f".{int(exact)}.xml")
+def openvino_runners(onnx_file: Path) -> Dict[bool, ov_export.CompiledRunner]:
+    """The ONNX file converted to IR once and compiled with float32 float layers (True) and at the
+    CPU plugin's default precision (False), one thread each."""
+    xml = onnx_file.with_suffix(".xml")
     ov_export.convert(onnx_file, xml)
-    return ov_export.runner(ov_export.compile_model(xml, threads=1, exact=exact))
-
-
-def speedup(c: LatencyComparison, reference: str, name: str) -> float:
-    """Median over rounds of ``t_reference / t_name`` (the same round)."""
-    return statistics.median(r / t for r, t in zip(c.times_s[reference], c.times_s[name]))
+    return {exact: ov_export.CompiledRunner(ov_export.compile_model(xml, threads=1, exact=exact))
+            for exact in (True, False)}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -110,7 +107,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 to_int8(files["fp32"], files["int8_direct"], calibration)
                 to_int8(files["fp32_subpixel"], files["int8"], calibration)
                 runs = {key: onnx_export.runner(f, 1) for key, f in files.items()}
-                runs.update({key: openvino_runner(files[src], exact) for key, (src, exact) in OPENVINO.items()})
+                compiled = {src: openvino_runners(files[src]) for src in ("fp32", "int8")}
+                runs.update({key: compiled[src][exact] for key, (src, exact) in OPENVINO.items()})
                 quality = {key: measure(runs[key], G, held_out)
                            for key in ("int8_direct", "int8", "ov_default", "ov_int8", "ov_int8_f32")}
                 c = compare_latency({key: RuntimeModule(run) for key, run in runs.items()},
@@ -118,9 +116,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                     reference="fp32")
                 rows.append({"model": name, "rate": rate, "rewritten_conv_transposes": rewritten,
                              **{f"{key}_ms": c.median_s[key] * 1e3 for key in runs},
-                             **{f"speedup_{key}": speedup(c, "fp32", key) for key in files if key != "fp32"},
-                             **{f"speedup_{key}": speedup(c, "ov_fp32", key) for key in OPENVINO if key != "ov_fp32"},
-                             "speedup_ov_fp32_over_ort_fp32": speedup(c, "fp32", "ov_fp32"),
+                             **{f"speedup_{key}": c.speedup[key] for key in files if key != "fp32"},
+                             **{f"speedup_{key}": c.speedup_over(key, "ov_fp32") for key in OPENVINO
+                                if key != "ov_fp32"},
+                             "speedup_ov_fp32_over_ort_fp32": c.speedup["ov_fp32"],
                              **{f"mean_l1_{key}": q.mean_l1 for key, q in quality.items()},
                              **{f"psnr_{key}": q.psnr for key, q in quality.items()}})
                 print(rows[-1], flush=True)

@@ -74,7 +74,7 @@ def test_openvino_ir_matches_the_slim_model(checkpoint, tmp_path):
     x = torch.rand(1, 3, 32, 32) * 2 - 1
     with torch.no_grad():
         expected = load_slim(checkpoint)(x)
-    got = openvino_export.runner(openvino_export.compile_model(tmp_path / "g.xml"))(x)
+    got = openvino_export.CompiledRunner(openvino_export.compile_model(tmp_path / "g.xml"))(x)
     assert (got - expected).abs().max().item() < 1e-4
     with pytest.raises(ValueError, match="differs from the slim model"):
         export(checkpoint, "openvino", out=tmp_path / "h.xml", atol=-1.0)

@@ -1,5 +1,7 @@
 """The interleaved latency comparison: a network with half the channels is faster where the
 convolutions dominate, and timing leaves the caller's settings as they were."""
+import statistics
+
 import pytest
 import torch
 from torch import nn
@@ -22,6 +24,9 @@ def test_half_the_channels_is_faster_at_256_on_one_thread():
     assert result.speedup["full"] == 1.0
     assert result.speedup["half"] >= 1.0 and result.faster("half")
     assert result.median_s["half"] < result.median_s["full"]
+    assert result.speedup_over("half", "full") == result.speedup["half"]  # full is the reference
+    assert result.speedup_over("full", "half") == pytest.approx(statistics.median(
+        h / f for h, f in zip(result.times_s["half"], result.times_s["full"])))
     q1, q3 = result.iqr_s["full"]
     assert min(result.times_s["full"]) <= q1 <= result.median_s["full"] <= q3 <= max(result.times_s["full"])
 

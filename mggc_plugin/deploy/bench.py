@@ -3,9 +3,10 @@
 Each network is prepared as it would be deployed — BatchNorm folded where it keeps running
 statistics, the ONNX graph static and simplified (:mod:`.onnx`), the OpenVINO IR converted from it
 and run in float32 (``openvino``) or at the CPU plugin's default precision (``openvino_default``:
-bfloat16 where the CPU has it, so not exact; :mod:`.openvino`) — and then, per runtime, batch size and thread count, all
-networks are timed *interleaved* by :func:`mggc_plugin.metrics.compare_latency` (every round runs
-each once, in rotated order, so background load hits them alike). Reported beside each median
+bfloat16 where the CPU has it, so not exact; :mod:`.openvino`) — and then, per runtime, batch
+size and thread count, all networks are timed *interleaved* by
+:func:`mggc_plugin.metrics.compare_latency` (every round runs each once, in rotated order, so
+background load hits them alike). Reported beside each median
 and inter-quartile range: MACs per image (:func:`mggc_plugin.macs.count_macs`), parameters and,
 with a teacher, the measured speed-up (median of per-round ratios) and the ideal one (MAC ratio).
 Runtimes whose packages are missing are skipped, naming the extra that installs them.
@@ -147,7 +148,8 @@ def prepare(runtime: str, model: BenchModel, x: torch.Tensor, threads: int, work
     xml = stem.with_suffix(".xml")
     if not xml.exists():
         openvino_export.convert(onnx_file, xml)
-    return RuntimeModule(openvino_export.runner(openvino_export.compile_model(xml, threads, runtime == "openvino")))
+    compiled = openvino_export.compile_model(xml, threads, exact=runtime == "openvino")
+    return RuntimeModule(openvino_export.CompiledRunner(compiled))
 
 
 def cpu_name() -> str:

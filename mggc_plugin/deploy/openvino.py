@@ -54,10 +54,6 @@ class CompiledRunner:
         return torch.from_numpy(np.asarray(self.compiled(x.numpy())[0]))
 
 
-def runner(compiled: Any) -> CompiledRunner:
-    return CompiledRunner(compiled)
-
-
 def convert(onnx_file: Path, xml: Path) -> None:
     """Convert an ONNX file to IR at ``xml`` (``.xml`` suffix required) and its ``.bin``."""
     import openvino as ov
@@ -65,33 +61,31 @@ def convert(onnx_file: Path, xml: Path) -> None:
     ov.save_model(ov.convert_model(str(onnx_file)), str(xml), compress_to_fp16=False)
 
 
-def _place(xml: Path, tmp: Path) -> None:
-    """Move the IR at ``xml`` (and its weights) to ``tmp``, the weights first."""
-    os.replace(xml.with_suffix(WEIGHTS_SUFFIX), tmp.with_suffix(WEIGHTS_SUFFIX))
-    os.replace(xml, tmp)
-
-
-def write(model: nn.Module, x: torch.Tensor, tmp: Path, dynamic: bool = False) -> onnx_export.Runner:
+def write(model: nn.Module, x: torch.Tensor, tmp: Path, dynamic: bool = False) -> CompiledRunner:
     """Export ``model`` to ONNX, convert it to IR and place the ``.xml`` at ``tmp`` and the weights
-    at ``tmp.with_suffix(".bin")``; return the compiled model's runner."""
+    at ``tmp.with_suffix(".bin")``; return the runner of the IR compiled in float32."""
     require("OpenVINO export", MODULES)
     with tempfile.TemporaryDirectory(dir=tmp.parent, prefix=".mggc-openvino-") as work:
-        onnx_file, xml = Path(work) / "model.onnx", Path(work) / "model.xml"
+        onnx_file = Path(work) / "model.onnx"
         onnx_export.save(model, x, onnx_file, dynamic)
-        convert(onnx_file, xml)
-        compiled = compile_model(xml)
-        _place(xml, tmp)
-    return runner(compiled)
+        return _ir_from_onnx(onnx_file, tmp, exact=True)
 
 
-def from_onnx(src: Path, tmp: Path) -> onnx_export.Runner:
+def from_onnx(src: Path, tmp: Path) -> CompiledRunner:
     """Convert the ONNX file ``src`` (e.g. the int8 QDQ graph, which OpenVINO runs with int8
     kernels) to IR at ``tmp`` and its weights beside it; return the runner of the IR compiled at
     the CPU plugin's default precision, as a user's ``compile_model`` runs it."""
     require("OpenVINO conversion", MODULES)
+    return _ir_from_onnx(src, tmp, exact=False)
+
+
+def _ir_from_onnx(src: Path, tmp: Path, exact: bool) -> CompiledRunner:
+    """Convert ``src`` to IR beside ``tmp``, compile it (:func:`compile_model`'s ``exact``), then
+    move the weights and the ``.xml`` to ``tmp``."""
     with tempfile.TemporaryDirectory(dir=tmp.parent, prefix=".mggc-openvino-") as work:
         xml = Path(work) / "model.xml"
         convert(src, xml)
-        compiled = compile_model(xml, exact=False)
-        _place(xml, tmp)
-    return runner(compiled)
+        compiled = compile_model(xml, exact=exact)
+        os.replace(xml.with_suffix(WEIGHTS_SUFFIX), tmp.with_suffix(WEIGHTS_SUFFIX))
+        os.replace(xml, tmp)
+    return CompiledRunner(compiled)

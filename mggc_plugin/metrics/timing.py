@@ -60,6 +60,11 @@ class LatencyComparison:
     speedup: Dict[str, float]
     speedup_iqr: Dict[str, Tuple[float, float]]
 
+    def speedup_over(self, name: str, reference: str) -> float:
+        """``speedup[name]`` against another of the timed networks: the median over rounds of
+        ``t_reference / t_name`` within the same round."""
+        return statistics.median(r / t for r, t in zip(self.times_s[reference], self.times_s[name]))
+
     def faster(self, name: str) -> bool:
         """Whether ``name`` is measurably faster than the reference: even the first quartile of
         its per-round speed-ups exceeds 1."""
