@@ -36,7 +36,10 @@ Each finished unit's metrics (with the per-image values, for paired bootstraps) 
 be committed. A unit whose file exists with the same protocol is skipped, so a run resumes on
 another machine from the repository alone; games and finetuned students are also cached under
 ``--work`` (games resume from their last save, and are shared by every finetuning protocol:
-:func:`game_checkpoint`). :mod:`facades_summary` then writes
+:func:`game_checkpoint`). A unit depends on its seed alone (the global RNG is seeded before its
+method and its finetuning): run again with the same commit, threads and machine, it reproduces
+its metrics; ``commit`` records the code that finished it and ``made_by`` the code that started
+its game. :mod:`facades_summary` then writes
 ``<task>_summary.{json,md}`` and ``<task>_pareto.png`` with means, stds and the per-seed paired
 differences to L1-norm pruning with Student-t 95 % intervals. This script also writes
 ``facades[_cycle_gan][_<tag>].json`` (the run's record), ``..._dynamics.png`` (Fig. 4: the
@@ -100,6 +103,11 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 SHARED = ROOT.parent / "shared"
 D_POLICIES = ("teacher", "method")
+#: Part of the games folder's key. 2: every unit's make and finetuning start from the global RNG
+#: seeded by the unit's seed, and a game draws G's dropout from its own seeded stream
+#: (``MGGCConfig.seed``); games of format 1 drew from what the process had drawn before, so two
+#: runs of one unit differed (KID 0.226 and 0.273 for MGGC at 10 %, seed 0).
+GAMES_FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -351,17 +359,25 @@ def run_unit(run: Run, method: str, target: float, seed: int) -> Dict[str, objec
     else:
         checkpoint = game_checkpoint(run, method, target, seed)
         checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        made_by = checkpoint.parent / "made_by.json"
+        if not checkpoint.is_file():  # a resumed game keeps the commit that started it
+            atomic_write_json(made_by, run.header)
         ctx = replace(run.ctx, seed=seed, checkpoint=checkpoint, fill=run.schedule.fill,
                       game_options=METHODS[method].game_options, targets=run.schedule.targets)
+        # Weight inits and dropout draw from the global RNG: seeded per unit, a unit's student
+        # depends on its seed, not on the units this process made before it.
+        torch.manual_seed(seed)
         student = METHODS[method].make(ctx, target)
         if run.schedule.d_policy == "teacher":
             student.D = full_width(ctx.D_T.cpu(), ctx, ctx.G_T.cpu())  # the teacher's D, slim-wrapped
         t1 = time.perf_counter()
+        torch.manual_seed(seed)
         G_eval, epochs = finetune(method, student, run.task, run.train, run.G_T, run.schedule, seed,
                                   run.crop, run.ctx.device)
         t2 = time.perf_counter()
         save_slim(G_eval, student_file)
         record = {"info": student.info, "finetune_epochs": epochs, "history": thin_history(student.history),
+                  "made_by": json.loads(made_by.read_text())["commit"] if made_by.is_file() else "unknown",
                   "seconds": {"compress": t1 - t0, "finetune": t2 - t1}}
         atomic_write_json(folder / "student.json", record, indent=None)
     t3 = time.perf_counter()
@@ -450,7 +466,8 @@ def prepare(args: argparse.Namespace, schedule: Schedule) -> Run:
     config = {"task": args.task, "teacher": teacher.describe(), "dataroot": str(dataroot.resolve()),
               "protocol": schedule.protocol(), "device": args.device}
     work = work_root / f"{args.task}-{_digest(config)}"
-    games = work_root / f"{args.task}-games-{_digest({**config, 'protocol': schedule.game_protocol()})}"
+    games = work_root / (f"{args.task}-games-"
+                         f"{_digest({**config, 'protocol': schedule.game_protocol(), 'format': GAMES_FORMAT})}")
     work.mkdir(parents=True, exist_ok=True)
     atomic_write_json(work / "config.json", config)
     print(f"{args.task}: teacher {teacher.G_path} ({opt.netG}, ngf {opt.ngf}, {crop}²), "

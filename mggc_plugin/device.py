@@ -10,7 +10,9 @@ every stage and every ``mggc`` command.
   rounding), or autocast to bfloat16/float16 when ``amp`` asks for it (:func:`amp_dtype`).
 - :func:`synchronize` waits for a device's queued work, for wall-clock timings.
 - :func:`rng_states` / :func:`restore_rng_states`: the global RNG states a training step draws
-  from (dropout), for saves that resume as the uninterrupted run.
+  from (dropout), for saves that resume as the uninterrupted run; :class:`RNGStream`, a seeded
+  private stream of them, so that a stage's dropout depends on its seed and not on what the
+  process drew before.
 
 Caches never depend on the device: tensors are stored on the CPU in float32 and cache keys hold no
 device (the ``amp`` setting, which changes the numbers, is part of them where it applies).
@@ -157,3 +159,29 @@ def restore_rng_states(torch_rng: torch.Tensor, cuda_rng: Optional[torch.Tensor]
     torch.set_rng_state(torch_rng)
     if cuda_rng is not None and device.type == "cuda":
         torch.cuda.set_rng_state(cuda_rng, device)
+
+
+class RNGStream:
+    """A private stream of the global torch RNG (and of ``device``'s on CUDA), started from
+    ``seed``: code run inside :meth:`drawing` (dropout, ``torch.rand``) draws from this stream,
+    and the caller's stream is as it was afterwards. Modules such as ``nn.Dropout`` take no
+    generator, so swapping the global state in and out is the only way to seed what they draw
+    without seeding the whole process. ``torch_rng``/``cuda_rng``: the stream's current states,
+    what a save stores and a resume sets."""
+
+    def __init__(self, seed: int, device: torch.device) -> None:
+        self.device = device
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(seed)
+            self.torch_rng, self.cuda_rng = rng_states(device)
+
+    @contextlib.contextmanager
+    def drawing(self) -> Iterator[None]:
+        """Draw from this stream inside the block; the caller's stream is restored after it."""
+        caller = rng_states(self.device)
+        restore_rng_states(self.torch_rng, self.cuda_rng, self.device)
+        try:
+            yield
+        finally:
+            self.torch_rng, self.cuda_rng = rng_states(self.device)
+            restore_rng_states(*caller, self.device)

@@ -42,7 +42,7 @@ from . import distributed
 from .agents import Agent, ArchitectureAgent, LogitAgent, gumbel_sigmoid, harden
 from .baselines import fill_while
 from .channels import ChannelGroups
-from .device import restore_rng_states, rng_states
+from .device import RNGStream
 from .diagnostics import real_fake_auc
 from .fileio import atomic_torch_save, json_digest
 from .latency_table import LatencyTable
@@ -106,7 +106,11 @@ class MGGCConfig:
         steps from the initial o = -3 to the threshold), which is short of the paper's 10 % of
         the teacher's epochs (≈ 21,000 steps for horse2zebra).
     ablation: a key of :data:`ABLATIONS`; ``mggc`` is the full method.
-    seed: seeds the agents' initialisation and the Gumbel noise (its own generator).
+    seed: seeds the agents' initialisation, the Gumbel noise (its own generator) and the dropout
+        G draws while the game plays it (a private stream of the global RNG, seed + the rank
+        under ``torch.distributed``, :class:`~mggc_plugin.device.RNGStream`): a game depends on
+        its seed and inputs alone, not on what the process drew before, and leaves the caller's
+        RNG as it was.
 
     Repairs of the game's measured defects (``DESIGN.md``, "the game's known defects"); each
     default is the paper's game, and each option goes beyond the paper:
@@ -463,6 +467,7 @@ class MGGCPruner:
         self.h_G = torch.zeros(self.gen_G.embed_dim, device=self.device)
         self.h_D = torch.zeros(self.gen_D.embed_dim if self.gen_D is not None else 0, device=self.device)
         self.generator = torch.Generator().manual_seed(config.seed)
+        self.dropout_rng = RNGStream(config.seed + distributed.world()[0], self.device)
         self.step_count = 0
         # The agents' drop logits of the last final_window steps (MGGCConfig.final_window).
         self.recent_o_G: deque = deque(maxlen=config.final_window)
@@ -561,7 +566,7 @@ class MGGCPruner:
         x, x_real, real = x.to(self.device), x_real.to(self.device), real.to(self.device)
         y_center = y_center.to(self.device)
 
-        with teacher_mode(self.G, self.D):
+        with teacher_mode(self.G, self.D), self.dropout_rng.drawing():
             o_G, h_G = self.gen_G(self.h_D)
             play_G, v_G = self._sample(o_G)
             v_D: Optional[List[torch.Tensor]] = None
@@ -724,14 +729,14 @@ class MGGCPruner:
     def state_dict(self) -> dict:
         """Everything a resumed run needs to take the same next step: the configuration (and the
         digest of the latency table a latency budget was played on), both agents and optimisers,
-        the last exchanged embeddings, the step count, the Gumbel generator and the global torch
-        RNG (dropout in G draws from it; on CUDA also the device's RNG). Plain containers and
+        the last exchanged embeddings, the step count, the Gumbel generator and G's dropout
+        stream (:attr:`dropout_rng`, on CUDA with the device's state). Plain containers and
         tensors only, for ``torch.load(weights_only=True)``.
 
-        Under ``torch.distributed`` every rank must call it (it gathers each rank's torch RNG
-        state into ``rank_rngs``, since each rank draws its own dropout): the agents, optimisers
+        Under ``torch.distributed`` every rank must call it (it gathers each rank's dropout
+        stream into ``rank_rngs``, since each rank draws its own dropout): the agents, optimisers
         and Gumbel generator are the same on every rank."""
-        torch_rng, cuda_rng = rng_states(self.device)
+        torch_rng, cuda_rng = self.dropout_rng.torch_rng, self.dropout_rng.cuda_rng
         extra = {}
         if distributed.active():
             extra["rank_rngs"] = distributed.gather_objects((torch_rng, cuda_rng))
@@ -749,8 +754,9 @@ class MGGCPruner:
         return json_digest(self.latency.to_dict()) if self.latency is not None else None
 
     def load_state_dict(self, state: dict) -> None:
-        """Restore a :meth:`state_dict`, including the global torch RNG (see there). The pruner
-        must have been built with the same configuration and networks."""
+        """Restore a :meth:`state_dict`, including G's dropout stream (see there; an older
+        save, which held the global torch RNG there, continues from that state). The pruner must
+        have been built with the same configuration and networks."""
         if not isinstance(state, dict) or state.get("format") != FORMAT:
             raise ValueError("not an MGGC pruner state (write it with MGGCPruner.save / state_dict)")
         if state.get("version") not in (1, VERSION):
@@ -787,7 +793,9 @@ class MGGCPruner:
         ranks = state.get("rank_rngs")
         if ranks is not None and len(ranks) == size:
             torch_rng, cuda_rng = ranks[rank]
-        restore_rng_states(torch_rng, cuda_rng, self.device)
+        self.dropout_rng.torch_rng = torch_rng
+        if cuda_rng is not None and self.device.type == "cuda":
+            self.dropout_rng.cuda_rng = cuda_rng
 
     def save(self, path: Union[str, Path]) -> Path:
         """Write :meth:`state_dict` to ``path`` atomically (temporary file, then rename); under

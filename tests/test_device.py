@@ -148,3 +148,21 @@ def test_cuda_indices_on_this_machine():
         dev.resolve_device(f"cuda:{count}")
     with dev.compute_precision(torch.device("cuda"), "fp16"):
         assert nn.Linear(4, 3).cuda()(torch.randn(2, 4, device="cuda")).dtype == torch.float16
+
+
+def test_an_rng_stream_draws_its_seeded_sequence_and_leaves_the_callers_alone():
+    cpu = torch.device("cpu")
+    torch.manual_seed(123)
+    caller_next = torch.rand(3)
+    torch.manual_seed(123)
+    stream = dev.RNGStream(7, cpu)
+    with stream.drawing():
+        first = torch.rand(3)
+    assert torch.equal(torch.rand(3), caller_next)  # the caller's stream did not move
+    with stream.drawing():
+        second = torch.rand(3)  # the stream goes on where it stopped
+    torch.manual_seed(7)
+    assert torch.equal(torch.cat([first, second]), torch.rand(6))
+    torch.manual_seed(999)  # whatever the caller drew before, a stream of one seed draws alike
+    with dev.RNGStream(7, cpu).drawing():
+        assert torch.equal(torch.rand(3), first)

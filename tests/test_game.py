@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from mggc_plugin import networks
+from mggc_plugin.device import RNGStream
 from mggc_plugin.game import history_path, neighbor_batches, play, save_game
 from mggc_plugin.pruner import MGGCConfig, MGGCPruner
 
@@ -61,6 +62,21 @@ def test_an_interrupted_game_resumes_to_the_same_steps_and_student(batches, tmp_
     assert steps == [3, 4]  # it went on from the save, not from scratch
     assert history == expected
     assert all(torch.equal(a, b) for a, b in zip(resumed.finalize().v_G, whole.finalize().v_G))
+
+
+def test_a_game_depends_on_its_seed_not_on_the_callers_rng(batches):
+    played = []
+    for caller_seed in (1, 2):  # G's dropout must not draw what the process drew before
+        pruner = _pruner()
+        torch.manual_seed(caller_seed)
+        caller_next = torch.rand(4)
+        torch.manual_seed(caller_seed)
+        played.append(play(pruner, batches, steps=3, progress=False))
+        assert torch.equal(torch.rand(4), caller_next)  # and leaves the caller's RNG where it was
+    assert played[0] == played[1]
+    other = _pruner()
+    other.dropout_rng = RNGStream(4, other.device)
+    assert play(other, batches, steps=3, progress=False) != played[0]  # G's dropout draws from that stream
 
 
 def test_logs_saved_ahead_of_the_state_are_cut_to_it(batches, tmp_path):
