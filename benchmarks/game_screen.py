@@ -19,11 +19,16 @@ its real-vs-fake AUC over the first 50 steps and the last 500, and the fraction 
 kept at the end.
 
 Each (configuration, seed) writes ``benchmarks/results/game_screen/<task>/<config>-<budget>-s<seed>.json``
-(skipped when present); the summary ``benchmarks/results/game_screen_<task>.{json,md}`` has the
-means and, over ≥ 2 seeds, the paired per-seed difference of each configuration to the paper's
-game with a Student-t 95 % interval (:func:`mggc_plugin.metrics.seed_interval`).
+(skipped when present; ``--out`` another folder); the summary
+``benchmarks/results/game_screen_<task>.{json,md}`` has the means and, over ≥ 2 seeds, the paired
+per-seed difference of each configuration to the paper's game (``--reference`` another) with a
+Student-t 95 % interval (:func:`mggc_plugin.metrics.seed_interval`). As the benchmark's units, a
+unit depends on its seed alone and records the commit that made it; the units in
+``game_screen/<task>/`` predate that (their games drew G's dropout from the process's RNG).
 
     python benchmarks/game_screen.py --threads 1 --seeds 2 &
+    python benchmarks/game_screen.py --configs rec rec_window --reference rec --seed_list 0 1 2 \
+        --out benchmarks/results/game_screen/pix2pix_window --threads 1
 """
 from __future__ import annotations
 
@@ -60,6 +65,7 @@ CONFIGS: Dict[str, Dict[str, object]] = {
     "rec": {"method": "mggc", "options": {"gan_mode": "teacher", "lambda_rec": 10.0}},
     "floor_D": {"method": "mggc", "options": {"gan_mode": "teacher", "min_keep_D": 0.5}},
     "window": {"method": "mggc", "options": {"gan_mode": "teacher", "final_window": 500}},
+    "rec_window": {"method": "mggc", "options": {"gan_mode": "teacher", "lambda_rec": 10.0, "final_window": 500}},
     "combined": {"method": "mggc", "options": {"gan_mode": "teacher", "real_source": "own", "lambda_rec": 10.0,
                                                 "min_keep_D": 0.5, "final_window": 500}},
     "rec_cost": {"method": "mggc", "options": {"gan_mode": "teacher", "lambda_rec": 10.0, "cost_lr": True}},
@@ -115,13 +121,15 @@ def screen_unit(run, name: str, target: float, seed: int, epochs: int, out: Path
                 shutil.copyfile(src, dst)
     t0 = time.perf_counter()
     ctx = replace(run.ctx, seed=seed, checkpoint=folder / "game.pt", fill=run.schedule.fill, game_options=options)
+    torch.manual_seed(seed)  # as the benchmark's units: a student depends on its seed alone
     student = METHODS[str(spec["method"])].make(ctx, target)
     t1 = time.perf_counter()
     record: Dict[str, object] = {
         "task": run.task_name, "config": name, "method": spec["method"], "budget": target, "seed": seed,
         "epochs": epochs, "options": student.info.get("game_options", options), "info": student.info,
-        "macs_ratio": count_macs(student.G, (1, *x.shape[1:])).total / run.teacher_macs}
+        "macs_ratio": count_macs(student.G, (1, *x.shape[1:])).total / run.teacher_macs, **run.header}
     values = {"l1_teacher_init": _l1(student.G, x[val_idx], y_t[val_idx], run.ctx.device)}
+    torch.manual_seed(seed)
     G = train_to_teacher(student.G, x[train_idx], y_t[train_idx], epochs, seed, run.ctx.device)
     values["l1_teacher"] = _l1(G, x[val_idx], y_t[val_idx], run.ctx.device)
     if not run.task.unpaired:
@@ -139,14 +147,15 @@ def screen_unit(run, name: str, target: float, seed: int, epochs: int, out: Path
     return record
 
 
-def summarize(task: str, records: Sequence[Dict[str, object]], target: float, path_stem: Path) -> str:
-    """Means per configuration and paired differences to ``paper`` (t intervals, ≥ 2 seeds)."""
+def summarize(task: str, records: Sequence[Dict[str, object]], target: float, path_stem: Path,
+              reference: str = "paper") -> str:
+    """Means per configuration and paired differences to ``reference`` (t intervals, ≥ 2 seeds)."""
     by_config: Dict[str, Dict[int, Dict[str, float]]] = {}
     for r in records:
         if r["budget"] == target:
             by_config.setdefault(str(r["config"]), {})[int(r["seed"])] = r["metrics"]  # type: ignore[call-overload]
     rows: List[Dict[str, object]] = []
-    paper = by_config.get("paper", {})
+    ref = by_config.get(reference, {})
     for name, seeds in by_config.items():
         row: Dict[str, object] = {"config": name, "options": CONFIGS[name]["options"], "seeds": sorted(seeds)}
         for m in METRICS:
@@ -154,12 +163,13 @@ def summarize(task: str, records: Sequence[Dict[str, object]], target: float, pa
             if not vals:
                 continue
             row[m] = {"mean": float(np.mean(vals)), "values": vals}
-            common = [s for s in sorted(seeds) if s in paper and m in paper[s] and m in seeds[s]]
-            if name != "paper" and len(common) >= 2:
-                d = metrics.seed_interval([seeds[s][m] - paper[s][m] for s in common])
-                row[m]["vs_paper"] = {"mean_diff": d.mean_diff, "ci95": list(d.interval)}  # type: ignore[index]
+            common = [s for s in sorted(seeds) if s in ref and m in ref[s] and m in seeds[s]]
+            if name != reference and len(common) >= 2:
+                d = metrics.seed_interval([seeds[s][m] - ref[s][m] for s in common])
+                row[m]["vs_reference"] = {"mean_diff": d.mean_diff, "ci95": list(d.interval)}  # type: ignore[index]
         rows.append(row)
-    atomic_write_json(path_stem.with_suffix(".json"), {"task": task, "budget": target, "rows": rows})
+    atomic_write_json(path_stem.with_suffix(".json"),
+                      {"task": task, "budget": target, "reference": reference, "rows": rows})
     shown = [m for m in METRICS if any(m in r for r in rows)]
     lines = [f"# Game screen: {task} at {target:.0%} of the teacher's MACs (validation split)", "",
              "| config | seeds | " + " | ".join(shown) + " |", "|---|---|" + "---|" * len(shown)]
@@ -171,12 +181,12 @@ def summarize(task: str, records: Sequence[Dict[str, object]], target: float, pa
                 cells.append("")
                 continue
             text = f"{cell['mean']:.4f}"
-            if "vs_paper" in cell:
-                lo, hi = cell["vs_paper"]["ci95"]
-                text += f" (Δ {cell['vs_paper']['mean_diff']:+.4f} [{lo:+.4f}, {hi:+.4f}])"
+            if "vs_reference" in cell:
+                lo, hi = cell["vs_reference"]["ci95"]
+                text += f" (Δ {cell['vs_reference']['mean_diff']:+.4f} [{lo:+.4f}, {hi:+.4f}])"
             cells.append(text)
         lines.append(f"| {r['config']} | {len(r['seeds'])} | " + " | ".join(cells) + " |")
-    lines += ["", "Δ: the configuration minus the paper's game, per seed, with a Student-t 95 % interval. "
+    lines += ["", f"Δ: the configuration minus `{reference}`, per seed, with a Student-t 95 % interval. "
               "l1_*: mean L1 on the held-out training images ([-1, 1] units; `_init` before training); "
               "kid_val: KID of the held-out outputs against all real targets; d_auc: D's real-vs-fake AUC."]
     text = "\n".join(lines) + "\n"
@@ -190,6 +200,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--target", type=float, default=0.10, help="MACs budget as a fraction of the teacher's")
     p.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=tuple(CONFIGS))
     p.add_argument("--seeds", type=int, default=2, help="seeds 0..N-1")
+    p.add_argument("--seed_list", type=int, nargs="+", help="these seeds instead of 0..N-1")
+    p.add_argument("--reference", default="paper", choices=tuple(CONFIGS),
+                   help="the configuration the summary's paired differences are taken to")
+    p.add_argument("--out", help="folder of the units (default benchmarks/results/game_screen/<task>); the "
+                                 "summary goes to game_screen_<folder name> beside its parent")
     p.add_argument("--epochs", type=int, default=3, help="GAN-free training epochs before the second score")
     p.add_argument("--threads", type=int)
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
@@ -201,15 +216,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     # prepare() is the benchmark's: the same teacher, data, neighbourhoods and work folder.
     args.teacher = args.upstream = args.teacher_epochs = args.units = args.swav_checkpoint = None
     run = prepare(args, Schedule())
-    out = RESULTS / "game_screen" / args.task
+    out = Path(args.out) if args.out else RESULTS / "game_screen" / args.task
     out.mkdir(parents=True, exist_ok=True)
-    for seed in range(args.seeds):
+    stem = out.parent.parent / f"{out.parent.name}_{out.name}"
+    for seed in args.seed_list or range(args.seeds):
         for name in args.configs:
             screen_unit(run, name, args.target, seed, args.epochs, out)
             # The summary covers every configuration screened so far, not only this run's.
             records = [json.loads(f.read_text()) for f in sorted(out.glob("*.json"))]
             records = [r for r in records if r["config"] in CONFIGS]
-            print(summarize(args.task, records, args.target, RESULTS / f"game_screen_{args.task}"), flush=True)
+            print(summarize(args.task, records, args.target, stem, args.reference), flush=True)
     return 0
 
 
