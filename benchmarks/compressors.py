@@ -322,7 +322,8 @@ class Method:
     :func:`mggc_plugin.agd.agd_fit` instead of the shared GAN finetuning. ``game_options``: the
     :class:`~mggc_plugin.pruner.MGGCConfig` options its game plays with (``Context.game_options``;
     ``gan_mode: "teacher"`` is the loss the teacher was trained with). ``once_for_all``: one
-    state at ``Context.checkpoint`` serves every budget of ``Context.targets`` (the supernets)."""
+    state at ``Context.checkpoint`` serves every budget of ``Context.targets`` (the supernets).
+    Call :meth:`build`, not ``make``: it makes the student depend on ``Context.seed`` alone."""
 
     label: str
     make: Callable[[Context, float], Student]
@@ -330,6 +331,13 @@ class Method:
     discriminator_free: bool = False
     once_for_all: bool = False
     game_options: Dict[str, object] = field(default_factory=dict)
+
+    def build(self, ctx: Context, target: float) -> Student:
+        """``make(ctx, target)`` from the global RNG seeded by ``ctx.seed``: weight inits and
+        dropout outside a game (which has its own stream) draw from it, so a student does not
+        depend on what the process made before it."""
+        torch.manual_seed(ctx.seed)
+        return self.make(ctx, target)
 
 
 #: The game options of the plugin's default MGGC (``--model mggc_*`` and the benchmark's ``mggc``).

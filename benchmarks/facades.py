@@ -36,8 +36,8 @@ Each finished unit's metrics (with the per-image values, for paired bootstraps) 
 be committed. A unit whose file exists with the same protocol is skipped, so a run resumes on
 another machine from the repository alone; games and finetuned students are also cached under
 ``--work`` (games resume from their last save, and are shared by every finetuning protocol:
-:func:`game_checkpoint`). A unit depends on its seed alone (the global RNG is seeded before its
-method and its finetuning): run again with the same commit, threads and machine, it reproduces
+:func:`game_checkpoint`). A unit depends on its seed alone (:meth:`compressors.Method.build` and
+:func:`finetune` seed the global RNG): run again with the same commit, threads and machine, it reproduces
 its metrics; ``commit`` records the code that finished it and ``made_by`` the code that started
 its game. :mod:`facades_summary` then writes
 ``<task>_summary.{json,md}`` and ``<task>_pareto.png`` with means, stds and the per-seed paired
@@ -106,7 +106,7 @@ D_POLICIES = ("teacher", "method")
 #: Part of the games folder's key. 2: every unit's make and finetuning start from the global RNG
 #: seeded by the unit's seed, and a game draws G's dropout from its own seeded stream
 #: (``MGGCConfig.seed``); games of format 1 drew from what the process had drawn before, so two
-#: runs of one unit differed (KID 0.226 and 0.273 for MGGC at 10 %, seed 0).
+#: runs of one unit differed (KID 0.264 and 0.310 for MGGC at 10 %, seed 0, both at 67b918a).
 GAMES_FORMAT = 2
 
 
@@ -154,11 +154,13 @@ def finetune(method: str, student: Student, task: Task, train: Dict[str, torch.T
              ) -> Tuple[nn.Module, List[Dict[str, float]]]:
     """The shared finetuning (module docstring, step 2; a discriminator-free method: its own
     objective on the same batches). Returns the G to evaluate (the EMA of G's weights when
-    ``schedule.ema_decay`` is set) and the per-epoch mean losses."""
+    ``schedule.ema_decay`` is set) and the per-epoch mean losses. ``seed`` orders and crops the
+    batches and seeds the global RNG that G's dropout draws from."""
     spec = task.spec
     G, D = student.G.to(device).train(), student.D.to(device).train()
     teacher_T = inference_copy(teacher).to(device) if spec.l1_target == "teacher" else None
     g = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
     n = len(train["x"])
 
     def batches(epoch: int):
@@ -366,14 +368,10 @@ def run_unit(run: Run, method: str, target: float, seed: int) -> Dict[str, objec
             atomic_write_json(made_by, run.header)
         ctx = replace(run.ctx, seed=seed, checkpoint=checkpoint, fill=run.schedule.fill,
                       game_options=METHODS[method].game_options, targets=run.schedule.targets)
-        # Weight inits and dropout draw from the global RNG: seeded per unit, a unit's student
-        # depends on its seed, not on the units this process made before it.
-        torch.manual_seed(seed)
-        student = METHODS[method].make(ctx, target)
+        student = METHODS[method].build(ctx, target)
         if run.schedule.d_policy == "teacher":
             student.D = full_width(ctx.D_T.cpu(), ctx, ctx.G_T.cpu())  # the teacher's D, slim-wrapped
         t1 = time.perf_counter()
-        torch.manual_seed(seed)
         G_eval, epochs = finetune(method, student, run.task, run.train, run.G_T, run.schedule, seed,
                                   run.crop, run.ctx.device)
         t2 = time.perf_counter()

@@ -31,7 +31,7 @@ from mggc_plugin.fileio import atomic_write, atomic_write_json
 from mggc_plugin.slim import load_slim, slim_info
 from mggc_plugin.teacher import TeacherSpec
 
-from facades import RESULTS, SHARED
+from facades import RESULTS, SHARED, unit_file
 from facades_setup import TASKS, teacher_options
 from facades_summary import UNITS
 
@@ -61,8 +61,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             for seed in args.seeds:
                 name = f"{method}-{budget:g}-s{seed}"
                 student = args.work / f"s{seed}" / f"{method}-{budget:g}" / "eval_G.pt"
-                unit = next((f / args.task / f"{name}.json" for f in args.units
-                             if (f / args.task / f"{name}.json").is_file()), None)
+                unit = next((f for f in (unit_file(u, args.task, method, budget, seed) for u in args.units)
+                             if f.is_file()), None)
                 if not student.is_file() or unit is None:
                     print(f"skipped {name}: no {student if not student.is_file() else 'unit file'}", flush=True)
                     continue

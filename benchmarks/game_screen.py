@@ -87,10 +87,12 @@ def _l1(G: nn.Module, x: torch.Tensor, y: torch.Tensor, device: str) -> float:
 
 def train_to_teacher(G: nn.Module, x: torch.Tensor, y_teacher: torch.Tensor, epochs: int, seed: int,
                      device: str) -> nn.Module:
-    """The screen's GAN-free training: L1 to the teacher's outputs, batch 1, Adam(2e-4, β1 0.5)."""
+    """The screen's GAN-free training: L1 to the teacher's outputs, batch 1, Adam(2e-4, β1 0.5).
+    ``seed`` orders the images and seeds the global RNG that G's dropout draws from."""
     G = G.to(device).train()
     opt = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
     g = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
     for _ in range(epochs):
         for i in torch.randperm(len(x), generator=g).tolist():
             loss = F.l1_loss(G(x[i:i + 1].to(device)), y_teacher[i:i + 1].to(device))
@@ -121,15 +123,13 @@ def screen_unit(run, name: str, target: float, seed: int, epochs: int, out: Path
                 shutil.copyfile(src, dst)
     t0 = time.perf_counter()
     ctx = replace(run.ctx, seed=seed, checkpoint=folder / "game.pt", fill=run.schedule.fill, game_options=options)
-    torch.manual_seed(seed)  # as the benchmark's units: a student depends on its seed alone
-    student = METHODS[str(spec["method"])].make(ctx, target)
+    student = METHODS[str(spec["method"])].build(ctx, target)
     t1 = time.perf_counter()
     record: Dict[str, object] = {
         "task": run.task_name, "config": name, "method": spec["method"], "budget": target, "seed": seed,
         "epochs": epochs, "options": student.info.get("game_options", options), "info": student.info,
         "macs_ratio": count_macs(student.G, (1, *x.shape[1:])).total / run.teacher_macs, **run.header}
     values = {"l1_teacher_init": _l1(student.G, x[val_idx], y_t[val_idx], run.ctx.device)}
-    torch.manual_seed(seed)
     G = train_to_teacher(student.G, x[train_idx], y_t[train_idx], epochs, seed, run.ctx.device)
     values["l1_teacher"] = _l1(G, x[val_idx], y_t[val_idx], run.ctx.device)
     if not run.task.unpaired:
@@ -204,7 +204,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--reference", default="paper", choices=tuple(CONFIGS),
                    help="the configuration the summary's paired differences are taken to")
     p.add_argument("--out", help="folder of the units (default benchmarks/results/game_screen/<task>); the "
-                                 "summary goes to game_screen_<folder name> beside its parent")
+                                 "summary goes beside the parent folder as <parent>_<folder>.{json,md}")
     p.add_argument("--epochs", type=int, default=3, help="GAN-free training epochs before the second score")
     p.add_argument("--threads", type=int)
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))

@@ -120,3 +120,17 @@ def test_a_latency_budget_game_lands_on_its_share_of_the_teachers_latency(compre
     estimate = float(table(groups, [(torch.arange(n) < w).float() for n, w in zip(groups.sizes, widths)]))
     assert estimate == pytest.approx(info["latency_ms_estimate"], rel=1e-6)
     assert count_macs(student.G, (1, 3, SIZE, SIZE)).total / 1e6 == pytest.approx(estimate, rel=0.02)
+
+
+def test_build_makes_a_student_depend_on_the_seed_alone(compressors, pair):
+    def make(ctx, target):  # a method that draws from the global RNG, as weight inits and dropout do
+        return compressors.Student(torch.nn.Linear(4, 4), torch.nn.Identity())
+
+    method = compressors.Method("draws", make)
+    ctx = context(compressors, *pair)
+    weights = []
+    for earlier_draws in (0, 5):
+        torch.rand(earlier_draws)  # what the process made before this student
+        weights.append(method.build(ctx, 0.25).G.weight)
+    assert torch.equal(weights[0], weights[1])
+    assert not torch.equal(method.build(replace(ctx, seed=1), 0.25).G.weight, weights[0])
