@@ -20,7 +20,15 @@ shape; the weights do not matter for time). Then:
    other layers took the time measured (:func:`ideal_conv_bound`). Where it is below a goal, no
    convolution kernel reaches the goal in PyTorch eager; only a runtime that fuses the other
    layers, or an architecture without them, can.
-3. **Width rounding**: the same at each ``--round_sweep`` multiple (default 1, 8, 16) on each
+3. **Per node on OpenVINO** (float32, one thread, the plugin's performance counters,
+   :class:`mggc_plugin.deploy.openvino.Profiler`), where the fused graph runs rather than
+   PyTorch's modules: time by node kind, and two bounds (:func:`node_bounds`): the speed-up if each
+   of the student's convolutions ran at the MACs per second of the teacher's same layer (what
+   is left is the layer mix: first and last layers, whose MACs shrink with the width and not its
+   square, and the other nodes), and if every convolution ran at the MAC ratio. The layers that
+   lose the most time against their teacher's rate are listed (:func:`slow_layers`): those are
+   the kernels that run the narrow widths inefficiently.
+4. **Width rounding**: the same at each ``--round_sweep`` multiple (default 1, 8, 16) on each
    ``--sweep_runtimes`` runtime (default eager and ONNX Runtime).
 
 Writes ``benchmarks/results/speed_gap.{json,md}``, the machine named. Timings need a quiet
@@ -35,6 +43,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from dataclasses import asdict
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
@@ -44,7 +53,10 @@ from torch import nn
 from mggc_plugin import networks
 from mggc_plugin.baselines import keep_masks, uniform_widths
 from mggc_plugin.channels import ChannelGroups
-from mggc_plugin.deploy.bench import REDUCED_PRECISION, RUNTIMES, TEACHER, bench, deployable, machine
+from mggc_plugin.deploy import onnx as onnx_export
+from mggc_plugin.deploy import openvino as openvino_export
+from mggc_plugin.deploy.bench import REDUCED_PRECISION, RUNTIMES, TEACHER, BenchModel, bench, deployable, machine
+from mggc_plugin.deploy.openvino import NodeTime, Profiler
 from mggc_plugin.fileio import atomic_write, atomic_write_json
 from mggc_plugin.macs import count_macs
 from mggc_plugin.slim import slim
@@ -103,6 +115,56 @@ def ideal_conv_bound(teacher_s: Dict[str, float], student_s: Dict[str, float], i
     return sum(teacher_s.values()) / (conv_teacher / ideal + rest_student)
 
 
+def openvino_profiles(models: Sequence[BenchModel], x: torch.Tensor, work: Path,
+                      runs: int) -> Dict[str, List[NodeTime]]:
+    """Each model's nodes on OpenVINO (float32, one thread), profiled ``runs`` times in turn after
+    one warm-up each."""
+    profilers = {}
+    for m in models:
+        onnx_file = work / f"{m.name}-profile.onnx"
+        onnx_export.save(m.module, x, onnx_file)
+        openvino_export.convert(onnx_file, onnx_file.with_suffix(".xml"))
+        profilers[m.name] = Profiler(onnx_file.with_suffix(".xml"))
+    for prof in profilers.values():
+        prof.run(x, record=False)
+    for _ in range(runs):
+        for prof in profilers.values():
+            prof.run(x)
+    return {name: prof.nodes() for name, prof in profilers.items()}
+
+
+def _conv_pairs(teacher: Sequence[NodeTime], student: Sequence[NodeTime]) -> List[tuple]:
+    # the two IRs come from one architecture, so their convolutions run in the same order
+    t_conv, s_conv = [n for n in teacher if n.macs], [n for n in student if n.macs]
+    if len(t_conv) != len(s_conv):
+        raise ValueError(f"the teacher runs {len(t_conv)} convolutions and the student {len(s_conv)}: "
+                         "profiles of different architectures")
+    return list(zip(t_conv, s_conv))
+
+
+def node_bounds(teacher: Sequence[NodeTime], student: Sequence[NodeTime], ideal: float) -> Dict[str, float]:
+    """Speed-up over the teacher divided by ``ideal`` (the MAC ratio), from per-node times:
+    ``measured``; ``teacher_rate``, had each student convolution run at the MACs per second of the
+    teacher's same layer (other nodes as measured); ``ideal_convs``, had every convolution run
+    ``ideal`` times faster than the teacher's."""
+    pairs = _conv_pairs(teacher, student)
+    t_total = sum(n.ms for n in teacher)
+    rest = sum(n.ms for n in student if not n.macs)
+    at_teacher_rate = sum(t.ms * s.macs / t.macs for t, s in pairs) + rest
+    ideal_convs = sum(t.ms for t, _ in pairs) / ideal + rest
+    return {"measured": t_total / sum(n.ms for n in student) / ideal,
+            "teacher_rate": t_total / at_teacher_rate / ideal, "ideal_convs": t_total / ideal_convs / ideal}
+
+
+def slow_layers(teacher: Sequence[NodeTime], student: Sequence[NodeTime], top: int = 5) -> List[Dict[str, float]]:
+    """The ``top`` student convolutions that lose the most milliseconds against the MACs per
+    second of the teacher's same layer, slowest first."""
+    rows = [{"layer": s.name, "kind": s.kind, "teacher_mmacs": t.macs / 1e6, "student_mmacs": s.macs / 1e6,
+             "teacher_gmacs_per_s": t.macs / t.ms / 1e6, "student_gmacs_per_s": s.macs / s.ms / 1e6,
+             "lost_ms": s.ms - t.ms * s.macs / t.macs} for t, s in _conv_pairs(teacher, student)]
+    return sorted(rows, key=lambda r: -r["lost_ms"])[:top]
+
+
 def macs_by_kind(model: nn.Module, shape: Sequence[int]) -> Dict[str, float]:
     modules = dict(model.named_modules())
     out: Dict[str, float] = defaultdict(float)
@@ -144,6 +206,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                            runs=args.runs, warmup=1, log=lambda s: print(s, flush=True))
             layers = {name: {"seconds": per_layer(m.module, x), "macs": macs_by_kind(nets[name], shape)}
                       for name, m in zip(nets, models)}
+            nodes = openvino_profiles(models, x, Path(work) / arch, args.runs) if "openvino" in args.runtimes else None
             rounding: Dict[str, List[Dict[str, float]]] = {}
             for rate in args.rates:
                 variants = [deployable(TEACHER, teacher, shape)]
@@ -154,8 +217,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                             [rt for rt in args.sweep_runtimes if rt in args.runtimes],
                             batches=(1,), threads=(1,), runs=args.runs, warmup=1, log=lambda s: None)
                 rounding[f"keep{rate * 100:g}"] = res["rows"]
-            record["archs"][arch] = {"bench": result, "per_layer": layers, "rounding": rounding}  # type: ignore[index]
-            lines += _markdown(arch, result, layers, rounding, args.round_sweep)
+            record["archs"][arch] = {"bench": result, "per_layer": layers, "rounding": rounding,  # type: ignore[index]
+                                     "openvino_nodes": {k: [asdict(n) for n in v] for k, v in (nodes or {}).items()}}
+            lines += _markdown(arch, result, layers, rounding, args.round_sweep, nodes)
     atomic_write_json(Path(args.out).with_suffix(".json"), record)
     text = "\n".join(lines) + "\n"
     atomic_write(Path(args.out).with_suffix(".md"), lambda tmp: tmp.write_text(text))
@@ -163,7 +227,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return 0
 
 
-def _markdown(arch: str, result: Dict, layers: Dict, rounding: Dict, sweep: Sequence[int]) -> List[str]:
+def _markdown(arch: str, result: Dict, layers: Dict, rounding: Dict, sweep: Sequence[int],
+              nodes: Optional[Dict[str, List[NodeTime]]] = None) -> List[str]:
     rows = result["rows"]
     out = [f"## {arch}", "", "| student | runtime | ms | speed-up | ideal | speed-up / ideal |",
            "|---|---|---|---|---|---|"]
@@ -194,6 +259,8 @@ def _markdown(arch: str, result: Dict, layers: Dict, rounding: Dict, sweep: Sequ
     for name, ideal in sorted(ideals.items()):
         bound = ideal_conv_bound(layers[TEACHER]["seconds"], layers[name]["seconds"], ideal)
         out.append(f"- {name}: {bound:.2f}× for an ideal {ideal:.2f}× ({bound / ideal:.2f})")
+    if nodes:
+        out += _node_markdown(nodes, ideals)
     out += ["", "Width rounding (speed-up / ideal):", "",
             "| rate | runtime | " + " | ".join(f"round_to {k}" for k in sweep) + " |",
             "|---|---|" + "---|" * len(sweep)]
@@ -204,6 +271,32 @@ def _markdown(arch: str, result: Dict, layers: Dict, rounding: Dict, sweep: Sequ
                 f"{cells[f'round_to{k}']['speedup'] / cells[f'round_to{k}']['ideal_speedup']:.2f}"
                 f" ({cells[f'round_to{k}']['ideal_speedup']:.1f}× ideal)" for k in sweep) + " |")
     return out + [""]
+
+
+def _node_markdown(nodes: Dict[str, List[NodeTime]], ideals: Dict[str, float]) -> List[str]:
+    out = ["", "Per node on OpenVINO (float32, 1 thread, performance counters; fused nodes count in the node "
+           "they were fused into):", "", "| model | kind | ms | share of time |", "|---|---|---|---|"]
+    for name, ns in nodes.items():
+        kinds: Dict[str, float] = defaultdict(float)
+        for n in ns:
+            kinds[n.kind] += n.ms
+        total = sum(kinds.values())
+        out += [f"| {name} | {k} | {ms:.1f} | {ms / total:.1%} |"
+                for k, ms in sorted(kinds.items(), key=lambda kv: -kv[1])]
+    out += ["", "Speed-up / ideal from the node times: as measured; had each convolution run at the MACs per "
+            "second of the teacher's same layer; had every convolution run at the MAC ratio:", ""]
+    for name, ideal in sorted(ideals.items()):
+        b = node_bounds(nodes[TEACHER], nodes[name], ideal)
+        out.append(f"- {name}: {b['measured']:.2f}; at the teacher's rates {b['teacher_rate']:.2f}; "
+                   f"ideal convolutions {b['ideal_convs']:.2f}")
+    out += ["", "Convolutions that lose the most time against the teacher's same layer:", "",
+            "| student | layer | kind | MMACs teacher → student | GMAC/s teacher → student | ms lost |",
+            "|---|---|---|---|---|---|"]
+    for name in sorted(ideals):
+        out += [f"| {name} | {r['layer']} | {r['kind']} | {r['teacher_mmacs']:.0f} → {r['student_mmacs']:.0f} | "
+                f"{r['teacher_gmacs_per_s']:.1f} → {r['student_gmacs_per_s']:.1f} | {r['lost_ms']:.2f} |"
+                for r in slow_layers(nodes[TEACHER], nodes[name])]
+    return out
 
 
 if __name__ == "__main__":

@@ -23,3 +23,24 @@ def test_the_rounding_table_has_a_column_per_swept_multiple(benchmark_script):
     assert "| rate | runtime | round_to 8 | round_to 32 |" in text
     assert "| keep25 | openvino | 0.90 (4.0× ideal) | 0.50 (4.0× ideal) |" in text
     assert "- keep25: 3.64× for an ideal 4.00× (0.91)" in text
+
+
+def _node(name, ms, macs=0):
+    from mggc_plugin.deploy.openvino import NodeTime
+    return NodeTime(name, "conv" if macs else "norm", ms, macs)
+
+
+def test_node_bounds_separate_the_layer_rates_from_the_other_nodes(benchmark_script):
+    speed_gap = benchmark_script("speed_gap")
+    # teacher: two convolutions at 1 and 2 MMAC/ms, 1 ms of other nodes: 10 ms in all
+    teacher = [_node("a", 4.0, 4_000_000), _node("b", 5.0, 10_000_000), _node("n", 1.0)]
+    # student at 1/8 of the MACs: a keeps its teacher's rate, b runs at half of it
+    student = [_node("a", 0.5, 500_000), _node("b", 1.25, 1_250_000), _node("n", 0.25)]
+    bounds = speed_gap.node_bounds(teacher, student, ideal=8.0)
+    assert bounds["measured"] == pytest.approx(10 / 2.0 / 8)
+    assert bounds["teacher_rate"] == pytest.approx(10 / (0.5 + 0.625 + 0.25) / 8)
+    assert bounds["ideal_convs"] == pytest.approx(10 / (9 / 8 + 0.25) / 8)
+    slow = speed_gap.slow_layers(teacher, student, top=1)
+    assert [(r["layer"], r["lost_ms"]) for r in slow] == [("b", pytest.approx(0.625))]
+    with pytest.raises(ValueError, match="different architectures"):
+        speed_gap.node_bounds(teacher, student[1:], 8.0)

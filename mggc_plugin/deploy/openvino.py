@@ -9,14 +9,17 @@ ONNX Runtime's QDQ graph, :mod:`.quantize`) is checked, and ``openvino_default``
 On the 2-core Xeon (AMX) of ``benchmarks/results/int8_speed.md`` the default made the fp32 IR of
 the facades teachers and their 25 % and 10 % students 2.9–5.4× (resnet_6blocks) and 1.07–1.21×
 (unet_128) faster than float32, at a mean L1 of 0.0008–0.002 to it; the int8 IR 3.1–6.6× and
-1.5–3.4×. Needs the ``openvino`` extra.
+1.5–3.4×. :class:`Profiler` times an IR node by node (the CPU plugin's performance counters),
+beside each convolution's MACs, to show which layers keep a slim G from its MAC ratio. Needs the
+``openvino`` extra.
 """
 from __future__ import annotations
 
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, List
 
 import numpy as np
 import torch
@@ -30,10 +33,10 @@ MODULES = onnx_export.MODULES + ("openvino",)
 WEIGHTS_SUFFIX = ".bin"
 
 
-def compile_model(xml: Path, threads: int = 0, exact: bool = True) -> Any:
+def compile_model(xml: Path, threads: int = 0, exact: bool = True, perf_count: bool = False) -> Any:
     """The IR at ``xml`` compiled for the CPU, in float32 when ``exact`` (else at the CPU
     plugin's default inference precision: bfloat16 where the CPU has it); ``threads`` inference
-    threads (0: all)."""
+    threads (0: all); ``perf_count``: with per-node performance counters (:class:`Profiler`)."""
     import openvino as ov
     import openvino.properties as props
     import openvino.properties.hint as hints
@@ -41,7 +44,83 @@ def compile_model(xml: Path, threads: int = 0, exact: bool = True) -> Any:
     config: Dict[Any, Any] = {hints.inference_precision: ov.Type.f32} if exact else {}
     if threads:
         config[props.inference_num_threads] = threads
+    if perf_count:
+        config[props.enable_profiling] = True
     return ov.Core().compile_model(str(xml), "CPU", config)
+
+
+#: The layer kinds of OpenVINO CPU node types (the kinds of ``benchmarks/speed_gap.py``).
+#: ``Subgraph`` is the plugin's fusion of element-wise operations; ``Reorder`` converts between
+#: memory layouts (e.g. to the blocked layouts its convolutions use).
+NODE_KINDS = {"Convolution": "conv", "ConvolutionBackpropData": "conv_transpose", "MVN": "norm",
+              "Pad": "pad", "Concat": "concat", "Reorder": "reorder", "Subgraph": "elementwise",
+              "Eltwise": "elementwise", "Tanh": "elementwise"}
+
+
+def ir_macs(xml: Path) -> Dict[str, int]:
+    """MACs per image of each (transposed) convolution of the IR at ``xml``, by node name, in
+    :mod:`mggc_plugin.macs`'s convention: output elements × input channels per group × kernel
+    size, for both kinds (OpenVINO's weights are ``(C_out, C_in, *k)`` for a convolution and
+    ``(C_in, C_out, *k)`` for a transposed one)."""
+    import openvino as ov
+
+    macs = {}
+    for op in ov.Core().read_model(str(xml)).get_ordered_ops():
+        kind = op.get_type_name()
+        if kind in ("Convolution", "ConvolutionBackpropData"):
+            w = list(op.input(1).get_shape())
+            out = list(op.output(0).get_shape())
+            c_in = w[1] if kind == "Convolution" else w[0]
+            macs[op.get_friendly_name()] = int(np.prod(out[1:])) * c_in * int(np.prod(w[2:]))
+    return macs
+
+
+@dataclass(frozen=True)
+class NodeTime:
+    """One executed node of a compiled IR: its ``kind`` (:data:`NODE_KINDS`, else ``other``),
+    mean milliseconds per inference, and MACs per image (0 for nodes that are not convolutions)."""
+
+    name: str
+    kind: str
+    ms: float
+    macs: int
+
+
+class Profiler:
+    """The IR at ``xml`` compiled with performance counters (float32 when ``exact``, ``threads``
+    threads). Each :meth:`run` infers once and adds every node's time (``record=False``: a
+    warm-up, not added); :meth:`nodes` gives the mean per node, in the order the nodes ran.
+    Nodes the plugin fused into another (an activation into its convolution) do not run and are
+    left out: their time is in the node they were fused into. Call :meth:`run` of several
+    profilers in turn to interleave them, as :func:`~mggc_plugin.metrics.compare_latency` does
+    for whole networks."""
+
+    def __init__(self, xml: Path, threads: int = 1, exact: bool = True):
+        require("OpenVINO profiling", MODULES)
+        self.request = compile_model(xml, threads, exact, perf_count=True).create_infer_request()
+        self.macs = ir_macs(xml)
+        self.total: Dict[str, float] = {}
+        self.kinds: Dict[str, str] = {}
+        self.runs = 0
+
+    def run(self, x: torch.Tensor, record: bool = True) -> None:
+        import openvino as ov
+
+        self.request.infer({0: x.numpy()})
+        if not record:
+            return
+        for info in self.request.profiling_info:
+            if info.status == ov.ProfilingInfo.Status.EXECUTED:
+                ms = info.real_time.total_seconds() * 1e3
+                self.total[info.node_name] = self.total.get(info.node_name, 0.0) + ms
+                self.kinds[info.node_name] = NODE_KINDS.get(info.node_type, "other")
+        self.runs += 1
+
+    def nodes(self) -> List[NodeTime]:
+        if not self.runs:
+            raise RuntimeError("Profiler.nodes: call run() first")
+        return [NodeTime(name, self.kinds[name], ms / self.runs, self.macs.get(name, 0))
+                for name, ms in self.total.items()]
 
 
 class CompiledRunner:
