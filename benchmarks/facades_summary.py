@@ -296,6 +296,22 @@ def markdown(task: str, records: Sequence[Dict[str, object]], units: Sequence[Di
     return "\n".join(lines) + "\n"
 
 
+def label_floor_markdown(units: Sequence[Dict[str, object]]) -> str:
+    """A paragraph on the teacher's label maps against the majority-class floor (the teacher unit of
+    a label task holds both, ``facades.score``), with a warning when the teacher does not clear it;
+    empty for tasks without label maps."""
+    teacher = next((u["metrics"] for u in units if u["method"] == "teacher"), {})
+    if "majority_pixel_acc" not in teacher:
+        return ""
+    below = teacher["pixel_acc"] <= teacher["majority_pixel_acc"]
+    return ("\n" + f"The teacher's label maps: pixel accuracy {teacher['pixel_acc']:.3f} "
+            f"(after the best renaming of its classes {teacher['matched_pixel_acc']:.3f}), mIoU {teacher['miou']:.4f}; "
+            f"the majority class everywhere scores {teacher['majority_pixel_acc']:.3f} and mIoU "
+            f"{teacher['majority_miou']:.4f}."
+            + (" **The teacher is below that floor: pixel accuracy and mIoU cannot rank its students.**"
+               if below else "") + "\n")
+
+
 def plot_pareto(task: str, records: Sequence[Dict[str, object]], units: Sequence[Dict[str, object]],
                 path: Path) -> None:
     """The primary metric against the MACs kept, one marker per (method, budget), error bars
@@ -348,7 +364,7 @@ def write_summary(task: str, units_folder: Path = UNITS, out: Path = RESULTS,
     atomic_write_json(out / f"{task}_mggc_pairs.json", pairs)
     cost = costs(units)
     atomic_write_json(out / f"{task}_cost.json", cost)
-    md = markdown(task, records, units) + (pairs_markdown(task, pairs) if pairs else "")
+    md = markdown(task, records, units) + label_floor_markdown(units) + (pairs_markdown(task, pairs) if pairs else "")
     spread = teacher_spread(units, load_units(task, second_teacher)) if second_teacher else {}
     if spread:
         atomic_write_json(out / f"{task}_teacher_spread.json", spread)

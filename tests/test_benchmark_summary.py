@@ -84,3 +84,13 @@ def test_no_worse_holds_only_when_the_unfavourable_end_is_within_the_teacher_spr
              for s in range(3) for m, k in (("mggc", 0.170 + 0.001 * s), ("l1_norm", 0.168))]
     table = summary.spread_markdown("cycle_gan", spread, summary.mggc_pairs(units))
     assert "| 25% | kid |" in table and table.rstrip().endswith("| yes |")
+
+
+def test_the_summary_warns_when_the_teacher_labels_below_the_majority_floor(benchmark_script):
+    summary = benchmark_script("facades_summary")
+    floor = {"majority_pixel_acc": 0.336, "majority_miou": 0.028, "matched_pixel_acc": 0.21, "miou": 0.054}
+    below = summary.label_floor_markdown([{"method": "teacher", "metrics": {**floor, "pixel_acc": 0.209}}])
+    above = summary.label_floor_markdown([{"method": "teacher", "metrics": {**floor, "pixel_acc": 0.6}}])
+    assert "0.209" in below and "cannot rank" in below
+    assert "0.600" in above and "cannot rank" not in above
+    assert summary.label_floor_markdown([{"method": "teacher", "metrics": {"kid": 0.1}}]) == ""

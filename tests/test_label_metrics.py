@@ -6,6 +6,7 @@ import torch
 from PIL import Image
 
 from mggc_plugin.cli import main
+from mggc_plugin import metrics
 from mggc_plugin.metrics import label_palette, label_scores, snap_to_palette
 
 PALETTE = np.array([[0.0, 0.0, 0.8], [0.0, 0.2, 1.0], [0.7, 0.0, 0.0], [1.0, 0.9, 0.0]])
@@ -104,3 +105,22 @@ def test_cli_prints_accuracy_and_miou(tmp_path, capsys):
     accuracy = float(out.split("pixel accuracy ")[1].split(",")[0])
     assert out.startswith("2 label maps, 4 classes: pixel accuracy ")
     assert accuracy == pytest.approx(1 - 64 / 1024, abs=0.01) and "mIoU over the set" in out
+
+
+def test_the_majority_floor_predicts_the_most_frequent_class_everywhere():
+    gt = np.array([[[0, 1], [1, 1]], [[2, 1], [1, 0]]])
+    floor = metrics.majority_scores(gt, 3)
+    assert floor.pixel_accuracy.tolist() == [0.75, 0.5]
+    # class 1 everywhere: IoU 3/4 and 2/4 for class 1, 0 for the classes it misses
+    assert floor.miou.tolist() == pytest.approx([0.75 / 2, 0.5 / 3])
+
+
+def test_matched_accuracy_forgives_swapped_colours_and_nothing_else():
+    gt = np.array([[[0, 0], [1, 2]]])
+    swapped = np.array([[[1, 1], [0, 2]]])  # classes 0 and 1 painted in each other's colour
+    assert metrics.label_scores(swapped, gt, 3).pixel_accuracy[0] == 0.25
+    assert metrics.matched_pixel_accuracy(swapped, gt, 3) == 1.0
+    # a renaming cannot help a map that is one class everywhere beyond the share of that class
+    assert metrics.matched_pixel_accuracy(np.zeros_like(gt), gt, 3) == 0.5
+    with pytest.raises(ValueError, match="need"):
+        metrics.matched_pixel_accuracy(swapped[..., :1], gt, 3)
