@@ -628,9 +628,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
               "sample_rows": ["source", "ground truth", "teacher"]
               + [f"{m} {t:g}" for t in schedule.targets for m in schedule.methods]}
     atomic_write_json(RESULTS / f"{stem}.json", record)
-    summary = write_summary(args.task, run.units, RESULTS if not args.quick else run.units)
-    if summary:
-        print(summary.read_text())
+    if args.quick or run.units.resolve() == UNITS.resolve():
+        summary = write_summary(args.task, run.units, RESULTS if not args.quick else run.units)
+        if summary:
+            print(summary.read_text())
+    else:  # another folder's summary would overwrite the committed one of the default units
+        print(f"units in {run.units}: summarise them with python benchmarks/facades_summary.py --task {args.task} "
+              f"--units {run.units} --out <folder>", flush=True)
     return 0
 
 
