@@ -119,6 +119,10 @@ class Profiler:
     def nodes(self) -> List[NodeTime]:
         if not self.runs:
             raise RuntimeError("Profiler.nodes: call run() first")
+        missing = sorted(set(self.macs) - set(self.total))
+        if missing:  # fused into a node of another name: its MACs would be counted nowhere
+            raise RuntimeError(f"convolutions {missing} did not run under their own names, so their MACs "
+                               "cannot be matched to a time")
         return [NodeTime(name, self.kinds[name], ms / self.runs, self.macs.get(name, 0))
                 for name, ms in self.total.items()]
 
