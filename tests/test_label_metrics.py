@@ -5,8 +5,8 @@ import pytest
 import torch
 from PIL import Image
 
-from mggc_plugin.cli import main
 from mggc_plugin import metrics
+from mggc_plugin.cli import main
 from mggc_plugin.metrics import label_palette, label_scores, snap_to_palette
 
 PALETTE = np.array([[0.0, 0.0, 0.8], [0.0, 0.2, 1.0], [0.7, 0.0, 0.0], [1.0, 0.9, 0.0]])
