@@ -32,7 +32,7 @@ The protocol (the evaluation issue's), for every (budget, method, seed) — a *u
    accuracy and mIoU after snapping to the 12-colour palette of the ground-truth maps, and for
    the teacher beside them the floor of predicting the majority class everywhere and its pixel
    accuracy after the best renaming of its classes (:func:`mggc_plugin.metrics.majority_scores`,
-   :func:`~mggc_plugin.metrics.matched_pixel_accuracy`): below that floor the scores cannot rank
+   :meth:`~mggc_plugin.metrics.LabelScores.matched_pixel_accuracy`): below that floor the scores cannot rank
    its students, and the summary says so.
 
 Each finished unit's metrics (with the per-image values, for paired bootstraps) are written to
@@ -243,14 +243,14 @@ def score(outputs01: torch.Tensor, data: EvalData, task: Task, is_teacher: bool 
         per_image.update(l1_teacher=_rounded(fidelity.l1), psnr_teacher=_rounded(fidelity.psnr))
         values.update(l1_teacher=float(fidelity.l1.mean()), psnr_teacher=float(fidelity.psnr.mean()))
     if data.palette is not None and task.label_classes:
-        pred = metrics.snap_to_palette(outputs01, data.palette)
-        labels = metrics.label_scores(pred, data.gt_classes, task.label_classes)
+        labels = metrics.label_scores(metrics.snap_to_palette(outputs01, data.palette), data.gt_classes,
+                                      task.label_classes)
         per_image.update(pixel_acc=_rounded(labels.pixel_accuracy), miou=_rounded(labels.miou))
         values.update(pixel_acc=float(labels.pixel_accuracy.mean()), miou=float(labels.dataset_miou))
         if is_teacher:  # the floor the teacher must clear for these scores to rank its students
             floor = metrics.majority_scores(data.gt_classes, task.label_classes)
             values.update(majority_pixel_acc=float(floor.pixel_accuracy.mean()), majority_miou=floor.dataset_miou,
-                          matched_pixel_acc=metrics.matched_pixel_accuracy(pred, data.gt_classes, task.label_classes))
+                          matched_pixel_acc=labels.matched_pixel_accuracy())
     return values, per_image
 
 

@@ -53,9 +53,16 @@ from torch import nn
 from mggc_plugin import networks
 from mggc_plugin.baselines import keep_masks, uniform_widths
 from mggc_plugin.channels import ChannelGroups
-from mggc_plugin.deploy import onnx as onnx_export
-from mggc_plugin.deploy import openvino as openvino_export
-from mggc_plugin.deploy.bench import REDUCED_PRECISION, RUNTIMES, TEACHER, BenchModel, bench, deployable, machine
+from mggc_plugin.deploy.bench import (
+    REDUCED_PRECISION,
+    RUNTIMES,
+    TEACHER,
+    BenchModel,
+    bench,
+    deployable,
+    exported_ir,
+    machine,
+)
 from mggc_plugin.deploy.openvino import NodeTime, Profiler
 from mggc_plugin.fileio import atomic_write, atomic_write_json
 from mggc_plugin.macs import count_macs
@@ -118,13 +125,8 @@ def ideal_conv_bound(teacher_s: Dict[str, float], student_s: Dict[str, float], i
 def openvino_profiles(models: Sequence[BenchModel], x: torch.Tensor, work: Path,
                       runs: int) -> Dict[str, List[NodeTime]]:
     """Each model's nodes on OpenVINO (float32, one thread), profiled ``runs`` times in turn after
-    one warm-up each."""
-    profilers = {}
-    for m in models:
-        onnx_file = work / f"{m.name}-profile.onnx"
-        onnx_export.save(m.module, x, onnx_file)
-        openvino_export.convert(onnx_file, onnx_file.with_suffix(".xml"))
-        profilers[m.name] = Profiler(onnx_file.with_suffix(".xml"))
+    one warm-up each; the IRs :func:`~mggc_plugin.deploy.bench.bench` timed in ``work`` are reused."""
+    profilers = {m.name: Profiler(exported_ir(m, x, work)) for m in models}
     for prof in profilers.values():
         prof.run(x, record=False)
     for _ in range(runs):
@@ -151,9 +153,17 @@ def node_bounds(teacher: Sequence[NodeTime], student: Sequence[NodeTime], ideal:
     t_total = sum(n.ms for n in teacher)
     rest = sum(n.ms for n in student if not n.macs)
     at_teacher_rate = sum(t.ms * s.macs / t.macs for t, s in pairs) + rest
-    ideal_convs = sum(t.ms for t, _ in pairs) / ideal + rest
     return {"measured": t_total / sum(n.ms for n in student) / ideal,
-            "teacher_rate": t_total / at_teacher_rate / ideal, "ideal_convs": t_total / ideal_convs / ideal}
+            "teacher_rate": t_total / at_teacher_rate / ideal,
+            "ideal_convs": ideal_conv_bound(ms_by_kind(teacher), ms_by_kind(student), ideal) / ideal}
+
+
+def ms_by_kind(nodes: Sequence[NodeTime]) -> Dict[str, float]:
+    """Milliseconds per node kind (the kinds :data:`MAC_KINDS` and :func:`ideal_conv_bound` use)."""
+    out: Dict[str, float] = defaultdict(float)
+    for n in nodes:
+        out[n.kind] += n.ms
+    return dict(out)
 
 
 def slow_layers(teacher: Sequence[NodeTime], student: Sequence[NodeTime], top: int = 5) -> List[Dict[str, float]]:
@@ -277,9 +287,7 @@ def _node_markdown(nodes: Dict[str, List[NodeTime]], ideals: Dict[str, float]) -
     out = ["", "Per node on OpenVINO (float32, 1 thread, performance counters; fused nodes count in the node "
            "they were fused into):", "", "| model | kind | ms | share of time |", "|---|---|---|---|"]
     for name, ns in nodes.items():
-        kinds: Dict[str, float] = defaultdict(float)
-        for n in ns:
-            kinds[n.kind] += n.ms
+        kinds = ms_by_kind(ns)
         total = sum(kinds.values())
         out += [f"| {name} | {k} | {ms:.1f} | {ms / total:.1%} |"
                 for k, ms in sorted(kinds.items(), key=lambda kv: -kv[1])]

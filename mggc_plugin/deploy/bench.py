@@ -140,16 +140,27 @@ def prepare(runtime: str, model: BenchModel, x: torch.Tensor, threads: int, work
         return ChannelsLast(copy.deepcopy(model.module))
     if runtime == "torchscript":
         return trace_torchscript(model.module, x, stem.with_suffix(".ts"))
-    onnx_file = stem.with_suffix(".onnx")
-    if not onnx_file.exists():
-        onnx_export.save(model.module, x, onnx_file)
     if runtime == "onnxruntime":
-        return RuntimeModule(onnx_export.runner(onnx_file, threads, device))
-    xml = stem.with_suffix(".xml")
-    if not xml.exists():
-        openvino_export.convert(onnx_file, xml)
-    compiled = openvino_export.compile_model(xml, threads, exact=runtime == "openvino")
+        return RuntimeModule(onnx_export.runner(exported_onnx(model, x, work), threads, device))
+    compiled = openvino_export.compile_model(exported_ir(model, x, work), threads, exact=runtime == "openvino")
     return RuntimeModule(openvino_export.CompiledRunner(compiled))
+
+
+def exported_onnx(model: BenchModel, x: torch.Tensor, work: Path) -> Path:
+    """``model``'s ONNX graph for inputs shaped like ``x`` in ``work``, exported on first use."""
+    onnx_file = work / f"{model.name}-b{x.shape[0]}.onnx"
+    if not onnx_file.exists():
+        onnx_export.save(model.module.cpu(), x.cpu(), onnx_file)
+    return onnx_file
+
+
+def exported_ir(model: BenchModel, x: torch.Tensor, work: Path) -> Path:
+    """``model``'s OpenVINO IR (``.xml``) for inputs shaped like ``x`` in ``work``, converted from
+    :func:`exported_onnx` on first use."""
+    xml = exported_onnx(model, x, work).with_suffix(".xml")
+    if not xml.exists():
+        openvino_export.convert(xml.with_suffix(".onnx"), xml)
+    return xml
 
 
 def cpu_name() -> str:

@@ -97,6 +97,9 @@ class Profiler:
 
     def __init__(self, xml: Path, threads: int = 1, exact: bool = True):
         require("OpenVINO profiling", MODULES)
+        import openvino as ov
+
+        self.executed = ov.ProfilingInfo.Status.EXECUTED
         self.request = compile_model(xml, threads, exact, perf_count=True).create_infer_request()
         self.macs = ir_macs(xml)
         self.total: Dict[str, float] = {}
@@ -104,13 +107,11 @@ class Profiler:
         self.runs = 0
 
     def run(self, x: torch.Tensor, record: bool = True) -> None:
-        import openvino as ov
-
         self.request.infer({0: x.numpy()})
         if not record:
             return
         for info in self.request.profiling_info:
-            if info.status == ov.ProfilingInfo.Status.EXECUTED:
+            if info.status == self.executed:
                 ms = info.real_time.total_seconds() * 1e3
                 self.total[info.node_name] = self.total.get(info.node_name, 0.0) + ms
                 self.kinds[info.node_name] = NODE_KINDS.get(info.node_type, "other")

@@ -28,7 +28,7 @@ from .inception import (
     resolve_device,
 )
 from .kernel_distance import KID, kid
-from .labels import LabelScores, label_palette, label_scores, majority_scores, matched_pixel_accuracy, snap_to_palette
+from .labels import LabelScores, label_palette, label_scores, majority_scores, snap_to_palette
 from .pairs import PairedScores, paired
 from .reference import reference_features
 from .stats import Difference, paired_bootstrap, seed_interval
@@ -39,7 +39,7 @@ __all__ = [
     "Difference", "FolderOrFiles", "ImagesOrDir", "ImagesOrFeatures", "KID", "LabelScores", "LatencyComparison",
     "PairedScores", "PathLike", "as_features", "compare_latency", "fid", "fid_inception_file", "files_of",
     "frechet_distance", "image_files", "inception_features", "kid", "label_palette", "label_scores", "latency",
-    "load_fid_inception", "load_image", "load_images", "majority_scores", "matched_files", "matched_pixel_accuracy",
-    "paired", "paired_bootstrap",
+    "load_fid_inception", "load_image", "load_images", "majority_scores", "matched_files", "paired",
+    "paired_bootstrap",
     "reference_features", "resolve_device", "seed_interval", "snap_to_palette",
 ]

@@ -126,22 +126,25 @@ class LabelScores:
     Over the whole set: ``class_iou[c]`` = intersection / union of class c summed over all pixels
     of all images (NaN for a class in no ground truth and no prediction) and ``dataset_miou``,
     its mean over the classes present — the usual segmentation mIoU, which weights large
-    images and regions more than the mean of ``miou``."""
+    images and regions more than the mean of ``miou``; ``confusion[g, p]``, the pixels of class
+    g predicted as p over all images."""
     pixel_accuracy: np.ndarray
     miou: np.ndarray
     class_iou: np.ndarray
     dataset_miou: float
+    confusion: np.ndarray
 
+    def matched_pixel_accuracy(self) -> float:
+        """Pixel accuracy over all pixels after the one-to-one renaming of the predicted classes
+        that maximises it (the Hungarian assignment on :attr:`confusion`,
+        ``scipy.optimize.linear_sum_assignment``). Unpaired translation (CycleGAN) learns no fixed
+        class-to-colour correspondence: when this is well above the plain pixel accuracy the
+        predictor finds the regions but paints them the wrong colours; when it is not, the
+        predicted classes carry little about the true ones."""
+        from scipy.optimize import linear_sum_assignment
 
-def _class_maps(pred, gt, n_classes: int) -> Tuple[np.ndarray, np.ndarray]:
-    pred, gt = np.asarray(pred), np.asarray(gt)
-    if pred.shape != gt.shape or pred.ndim != 3 or pred.shape[0] == 0:
-        raise ValueError(f"pred {pred.shape} and gt {gt.shape}: need two (N, H, W) class maps of one "
-                         "shape with N >= 1")
-    for name, m in (("pred", pred), ("gt", gt)):
-        if m.min() < 0 or m.max() >= n_classes:
-            raise ValueError(f"{name} holds class indices in [{m.min()}, {m.max()}]: need [0, {n_classes})")
-    return pred, gt
+        rows, cols = linear_sum_assignment(-self.confusion)
+        return float(self.confusion[rows, cols].sum() / self.confusion.sum())
 
 
 def label_scores(pred, gt, n_classes: int) -> LabelScores:
@@ -149,7 +152,13 @@ def label_scores(pred, gt, n_classes: int) -> LabelScores:
     ``(N, H, W)`` integer arrays of class indices in [0, n_classes) (e.g. from
     :func:`snap_to_palette` on the outputs and on the ground-truth maps, with one palette).
     Raises ``ValueError`` for different shapes, an empty set or an index out of range."""
-    pred, gt = _class_maps(pred, gt, n_classes)
+    pred, gt = np.asarray(pred), np.asarray(gt)
+    if pred.shape != gt.shape or pred.ndim != 3 or pred.shape[0] == 0:
+        raise ValueError(f"pred {pred.shape} and gt {gt.shape}: need two (N, H, W) class maps of one "
+                         "shape with N >= 1")
+    for name, m in (("pred", pred), ("gt", gt)):
+        if m.min() < 0 or m.max() >= n_classes:
+            raise ValueError(f"{name} holds class indices in [{m.min()}, {m.max()}]: need [0, {n_classes})")
     n = pred.shape[0]
     flat_pred, flat_gt = pred.reshape(n, -1).astype(np.int64), gt.reshape(n, -1).astype(np.int64)
     # One confusion matrix per image: counts[i, g, p] = pixels of image i with truth g predicted p.
@@ -162,7 +171,7 @@ def label_scores(pred, gt, n_classes: int) -> LabelScores:
         class_iou = inter.sum(axis=0) / union.sum(axis=0)
     miou = np.array([iou[i][union[i] > 0].mean() for i in range(n)])
     return LabelScores(pixel_accuracy=inter.sum(axis=1) / flat_gt.shape[1], miou=miou,
-                       class_iou=class_iou, dataset_miou=float(np.nanmean(class_iou)))
+                       class_iou=class_iou, dataset_miou=float(np.nanmean(class_iou)), confusion=counts.sum(axis=0))
 
 
 def majority_scores(gt, n_classes: int) -> LabelScores:
@@ -173,17 +182,3 @@ def majority_scores(gt, n_classes: int) -> LabelScores:
     counts = np.bincount(gt.reshape(-1).astype(np.int64), minlength=n_classes)
     return label_scores(np.full_like(gt, int(counts.argmax())), gt, n_classes)
 
-
-def matched_pixel_accuracy(pred, gt, n_classes: int) -> float:
-    """Pixel accuracy of ``pred`` after the one-to-one renaming of its classes that maximises it
-    (the Hungarian assignment on the confusion matrix, ``scipy.optimize.linear_sum_assignment``).
-    Unpaired translation (CycleGAN) learns no fixed class-to-colour correspondence; when this is
-    well above :func:`label_scores`' pixel accuracy the predictor finds the regions but paints them
-    the wrong colours, and when it is not, the predicted classes carry little about the true ones."""
-    from scipy.optimize import linear_sum_assignment
-
-    pred, gt = _class_maps(pred, gt, n_classes)
-    confusion = np.bincount((gt.astype(np.int64) * n_classes + pred).reshape(-1), minlength=n_classes ** 2)
-    confusion = confusion.reshape(n_classes, n_classes)
-    rows, cols = linear_sum_assignment(-confusion)
-    return float(confusion[rows, cols].sum() / confusion.sum())
