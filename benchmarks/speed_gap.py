@@ -30,6 +30,11 @@ shape; the weights do not matter for time). Then:
    the kernels that run the narrow widths inefficiently.
 4. **Width rounding**: the same at each ``--round_sweep`` multiple (default 1, 8, 16) on each
    ``--sweep_runtimes`` runtime (default eager and ONNX Runtime).
+5. **Allocation**: ``--allocations`` students with other widths at the uniform student's MACs
+   (:func:`allocations`: each group's keep-rate scaled by its own random factor, then all of them
+   by one rate to fit the MACs) timed beside it on ``--allocation_runtime``. A game's students are
+   not uniform; if one allocation ran much nearer the MAC ratio, the gap would be the widths'
+   to close, otherwise it is the kernels' and the layers'.
 
 Writes ``benchmarks/results/speed_gap.{json,md}``, the machine named. Timings need a quiet
 machine: stop other jobs while it runs (``kill -STOP``/``-CONT``).
@@ -39,6 +44,8 @@ machine: stop other jobs while it runs (``kill -STOP``/``-CONT``).
 from __future__ import annotations
 
 import argparse
+import math
+import statistics
 import sys
 import tempfile
 import time
@@ -175,6 +182,40 @@ def slow_layers(teacher: Sequence[NodeTime], student: Sequence[NodeTime], top: i
     return sorted(rows, key=lambda r: -r["lost_ms"])[:top]
 
 
+def allocations(groups: ChannelGroups, macs: float, round_to: int, count: int, spread: float = 3.0,
+                seed: int = 0, tolerance: float = 0.01) -> List[List[int]]:
+    """``count`` width vectors of ``groups`` whose MACs lie within ``tolerance`` below ``macs``:
+    group i keeps ``rate · f_i`` of its channels (rounded as :func:`~mggc_plugin.baselines.widths_at_rate`
+    rounds), with f_i log-uniform in [1/``spread``, ``spread``] and ``rate`` the largest that fits
+    (bisection). Draws whose rounding cannot land within the tolerance are drawn again."""
+    gen = torch.Generator().manual_seed(seed)
+    sizes = groups.sizes
+
+    def widths(rate: float, factors: torch.Tensor) -> List[int]:
+        return [min(n, max(round_to, round(rate * float(f) * n / round_to) * round_to))
+                for n, f in zip(sizes, factors)]
+
+    def cost(w: List[int]) -> float:
+        return float(groups.macs(keep_masks(groups, w, "uniform")))
+
+    out: List[List[int]] = []
+    for _ in range(50 * count):
+        if len(out) == count:
+            break
+        factors = torch.exp((torch.rand(len(sizes), generator=gen) * 2 - 1) * math.log(spread))
+        lo, hi = 0.0, float(spread)
+        for _ in range(40):
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if cost(widths(mid, factors)) <= macs else (lo, mid)
+        w = widths(lo, factors)
+        if cost(w) >= (1 - tolerance) * macs and w not in out:
+            out.append(w)
+    if len(out) < count:
+        raise ValueError(f"only {len(out)} of {count} allocations landed within {tolerance:.0%} of the MACs; "
+                         "raise the tolerance or lower round_to")
+    return out
+
+
 def macs_by_kind(model: nn.Module, shape: Sequence[int]) -> Dict[str, float]:
     modules = dict(model.named_modules())
     out: Dict[str, float] = defaultdict(float)
@@ -194,6 +235,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                    help="width multiples compared in the rounding table")
     p.add_argument("--sweep_runtimes", nargs="+", default=["eager", "onnxruntime"], choices=RUNTIMES,
                    help="runtimes of the rounding table (those also in --runtimes)")
+    p.add_argument("--allocations", type=int, default=8,
+                   help="non-uniform students per rate at the uniform student's MACs (0: none)")
+    p.add_argument("--allocation_runtime", default="openvino", choices=RUNTIMES)
     p.add_argument("--runs", type=int, default=8)
     p.add_argument("--out", default=str(RESULTS / "speed_gap"))
     args = p.parse_args(argv)
@@ -227,14 +271,70 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                             [rt for rt in args.sweep_runtimes if rt in args.runtimes],
                             batches=(1,), threads=(1,), runs=args.runs, warmup=1, log=lambda s: None)
                 rounding[f"keep{rate * 100:g}"] = res["rows"]
+            allocated = _allocation_rows(teacher, x, args, Path(work) / f"{arch}-alloc")
             record["archs"][arch] = {"bench": result, "per_layer": layers, "rounding": rounding,  # type: ignore[index]
-                                     "openvino_nodes": {k: [asdict(n) for n in v] for k, v in (nodes or {}).items()}}
+                                     "openvino_nodes": {k: [asdict(n) for n in v] for k, v in (nodes or {}).items()},
+                                     "allocations": allocated}
             lines += _markdown(arch, result, layers, rounding, args.round_sweep, nodes)
+            lines += _allocation_markdown(allocated, args.allocation_runtime)
     atomic_write_json(Path(args.out).with_suffix(".json"), record)
     text = "\n".join(lines) + "\n"
     atomic_write(Path(args.out).with_suffix(".md"), lambda tmp: tmp.write_text(text))
     print(text)
     return 0
+
+
+def _allocation_rows(teacher: nn.Module, x: torch.Tensor, args: argparse.Namespace,
+                     work: Path) -> Dict[str, Dict[str, object]]:
+    """Per rate: the uniform student and ``args.allocations`` others at its MACs, timed with the
+    teacher on ``args.allocation_runtime``; then the fastest of the others timed again beside the
+    uniform one and the teacher, as the best of several noisy timings is biased towards luck.
+    Their widths, the bench rows of both runs and the name of the best."""
+    if not args.allocations or args.allocation_runtime not in args.runtimes:
+        return {}
+    groups = ChannelGroups.discover(teacher, x)
+    shape = tuple(x.shape)
+    out: Dict[str, Dict[str, object]] = {}
+    for rate in args.rates:
+        uniform = uniform_widths(groups, rate, args.round_to)
+        widths = {"uniform": list(uniform.widths)}
+        widths.update({f"alloc{i}": w for i, w in enumerate(
+            allocations(groups, uniform.macs, args.round_to, args.allocations))})
+        models = {TEACHER: deployable(TEACHER, teacher, shape)}
+        models.update({name: deployable(name, slim(teacher, groups, keep_masks(groups, w, "l1_norm")).eval(), shape)
+                       for name, w in widths.items()})
+        first = _timed(list(models.values()), shape, work / f"{rate}-all", args)
+        ratio = _ratios(first)
+        best = max((k for k in ratio if k != "uniform"), key=ratio.__getitem__)
+        again = _timed([models[TEACHER], models["uniform"], models[best]], shape, work / f"{rate}-again", args)
+        out[f"keep{rate * 100:g}"] = {"widths": widths, "rows": first, "again": again, "best": best}
+    return out
+
+
+def _timed(models: Sequence[BenchModel], shape: Sequence[int], folder: Path, args: argparse.Namespace) -> List[Dict]:
+    folder.mkdir(parents=True)
+    return bench(models, shape, folder, [args.allocation_runtime], batches=(1,), threads=(1,),
+                 runs=args.runs, warmup=1, log=lambda s: None)["rows"]
+
+
+def _ratios(rows: Sequence[Dict]) -> Dict[str, float]:
+    return {r["model"]: r["speedup"] / r["ideal_speedup"] for r in rows if r["model"] != TEACHER}
+
+
+def _allocation_markdown(allocated: Dict[str, Dict], runtime: str) -> List[str]:
+    if not allocated:
+        return []
+    out = [f"Allocation at the uniform student's MACs ({runtime}, speed-up / ideal; the best of the others "
+           "timed again beside the uniform one):", "",
+           "| rate | uniform | other allocations: min | median | max | again: uniform | again: best | "
+           "widths of the best |", "|---|---|---|---|---|---|---|---|"]
+    for rate, a in allocated.items():
+        ratio, again = _ratios(a["rows"]), _ratios(a["again"])
+        others = [v for k, v in ratio.items() if k != "uniform"]
+        out.append(f"| {rate} | {ratio['uniform']:.2f} | {min(others):.2f} | {statistics.median(others):.2f} | "
+                   f"{max(others):.2f} | {again['uniform']:.2f} | {again[a['best']]:.2f} | "
+                   f"{a['widths'][a['best']]} |")
+    return out + [""]
 
 
 def _markdown(arch: str, result: Dict, layers: Dict, rounding: Dict, sweep: Sequence[int],

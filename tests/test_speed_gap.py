@@ -44,3 +44,41 @@ def test_node_bounds_separate_the_layer_rates_from_the_other_nodes(benchmark_scr
     assert [(r["layer"], r["lost_ms"]) for r in slow] == [("b", pytest.approx(0.625))]
     with pytest.raises(ValueError, match="different architectures"):
         speed_gap.node_bounds(teacher, student[1:], 8.0)
+
+
+def test_allocations_differ_from_uniform_at_the_same_macs(benchmark_script):
+    import torch
+
+    from mggc_plugin import networks
+    from mggc_plugin.baselines import keep_masks, uniform_widths
+    from mggc_plugin.channels import ChannelGroups
+
+    speed_gap = benchmark_script("speed_gap")
+    torch.manual_seed(0)
+    net = networks.define_G(3, 3, 16, "resnet_6blocks", norm="instance").eval()
+    groups = ChannelGroups.discover(net, torch.zeros(1, 3, 32, 32))
+    uniform = uniform_widths(groups, 0.25, 1)
+    found = speed_gap.allocations(groups, uniform.macs, 1, count=4, seed=3)
+    assert len(found) == 4 and len({tuple(w) for w in found}) == 4
+    for w in found:
+        macs = float(groups.macs(keep_masks(groups, w, "uniform")))
+        assert 0.99 * uniform.macs <= macs <= uniform.macs
+        assert w != list(uniform.widths)
+    assert speed_gap.allocations(groups, uniform.macs, 1, count=4, seed=3) == found
+    # MAC counts are whole numbers: none lies in [macs - 0.5, macs - 0.5]
+    with pytest.raises(ValueError, match="0 of 2 allocations landed"):
+        speed_gap.allocations(groups, uniform.macs - 0.5, 1, count=2, tolerance=0.0)
+
+
+def test_the_allocation_table_compares_uniform_with_the_others(benchmark_script):
+    speed_gap = benchmark_script("speed_gap")
+    rows = [{"model": "teacher", "speedup": 1.0, "ideal_speedup": 1.0},
+            {"model": "uniform", "speedup": 3.0, "ideal_speedup": 4.0},
+            {"model": "alloc0", "speedup": 2.0, "ideal_speedup": 4.0},
+            {"model": "alloc1", "speedup": 3.6, "ideal_speedup": 4.0},
+            {"model": "alloc2", "speedup": 2.4, "ideal_speedup": 4.0}]
+    again = [rows[0], dict(rows[1], speedup=3.2), dict(rows[3], speedup=3.4)]
+    widths = {"uniform": [8, 8], "alloc0": [4, 16], "alloc1": [16, 4], "alloc2": [12, 4]}
+    allocated = {"keep25": {"widths": widths, "rows": rows, "again": again, "best": "alloc1"}}
+    text = "\n".join(speed_gap._allocation_markdown(allocated, "openvino"))
+    assert "| keep25 | 0.75 | 0.50 | 0.60 | 0.90 | 0.80 | 0.85 | [16, 4] |" in text
