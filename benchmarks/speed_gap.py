@@ -187,7 +187,8 @@ def allocations(groups: ChannelGroups, macs: float, round_to: int, count: int, s
     """``count`` width vectors of ``groups`` whose MACs lie within ``tolerance`` below ``macs``:
     group i keeps ``rate · f_i`` of its channels (rounded as :func:`~mggc_plugin.baselines.widths_at_rate`
     rounds), with f_i log-uniform in [1/``spread``, ``spread``] and ``rate`` the largest that fits
-    (bisection). Draws whose rounding cannot land within the tolerance are drawn again."""
+    (bisection). Draws that cannot land within the tolerance (rounding, or ``macs`` below even the
+    narrowest widths) are drawn again; ValueError if fewer than ``count`` land."""
     gen = torch.Generator().manual_seed(seed)
     sizes = groups.sizes
 
@@ -208,7 +209,7 @@ def allocations(groups: ChannelGroups, macs: float, round_to: int, count: int, s
             mid = (lo + hi) / 2
             lo, hi = (mid, hi) if cost(widths(mid, factors)) <= macs else (lo, mid)
         w = widths(lo, factors)
-        if cost(w) >= (1 - tolerance) * macs and w not in out:
+        if (1 - tolerance) * macs <= cost(w) <= macs and w not in out:
             out.append(w)
     if len(out) < count:
         raise ValueError(f"only {len(out)} of {count} allocations landed within {tolerance:.0%} of the MACs; "
