@@ -25,6 +25,9 @@ pair into a student pair at a MACs budget, before the finetuning they all share.
   channels (Li et al. choose per-layer rates by a sensitivity analysis; a uniform rate is the
   common re-implementation, e.g. in torch-pruning's benchmarks), the largest fraction whose
   rounded widths fit the budget. D stays the teacher's.
+* ``l1_norm_fast`` — ``l1_norm`` at the widths :func:`~mggc_plugin.baselines.fastest_widths` finds
+  for the budget on G_T's OpenVINO latency table (``Context.latency("openvino")``): the same MACs
+  spent where OpenVINO runs them fastest (beyond Li et al., issue 14). Not in the default methods.
 * ``scratch`` — the teacher's architecture at uniform widths within the budget (the first
   channels of every group, :func:`~mggc_plugin.baselines.masks_to_budget` with ``uniform``),
   re-initialised as upstream initialises networks, with a fresh discriminator of the teacher's:
@@ -65,7 +68,14 @@ import torch
 from torch import nn
 
 from mggc_plugin import networks
-from mggc_plugin.baselines import fill_to_budget, filter_l1_scores, keep_masks, masks_to_budget, uniform_widths
+from mggc_plugin.baselines import (
+    fastest_widths,
+    fill_to_budget,
+    filter_l1_scores,
+    keep_masks,
+    masks_to_budget,
+    uniform_widths,
+)
 from mggc_plugin.channels import ChannelGroups
 from mggc_plugin.game import neighbor_batches, play
 from mggc_plugin.gan_compression import (
@@ -115,8 +125,9 @@ class Context:
     ``targets``: every budget of the run, which one supernet serves (:attr:`Method.once_for_all`);
     empty: only the unit's.
     ``teacher_gan_mode``: the GAN loss the teacher was trained with (its ``train_opt.txt``), what
-    ``gan_mode: "teacher"`` stands for. ``latency``: returns G_T's latency table (measured once
-    and cached by the caller), which games with the option ``budget: "latency"`` budget in."""
+    ``gan_mode: "teacher"`` stands for. ``latency``: returns G_T's latency table on a runtime
+    (measured once and cached by the caller): games with the option ``budget: "latency"`` budget
+    in the ``"eager"`` one, ``l1_norm_fast`` allocates by the ``"openvino"`` one."""
 
     G_T: nn.Module
     D_T: nn.Module
@@ -141,7 +152,7 @@ class Context:
     stochastic: Optional[Callable[[int], GameData]] = None
     teacher_gan_mode: Optional[str] = None
     targets: Tuple[float, ...] = ()
-    latency: Optional[Callable[[], LatencyTable]] = None
+    latency: Optional[Callable[[str], LatencyTable]] = None
 
     def example_x(self) -> torch.Tensor:
         """One source image: the shape channel groups and MACs are traced at."""
@@ -170,7 +181,7 @@ def _play(ctx: Context, target: float, ablation: str) -> Student:
     if options.get("budget") == "latency":
         if ctx.latency is None:
             raise ValueError("budget 'latency' needs Context.latency, the teacher G's latency table")
-        table = ctx.latency()
+        table = ctx.latency("eager")
         budget = {"target_latency_ms": target * table.full_ms, "refill": True}
     game_options = {k: v for k, v in options.items() if k not in ("neighbor_samples", "budget")}
     config = MGGCConfig(conditional_D=ctx.conditional_D, ablation=ablation, seed=ctx.seed,
@@ -227,6 +238,21 @@ def _l1_norm(ctx: Context, target: float) -> Student:
         masks = fill_to_budget(groups, masks, filter_l1_scores(groups), target, ctx.round_to)
     return Student(slim(G_T, groups, masks), full_width(ctx.D_T.cpu(), ctx, G_T),
                    info={"rate": widths.rate, "macs_before_fill": widths.macs / groups.full_macs})
+
+
+def _l1_norm_fast(ctx: Context, target: float) -> Student:
+    if ctx.latency is None:
+        raise ValueError("l1_norm_fast needs Context.latency, the teacher G's latency tables")
+    G_T = ctx.G_T.cpu()
+    groups = ChannelGroups.discover(G_T, ctx.example_x())
+    table = ctx.latency("openvino")
+    masks = keep_masks(groups, fastest_widths(groups, table, target, ctx.round_to), "l1_norm")
+    info: Dict[str, object] = {"macs_before_fill": float(groups.macs(masks)) / groups.full_macs}
+    if ctx.fill:
+        masks = fill_to_budget(groups, masks, filter_l1_scores(groups), target, ctx.round_to)
+    info.update(latency_ms_estimate=float(table(groups, [m.double() for m in masks])),
+                teacher_latency_ms=table.full_ms, latency_runtime=table.runtime)
+    return Student(slim(G_T, groups, masks), full_width(ctx.D_T.cpu(), ctx, G_T), info=info)
 
 
 def _d_example(ctx: Context, G: nn.Module) -> torch.Tensor:
@@ -359,6 +385,7 @@ METHODS: Dict[str, Method] = {
     "baseline": Method("Baseline (Table 2)", lambda ctx, t: _play(ctx, t, "baseline"), plays_game=True,
                        game_options=DEFAULT_GAME),
     "l1_norm": Method("L1-norm filter pruning", _l1_norm),
+    "l1_norm_fast": Method("L1-norm at OpenVINO's fastest widths for the MACs", _l1_norm_fast),
     "scratch": Method("From scratch (uniform widths, new weights)", _scratch),
     "gan_compression": Method("GAN Compression (supernet + search)", lambda ctx, t: _supernet(ctx, t, True),
                               once_for_all=True),

@@ -442,17 +442,18 @@ def stochastic_game(ctx: Context, work: Path, k: int, samples: int) -> GameData:
     return GameData(ctx.game.x.repeat_interleave(samples, dim=0), y_all, neighbors)
 
 
-def teacher_latency_table(G_T: nn.Module, x: torch.Tensor, path: Path) -> LatencyTable:
-    """G_T's latency table on eager PyTorch with one thread (the benchmark's setting), at the
-    game's input size: loaded from ``path``, or measured (minutes; keep the machine quiet) and
-    saved there and, for the record, as ``benchmarks/results/facades_latency_table_<name>.json``
-    (``<name>``: ``path``'s parent's name, the run's work folder)."""
+def teacher_latency_table(G_T: nn.Module, x: torch.Tensor, work: Path, runtime: str) -> LatencyTable:
+    """G_T's latency table on ``runtime`` with one thread (the benchmark's setting), at the game's
+    input size: loaded from ``work/latency_table_<runtime>_t1.json``, or measured (minutes; keep
+    the machine quiet) and saved there and, for the record, as
+    ``benchmarks/results/facades_latency_table_<work folder>[_<runtime>].json`` (eager unsuffixed)."""
+    path = work / f"latency_table_{runtime}_t1.json"
     if path.is_file():
         return LatencyTable.load(path)
     G = G_T.cpu()  # measure() times an eval() copy, BatchNorm folded as facades_latency.py times students
-    table = measure_latency(G, ChannelGroups.discover(G, x.cpu()), "eager", threads=1)
+    table = measure_latency(G, ChannelGroups.discover(G, x.cpu()), runtime, threads=1)
     table.save(path)
-    table.save(RESULTS / f"facades_latency_table_{path.parent.name}.json")
+    table.save(RESULTS / f"facades_latency_table_{work.name}{'' if runtime == 'eager' else '_' + runtime}.json")
     return table
 
 
@@ -500,7 +501,7 @@ def prepare(args: argparse.Namespace, schedule: Schedule) -> Run:
                   GameData(x_game, y_center, nb.indices), schedule.prune_steps, schedule.batch_size, args.device,
                   schedule.round_to, 0, real=y_game, teacher_gan_mode=opt.gan_mode)
     ctx.stochastic = partial(stochastic_game, ctx, work, schedule.k)
-    ctx.latency = partial(teacher_latency_table, G_T, x_game[:1], work / "latency_table_eager_t1.json")
+    ctx.latency = partial(teacher_latency_table, G_T, x_game[:1], work)
     data = eval_data(task, dataroot, G_T, x_test, y_test, crop, work_root / "reference-features", args.device)
     machine = {"device": args.device, "cpu_threads": torch.get_num_threads(), "cpus": os.cpu_count(),
                "torch": torch.__version__, "python": platform.python_version(),

@@ -13,12 +13,13 @@ scaling and a generator of smaller ngf.
   architecture (a smaller ngf) within the budget, to be trained from its initialisation.
 
 Both pruning methods share one search, :func:`uniform_widths`: the largest uniform keep-rate
-whose rounded widths fit ``target_macs`` of the full MACs.
+whose rounded widths fit ``target_macs`` of the full MACs. :func:`fastest_widths` spends the same
+MACs where a latency table says the runtime runs them fastest instead (beyond Li et al.).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Sequence, Tuple
 
 import torch
 import torch_pruning as tp
@@ -28,6 +29,9 @@ from . import networks
 from .channels import ChannelGroups, dependency_graph, traceable
 from .macs import count_macs
 from .slim import slim
+
+if TYPE_CHECKING:
+    from .latency_table import LatencyTable
 
 #: How a method chooses which channels a group keeps: ``l1_norm`` the highest-L1 filters (Li et
 #: al. 2017), ``uniform`` the first channels.
@@ -117,6 +121,53 @@ def uniform_widths(groups: ChannelGroups, target_macs: float, round_to: int = 1)
             lo, hi = (mid, hi) if macs(mid) <= budget else (lo, mid)
     widths = widths_at_rate(sizes, lo, round_to)
     return UniformWidths(lo, widths, macs(lo))
+
+
+def fastest_widths(groups: ChannelGroups, latency: "LatencyTable", target_macs: float,
+                   round_to: int = 1) -> List[int]:
+    """Widths within ``target_macs · groups.full_macs`` that ``latency`` estimates fastest, found
+    greedily: from full width, ``round_to`` channels at a time leave the group whose removal saves
+    the most estimated milliseconds per MAC removed, until the MACs fit.
+
+    Beyond Li et al. and the MGGC paper (issue 14): a MAC budget promises a speed-up that uniform
+    widths do not deliver, because some groups cost more time per MAC than others (the outermost
+    ones of an image generator: 3-channel output convolutions, norms and activations at full
+    resolution; ``benchmarks/results/speed_gap_nodes.md``). Spending the same MACs where the
+    runtime runs them fastest narrows those groups first. Greedy by the ratio is the classic
+    knapsack heuristic, not an optimum; the latency table (:mod:`mggc_plugin.latency_table`)
+    must have been measured for this network and input on the target runtime.
+
+    Raises ValueError when ``target_macs`` is not in (0, 1] or when even the narrowest widths
+    (``round_to`` channels per group) exceed the budget."""
+    if not 0 < target_macs <= 1:
+        raise ValueError(f"target_macs={target_macs}: give the fraction of the full MACs to keep, in (0, 1]")
+    latency.check(groups)
+    budget = target_macs * groups.full_macs
+    sizes = groups.sizes
+    widths = list(sizes)
+
+    def cost(w: Sequence[int]) -> Tuple[float, float]:
+        gates = [m.double() for m in _first_channels(sizes, w)]
+        return float(groups.macs(gates)), float(latency(groups, gates))
+
+    macs, ms = cost(widths)
+    while macs > budget:
+        best = None
+        for i, n in enumerate(sizes):
+            narrower = max(min(n, round_to), widths[i] - round_to)
+            if narrower == widths[i]:
+                continue
+            trial = widths[:i] + [narrower] + widths[i + 1:]
+            t_macs, t_ms = cost(trial)
+            saving = (ms - t_ms) / max(macs - t_macs, 1e-9)
+            if best is None or saving > best[0]:
+                best = (saving, trial, t_macs, t_ms)
+        if best is None:
+            raise ValueError(f"target_macs={target_macs:.2%}: even the narrowest widths (multiples of {round_to}, "
+                             f"{macs / groups.full_macs:.2%} of the MACs) exceed it; raise the target or lower "
+                             f"round_to")
+        _, widths, macs, ms = best
+    return widths
 
 
 def keep_masks(groups: ChannelGroups, widths: Sequence[int], method: str = "l1_norm") -> List[torch.Tensor]:

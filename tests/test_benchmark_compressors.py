@@ -112,7 +112,7 @@ def test_a_latency_budget_game_lands_on_its_share_of_the_teachers_latency(compre
                         / 1e6)
     groups = ChannelGroups.discover(G, ctx.example_x())
     table = latency_table.measure(G, groups, "eager", 1, progress=False)
-    student = compressors.METHODS["mggc_latency"].make(replace(ctx, latency=lambda: table), 0.5)
+    student = compressors.METHODS["mggc_latency"].make(replace(ctx, latency=lambda runtime: table), 0.5)
     info = student.info
     assert info["target_latency_ms"] == pytest.approx(0.5 * table.full_ms)
     assert 0.9 * info["target_latency_ms"] <= info["latency_ms_estimate"] <= info["target_latency_ms"] + 1e-9
@@ -134,3 +134,32 @@ def test_build_makes_a_student_depend_on_the_seed_alone(compressors, pair):
         weights.append(method.build(ctx, 0.25).G.weight)
     assert torch.equal(weights[0], weights[1])
     assert not torch.equal(method.build(replace(ctx, seed=1), 0.25).G.weight, weights[0])
+
+
+def test_l1_norm_fast_spends_the_macs_where_the_openvino_table_says_time_is_cheapest(compressors, pair,
+                                                                                       monkeypatch):
+    import math
+
+    from mggc_plugin import latency_table
+
+    G, D = pair
+    ctx = context(compressors, G, D)
+    with pytest.raises(ValueError, match="Context.latency"):
+        compressors.METHODS["l1_norm_fast"].make(ctx, 0.3)
+    # layers also pay for the activations they read: the full-resolution ones cost most per MAC
+    monkeypatch.setattr(latency_table._Timer, "__call__", lambda self, module, shape:
+                        count_macs(module, shape).total / 1e6 + math.prod(shape) / 1e4)
+    groups = ChannelGroups.discover(G, ctx.example_x())
+    table = latency_table.measure(G, groups, "eager", 1, progress=False)
+    asked = []
+    student = compressors.METHODS["l1_norm_fast"].make(
+        replace(ctx, latency=lambda runtime: asked.append(runtime) or table), 0.3)
+    assert asked == ["openvino"]
+    widths = student.G.mggc_slim["widths"]
+    macs = count_macs(student.G, (1, 3, SIZE, SIZE)).total
+    assert 0.28 * groups.full_macs <= macs <= 0.3 * groups.full_macs
+    l1 = compressors.METHODS["l1_norm"].make(ctx, 0.3).G.mggc_slim["widths"]
+    assert widths[0] < l1[0] and widths[-1] < l1[-1]
+    estimate = float(table(groups, [(torch.arange(n) < w).double() for n, w in zip(groups.sizes, widths)]))
+    assert student.info["latency_ms_estimate"] == pytest.approx(estimate)
+    assert student.info["latency_runtime"] == "eager"  # the table's own runtime, whatever was asked

@@ -1,0 +1,50 @@
+"""fastest_widths spends a MAC budget where the latency table says time per MAC is lowest."""
+import math
+
+import pytest
+import torch
+
+from mggc_plugin import latency_table, networks
+from mggc_plugin.baselines import fastest_widths, uniform_widths
+from mggc_plugin.channels import ChannelGroups
+from mggc_plugin.macs import count_macs
+
+SIZE = 32
+
+
+def _gates(groups, widths):
+    return [(torch.arange(n) < w).double() for n, w in zip(groups.sizes, widths)]
+
+
+@pytest.fixture
+def net_table(monkeypatch):
+    torch.manual_seed(0)
+    G = networks.define_G(3, 3, 16, "resnet_6blocks", "instance").eval()
+    groups = ChannelGroups.discover(G, torch.zeros(1, 3, SIZE, SIZE))
+    # a deterministic "runtime" where layers also pay for the activations they read: a layer at
+    # high resolution costs more per MAC, as the outermost layers do on real CPUs
+    monkeypatch.setattr(latency_table._Timer, "__call__", lambda self, module, shape:
+                        count_macs(module, shape).total / 1e6 + math.prod(shape) / 1e4)
+    return groups, latency_table.measure(G, groups, "eager", 1, progress=False)
+
+
+def test_fastest_widths_fit_the_budget_and_beat_uniform_widths_on_the_table(net_table):
+    groups, table = net_table
+    uniform = uniform_widths(groups, 0.25, 4)
+    fast = fastest_widths(groups, table, 0.25, 4)
+    assert float(groups.macs(_gates(groups, fast))) <= 0.25 * groups.full_macs
+    assert all(w % 4 == 0 and 4 <= w <= n for w, n in zip(fast, groups.sizes))
+    assert float(table(groups, _gates(groups, fast))) < float(table(groups, _gates(groups, uniform.widths)))
+    # the full-resolution groups (first and last) pay most per MAC: narrower than uniform's
+    assert fast[0] < uniform.widths[0] and fast[-1] < uniform.widths[-1]
+
+
+def test_fastest_widths_refuse_a_budget_below_the_narrowest_and_a_foreign_table(net_table):
+    groups, table = net_table
+    with pytest.raises(ValueError, match="even the narrowest widths"):
+        fastest_widths(groups, table, 0.001, 8)
+    with pytest.raises(ValueError, match=r"target_macs=1\.5"):
+        fastest_widths(groups, table, 1.5)
+    other = networks.define_G(3, 3, 8, "resnet_6blocks", "instance").eval()
+    with pytest.raises(ValueError, match="another network"):
+        fastest_widths(ChannelGroups.discover(other, torch.zeros(1, 3, SIZE, SIZE)), table, 0.25)
