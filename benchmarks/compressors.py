@@ -28,6 +28,10 @@ pair into a student pair at a MACs budget, before the finetuning they all share.
 * ``l1_norm_fast`` — ``l1_norm`` at the widths :func:`~mggc_plugin.baselines.fastest_widths` finds
   for the budget on G_T's OpenVINO latency table (``Context.latency("openvino")``): the same MACs
   spent where OpenVINO runs them fastest (beyond Li et al., issue 14). Not in the default methods.
+* ``mggc_fast`` — ``mggc``'s game (the same state, :attr:`Method.game_of`), its agents' keep-logits
+  ranking the channels of each group, at the widths ``l1_norm_fast`` takes instead of the game's
+  final architecture (beyond the paper, issue 14: the game decides which channels, the OpenVINO
+  latency table how many per group). Not in the default methods.
 * ``scratch`` — the teacher's architecture at uniform widths within the budget (the first
   channels of every group, :func:`~mggc_plugin.baselines.masks_to_budget` with ``uniform``),
   re-initialised as upstream initialises networks, with a fresh discriminator of the teacher's:
@@ -74,6 +78,7 @@ from mggc_plugin.baselines import (
     filter_l1_scores,
     keep_masks,
     masks_to_budget,
+    top_channels,
     uniform_widths,
 )
 from mggc_plugin.channels import ChannelGroups
@@ -170,8 +175,13 @@ class Student:
     info: Dict[str, object] = field(default_factory=dict)
 
 
-def _play(ctx: Context, target: float, ablation: str) -> Student:
-    """The pruning game of Eq. 2 in the given Table 2 row, resumed from ``ctx.checkpoint``."""
+def _play(ctx: Context, target: float, ablation: str, fastest: bool = False) -> Student:
+    """The pruning game of Eq. 2 in the given Table 2 row, resumed from ``ctx.checkpoint``.
+    ``fastest``: G is cut at :func:`~mggc_plugin.baselines.fastest_widths` on the OpenVINO latency
+    table, each group keeping its channels of highest keep-logit, instead of at the game's final
+    architecture."""
+    if fastest and ctx.latency is None:
+        raise ValueError("mggc_fast needs Context.latency, the teacher G's latency tables")
     options = {"gan_mode": ctx.gan_mode, **ctx.game_options}
     if options["gan_mode"] == "teacher":
         options["gan_mode"] = ctx.teacher_gan_mode or ctx.gan_mode
@@ -208,7 +218,13 @@ def _play(ctx: Context, target: float, ablation: str) -> Student:
     timing = {"steps": played, "seconds": time.perf_counter() - start}
     arch = pruner.finalize(round_to=ctx.round_to)
     masks_G = arch.v_G
-    if ctx.fill and table is None:  # a latency budget was refilled under the latency by finalize
+    if fastest:
+        assert ctx.latency is not None, "checked above"
+        table = ctx.latency("openvino")
+        masks_G = top_channels(arch.logits_G, fastest_widths(pruner.groups_G, table, target, ctx.round_to))
+        if ctx.fill:
+            masks_G = fill_to_budget(pruner.groups_G, masks_G, arch.logits_G, target, ctx.round_to)
+    elif ctx.fill and table is None:  # a latency budget was refilled under the latency by finalize
         masks_G = fill_to_budget(pruner.groups_G, masks_G, arch.logits_G, target, ctx.round_to)
     G_T, D_T = ctx.G_T.cpu(), ctx.D_T.cpu()
     info: Dict[str, object] = {
@@ -218,7 +234,10 @@ def _play(ctx: Context, target: float, ablation: str) -> Student:
         "d_auc_first50": _mean(history[:50], "d_auc"), "d_auc_last500": _mean(history[-500:], "d_auc"),
         "kept_channels_D_final": float(torch.cat(arch.v_D).float().mean()), "game_options": options,
         "game_timing": timing}
-    if table is not None:
+    if fastest and table is not None:
+        info.update(latency_ms_estimate=float(table(pruner.groups_G, [m.double() for m in masks_G])),
+                    teacher_latency_ms=table.full_ms, latency_runtime=table.runtime)
+    elif table is not None:
         info.update(target_latency_ms=config.target_latency_ms, latency_ms_estimate=arch.latency_ms_G,
                     teacher_latency_ms=table.full_ms, latency_runtime=table.runtime)
     return Student(slim(G_T, pruner.groups_G, masks_G), slim(D_T, pruner.groups_D, arch.v_D), history, info)
@@ -349,6 +368,7 @@ class Method:
     :class:`~mggc_plugin.pruner.MGGCConfig` options its game plays with (``Context.game_options``;
     ``gan_mode: "teacher"`` is the loss the teacher was trained with). ``once_for_all``: one
     state at ``Context.checkpoint`` serves every budget of ``Context.targets`` (the supernets).
+    ``game_of``: the method whose game state this one reuses (the same game, another cut).
     Call :meth:`build`, not ``make``: it makes the student depend on ``Context.seed`` alone."""
 
     label: str
@@ -357,6 +377,7 @@ class Method:
     discriminator_free: bool = False
     once_for_all: bool = False
     game_options: Dict[str, object] = field(default_factory=dict)
+    game_of: Optional[str] = None
 
     def build(self, ctx: Context, target: float) -> Student:
         """``make(ctx, target)`` from the global RNG seeded by ``ctx.seed``: weight inits and
@@ -378,6 +399,9 @@ METHODS: Dict[str, Method] = {
                               game_options={**DEFAULT_GAME, "neighbor_samples": 3}),
     "mggc_latency": Method("MGGC at a latency budget (r × the teacher's ms)", lambda ctx, t: _play(ctx, t, "mggc"),
                            plays_game=True, game_options={**DEFAULT_GAME, "budget": "latency"}),
+    "mggc_fast": Method("MGGC's channels at OpenVINO's fastest widths for the MACs",
+                        lambda ctx, t: _play(ctx, t, "mggc", fastest=True), plays_game=True,
+                        game_options=DEFAULT_GAME, game_of="mggc"),
     "mggc_k0": Method("MGGC, k = 0 (no manifold)", lambda ctx, t: _play(ctx, t, "feedback"), plays_game=True,
                       game_options=DEFAULT_GAME),
     "mggc_paper_k0": Method("MGGC, the paper's game, k = 0", lambda ctx, t: _play(ctx, t, "feedback"),

@@ -336,13 +336,14 @@ class Run:
 def game_checkpoint(run: Run, method: str, target: float, seed: int) -> Path:
     """Where a game method's state is saved and resumed: under ``run.games``, keyed by what the
     game depends on (:meth:`Schedule.game_protocol`, the method's game options), so that the
-    same game serves every finetuning protocol (epochs, KD, D policy). A supernet
+    same game serves every finetuning protocol (epochs, KD, D policy), and every method that cuts
+    another method's game (:attr:`~compressors.Method.game_of`). A supernet
     (:attr:`~compressors.Method.once_for_all`) is keyed by the run's budgets instead of the
     unit's: one serves them all."""
     options = METHODS[method].game_options
     if METHODS[method].once_for_all:  # one supernet for every budget of the run
         return run.games / f"s{seed}" / f"{method}-{_digest(sorted(run.schedule.targets))}" / "supernet.pt"
-    name = f"{method}-{target:g}" + (f"-{_digest(options)}" if options else "")
+    name = f"{METHODS[method].game_of or method}-{target:g}" + (f"-{_digest(options)}" if options else "")
     return run.games / f"s{seed}" / name / "game.pt"
 
 

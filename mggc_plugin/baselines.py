@@ -180,8 +180,14 @@ def keep_masks(groups: ChannelGroups, widths: Sequence[int], method: str = "l1_n
         raise ValueError(f"widths {list(widths)}: give one width per group, between 1 and its size {groups.sizes}")
     if method == "uniform":
         return _first_channels(groups.sizes, widths)
+    return top_channels(filter_l1_scores(groups), widths)
+
+
+def top_channels(scores: Sequence[torch.Tensor], widths: Sequence[int]) -> List[torch.Tensor]:
+    """One bool mask per score vector keeping the ``widths[i]`` channels of highest
+    ``scores[i]`` (filter L1 norms, a game's keep-logits)."""
     masks = []
-    for score, width in zip(filter_l1_scores(groups), widths):
+    for score, width in zip(scores, widths):
         mask = torch.zeros(len(score), dtype=torch.bool)
         mask[score.topk(width).indices] = True
         masks.append(mask)

@@ -114,3 +114,12 @@ def test_largest_ngf_within_is_the_largest():
     assert largest_ngf_within(arch, shape, full) == 16
     with pytest.raises(ValueError, match="no ngf"):
         largest_ngf_within(arch, shape, 1.0)
+
+
+def test_top_channels_keeps_the_highest_scores_of_each_group():
+    import torch
+
+    from mggc_plugin.baselines import top_channels
+
+    masks = top_channels([torch.tensor([0.1, 3.0, 2.0, -1.0]), torch.tensor([5.0, 4.0])], [2, 1])
+    assert [m.tolist() for m in masks] == [[False, True, True, False], [True, False]]

@@ -136,21 +136,25 @@ def test_build_makes_a_student_depend_on_the_seed_alone(compressors, pair):
     assert not torch.equal(method.build(replace(ctx, seed=1), 0.25).G.weight, weights[0])
 
 
-def test_l1_norm_fast_spends_the_macs_where_the_openvino_table_says_time_is_cheapest(compressors, pair,
-                                                                                       monkeypatch):
+def _cost_per_activation(monkeypatch):
     import math
 
     from mggc_plugin import latency_table
 
+    # layers also pay for the activations they read: the full-resolution ones cost most per MAC
+    monkeypatch.setattr(latency_table._Timer, "__call__", lambda self, module, shape:
+                        count_macs(module, shape).total / 1e6 + math.prod(shape) / 1e4)
+    return latency_table
+
+
+def test_l1_norm_fast_spends_the_macs_where_the_openvino_table_says_time_is_cheapest(compressors, pair,
+                                                                                       monkeypatch):
     G, D = pair
     ctx = context(compressors, G, D)
     with pytest.raises(ValueError, match="Context.latency"):
         compressors.METHODS["l1_norm_fast"].make(ctx, 0.3)
-    # layers also pay for the activations they read: the full-resolution ones cost most per MAC
-    monkeypatch.setattr(latency_table._Timer, "__call__", lambda self, module, shape:
-                        count_macs(module, shape).total / 1e6 + math.prod(shape) / 1e4)
     groups = ChannelGroups.discover(G, ctx.example_x())
-    table = latency_table.measure(G, groups, "eager", 1, progress=False)
+    table = _cost_per_activation(monkeypatch).measure(G, groups, "eager", 1, progress=False)
     asked = []
     student = compressors.METHODS["l1_norm_fast"].make(
         replace(ctx, latency=lambda runtime: asked.append(runtime) or table), 0.3)
@@ -163,3 +167,21 @@ def test_l1_norm_fast_spends_the_macs_where_the_openvino_table_says_time_is_chea
     estimate = float(table(groups, [(torch.arange(n) < w).double() for n, w in zip(groups.sizes, widths)]))
     assert student.info["latency_ms_estimate"] == pytest.approx(estimate)
     assert student.info["latency_runtime"] == "eager"  # the table's own runtime, whatever was asked
+
+
+def test_mggc_fast_cuts_the_games_channels_at_the_fastest_widths(compressors, pair, monkeypatch, tmp_path):
+    from mggc_plugin.baselines import fastest_widths
+
+    G, D = pair
+    ctx = replace(context(compressors, G, D), fill=False, checkpoint=tmp_path / "game.pt",
+                  game_options=compressors.DEFAULT_GAME)
+    with pytest.raises(ValueError, match="Context.latency"):
+        compressors.METHODS["mggc_fast"].make(ctx, 0.3)
+    groups = ChannelGroups.discover(G, ctx.example_x())
+    table = _cost_per_activation(monkeypatch).measure(G, groups, "eager", 1, progress=False)
+    ctx = replace(ctx, latency=lambda runtime: table)
+    game = compressors.METHODS["mggc"].make(ctx, 0.3)
+    fast = compressors.METHODS["mggc_fast"].make(ctx, 0.3)  # resumes the finished game
+    assert fast.info["steps"] == game.info["steps"]
+    assert fast.G.mggc_slim["widths"] == fastest_widths(groups, table, 0.3, ctx.round_to)
+    assert fast.G.mggc_slim["widths"] != game.G.mggc_slim["widths"]

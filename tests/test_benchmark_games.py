@@ -23,3 +23,5 @@ def test_a_method_with_game_options_has_its_own_folder(benchmark_script, tmp_pat
     assert paper == tmp_path / "s2" / "mggc_paper-0.1" / "game.pt"
     assert default.parent.parent == paper.parent.parent and default.parent.name.startswith("mggc-0.1-")
     assert facades.game_checkpoint(run, "mggc_k0", 0.1, 2) != default
+    # another cut of mggc's game plays no game of its own
+    assert facades.game_checkpoint(run, "mggc_fast", 0.1, 2) == default
