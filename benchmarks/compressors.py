@@ -132,7 +132,7 @@ class Context:
     ``teacher_gan_mode``: the GAN loss the teacher was trained with (its ``train_opt.txt``), what
     ``gan_mode: "teacher"`` stands for. ``latency``: returns G_T's latency table on a runtime
     (measured once and cached by the caller): games with the option ``budget: "latency"`` budget
-    in the ``"eager"`` one, ``l1_norm_fast`` allocates by the ``"openvino"`` one."""
+    in the ``"eager"`` one, ``l1_norm_fast`` and ``mggc_fast`` allocate by the ``"openvino"`` one."""
 
     G_T: nn.Module
     D_T: nn.Module
@@ -218,10 +218,12 @@ def _play(ctx: Context, target: float, ablation: str, fastest: bool = False) -> 
     timing = {"steps": played, "seconds": time.perf_counter() - start}
     arch = pruner.finalize(round_to=ctx.round_to)
     masks_G = arch.v_G
+    macs_before_fill = arch.macs_G
     if fastest:
         assert ctx.latency is not None, "checked above"
         table = ctx.latency("openvino")
         masks_G = top_channels(arch.logits_G, fastest_widths(pruner.groups_G, table, target, ctx.round_to))
+        macs_before_fill = float(pruner.groups_G.macs([m.double() for m in masks_G]))
         if ctx.fill:
             masks_G = fill_to_budget(pruner.groups_G, masks_G, arch.logits_G, target, ctx.round_to)
     elif ctx.fill and table is None:  # a latency budget was refilled under the latency by finalize
@@ -230,7 +232,7 @@ def _play(ctx: Context, target: float, ablation: str, fastest: bool = False) -> 
     info: Dict[str, object] = {
         "trimmed_channels_G": arch.trimmed_G, "steps": pruner.step_count,
         "sampled_kept_macs_G_last100": sum(h["kept_macs_G_total"] for h in history[-100:]) / min(100, len(history)),
-        "p": pruner.p, "macs_before_fill": arch.macs_G / pruner.groups_G.full_macs,
+        "p": pruner.p, "macs_before_fill": macs_before_fill / pruner.groups_G.full_macs,
         "d_auc_first50": _mean(history[:50], "d_auc"), "d_auc_last500": _mean(history[-500:], "d_auc"),
         "kept_channels_D_final": float(torch.cat(arch.v_D).float().mean()), "game_options": options,
         "game_timing": timing}

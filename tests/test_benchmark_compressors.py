@@ -185,3 +185,5 @@ def test_mggc_fast_cuts_the_games_channels_at_the_fastest_widths(compressors, pa
     assert fast.info["steps"] == game.info["steps"]
     assert fast.G.mggc_slim["widths"] == fastest_widths(groups, table, 0.3, ctx.round_to)
     assert fast.G.mggc_slim["widths"] != game.G.mggc_slim["widths"]
+    assert fast.info["macs_before_fill"] == pytest.approx(count_macs(fast.G, (1, 3, SIZE, SIZE)).total
+                                                          / groups.full_macs)  # not filled here
