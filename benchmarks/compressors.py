@@ -180,8 +180,7 @@ def _play(ctx: Context, target: float, ablation: str, fastest: bool = False) -> 
     ``fastest``: G is cut at :func:`~mggc_plugin.baselines.fastest_widths` on the OpenVINO latency
     table, each group keeping its channels of highest keep-logit, instead of at the game's final
     architecture."""
-    if fastest and ctx.latency is None:
-        raise ValueError("mggc_fast needs Context.latency, the teacher G's latency tables")
+    widths_table = _openvino_table(ctx, "mggc_fast") if fastest else None
     options = {"gan_mode": ctx.gan_mode, **ctx.game_options}
     if options["gan_mode"] == "teacher":
         options["gan_mode"] = ctx.teacher_gan_mode or ctx.gan_mode
@@ -219,14 +218,10 @@ def _play(ctx: Context, target: float, ablation: str, fastest: bool = False) -> 
     arch = pruner.finalize(round_to=ctx.round_to)
     masks_G = arch.v_G
     macs_before_fill = arch.macs_G
-    if fastest:
-        assert ctx.latency is not None, "checked above"
-        table = ctx.latency("openvino")
-        masks_G = top_channels(arch.logits_G, fastest_widths(pruner.groups_G, table, target, ctx.round_to))
-        macs_before_fill = float(pruner.groups_G.macs([m.double() for m in masks_G]))
-        if ctx.fill:
-            masks_G = fill_to_budget(pruner.groups_G, masks_G, arch.logits_G, target, ctx.round_to)
-    elif ctx.fill and table is None:  # a latency budget was refilled under the latency by finalize
+    if widths_table is not None:
+        masks_G = top_channels(arch.logits_G, fastest_widths(pruner.groups_G, widths_table, target, ctx.round_to))
+        macs_before_fill = float(pruner.groups_G.macs(masks_G))
+    if ctx.fill and table is None:  # a latency budget was refilled under the latency by finalize
         masks_G = fill_to_budget(pruner.groups_G, masks_G, arch.logits_G, target, ctx.round_to)
     G_T, D_T = ctx.G_T.cpu(), ctx.D_T.cpu()
     info: Dict[str, object] = {
@@ -236,10 +231,9 @@ def _play(ctx: Context, target: float, ablation: str, fastest: bool = False) -> 
         "d_auc_first50": _mean(history[:50], "d_auc"), "d_auc_last500": _mean(history[-500:], "d_auc"),
         "kept_channels_D_final": float(torch.cat(arch.v_D).float().mean()), "game_options": options,
         "game_timing": timing}
-    if fastest and table is not None:
-        info.update(latency_ms_estimate=float(table(pruner.groups_G, [m.double() for m in masks_G])),
-                    teacher_latency_ms=table.full_ms, latency_runtime=table.runtime)
-    elif table is not None:
+    if widths_table is not None:
+        info.update(_latency_info(widths_table, pruner.groups_G, masks_G))
+    if table is not None:
         info.update(target_latency_ms=config.target_latency_ms, latency_ms_estimate=arch.latency_ms_G,
                     teacher_latency_ms=table.full_ms, latency_runtime=table.runtime)
     return Student(slim(G_T, pruner.groups_G, masks_G), slim(D_T, pruner.groups_D, arch.v_D), history, info)
@@ -262,18 +256,27 @@ def _l1_norm(ctx: Context, target: float) -> Student:
 
 
 def _l1_norm_fast(ctx: Context, target: float) -> Student:
-    if ctx.latency is None:
-        raise ValueError("l1_norm_fast needs Context.latency, the teacher G's latency tables")
+    table = _openvino_table(ctx, "l1_norm_fast")
     G_T = ctx.G_T.cpu()
     groups = ChannelGroups.discover(G_T, ctx.example_x())
-    table = ctx.latency("openvino")
     masks = keep_masks(groups, fastest_widths(groups, table, target, ctx.round_to), "l1_norm")
     info: Dict[str, object] = {"macs_before_fill": float(groups.macs(masks)) / groups.full_macs}
     if ctx.fill:
         masks = fill_to_budget(groups, masks, filter_l1_scores(groups), target, ctx.round_to)
-    info.update(latency_ms_estimate=float(table(groups, [m.double() for m in masks])),
-                teacher_latency_ms=table.full_ms, latency_runtime=table.runtime)
+    info.update(_latency_info(table, groups, masks))
     return Student(slim(G_T, groups, masks), full_width(ctx.D_T.cpu(), ctx, G_T), info=info)
+
+
+def _openvino_table(ctx: Context, method: str) -> LatencyTable:
+    """G_T's OpenVINO latency table, by which the ``*_fast`` methods allocate their widths."""
+    if ctx.latency is None:
+        raise ValueError(f"{method} needs Context.latency, the teacher G's latency tables")
+    return ctx.latency("openvino")
+
+
+def _latency_info(table: LatencyTable, groups: ChannelGroups, masks: List[torch.Tensor]) -> Dict[str, object]:
+    return {"latency_ms_estimate": float(table(groups, masks)), "teacher_latency_ms": table.full_ms,
+            "latency_runtime": table.runtime}
 
 
 def _d_example(ctx: Context, G: nn.Module) -> torch.Tensor:

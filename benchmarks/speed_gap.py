@@ -185,32 +185,20 @@ def slow_layers(teacher: Sequence[NodeTime], student: Sequence[NodeTime], top: i
 def allocations(groups: ChannelGroups, macs: float, round_to: int, count: int, spread: float = 3.0,
                 seed: int = 0, tolerance: float = 0.01) -> List[List[int]]:
     """``count`` width vectors of ``groups`` whose MACs lie within ``tolerance`` below ``macs``:
-    group i keeps ``rate · f_i`` of its channels (rounded as :func:`~mggc_plugin.baselines.widths_at_rate`
-    rounds), with f_i log-uniform in [1/``spread``, ``spread``] and ``rate`` the largest that fits
-    (bisection). Draws that cannot land within the tolerance (rounding, or ``macs`` below even the
-    narrowest widths) are drawn again; ValueError if fewer than ``count`` land."""
+    group i keeps ``rate · f_i`` of its channels, with f_i log-uniform in [1/``spread``,
+    ``spread``] and ``rate`` the largest that fits (:func:`~mggc_plugin.baselines.uniform_widths`
+    with ``factors``). Draws whose rounding cannot land within the tolerance are drawn again;
+    ValueError if fewer than ``count`` land, or (from ``uniform_widths``) if even the narrowest
+    widths exceed ``macs``."""
     gen = torch.Generator().manual_seed(seed)
-    sizes = groups.sizes
-
-    def widths(rate: float, factors: torch.Tensor) -> List[int]:
-        return [min(n, max(round_to, round(rate * float(f) * n / round_to) * round_to))
-                for n, f in zip(sizes, factors)]
-
-    def cost(w: List[int]) -> float:
-        return float(groups.macs(keep_masks(groups, w, "uniform")))
-
     out: List[List[int]] = []
     for _ in range(50 * count):
         if len(out) == count:
             break
-        factors = torch.exp((torch.rand(len(sizes), generator=gen) * 2 - 1) * math.log(spread))
-        lo, hi = 0.0, float(spread)
-        for _ in range(40):
-            mid = (lo + hi) / 2
-            lo, hi = (mid, hi) if cost(widths(mid, factors)) <= macs else (lo, mid)
-        w = widths(lo, factors)
-        if (1 - tolerance) * macs <= cost(w) <= macs and w not in out:
-            out.append(w)
+        factors = torch.exp((torch.rand(len(groups), generator=gen) * 2 - 1) * math.log(spread)).tolist()
+        drawn = uniform_widths(groups, macs / groups.full_macs, round_to, factors)
+        if drawn.macs >= (1 - tolerance) * macs and drawn.widths not in out:
+            out.append(drawn.widths)
     if len(out) < count:
         raise ValueError(f"only {len(out)} of {count} allocations landed within {tolerance:.0%} of the MACs; "
                          "raise the tolerance or lower round_to")

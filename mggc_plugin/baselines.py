@@ -19,7 +19,7 @@ MACs where a latency table says the runtime runs them fastest instead (beyond Li
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch_pruning as tp
@@ -71,12 +71,16 @@ def filter_l1_scores(groups: ChannelGroups) -> List[torch.Tensor]:
     return scores
 
 
-def widths_at_rate(sizes: Sequence[int], rate: float, round_to: int = 1) -> List[int]:
+def widths_at_rate(sizes: Sequence[int], rate: float, round_to: int = 1,
+                   factors: Optional[Sequence[float]] = None) -> List[int]:
     """The width each group keeps at the uniform keep-rate ``rate``: ``rate·n`` rounded to the
-    nearest multiple of ``round_to``, at least ``round_to`` (or ``n`` if smaller), at most ``n``."""
+    nearest multiple of ``round_to``, at least ``round_to`` (or ``n`` if smaller), at most ``n``.
+    ``factors``: group i keeps ``rate·factors[i]`` of its channels instead (a non-uniform shape
+    scaled as a whole)."""
     if round_to < 1:
         raise ValueError(f"round_to={round_to}: use 1 (any width) or a positive multiple such as 8")
-    return [min(n, max(round_to, round(rate * n / round_to) * round_to)) for n in sizes]
+    factors = [1.0] * len(sizes) if factors is None else factors
+    return [min(n, max(round_to, round(rate * f * n / round_to) * round_to)) for n, f in zip(sizes, factors)]
 
 
 def _first_channels(sizes: Sequence[int], widths: Sequence[int]) -> List[torch.Tensor]:
@@ -93,34 +97,44 @@ class UniformWidths:
     macs: float
 
 
-def uniform_widths(groups: ChannelGroups, target_macs: float, round_to: int = 1) -> UniformWidths:
+def uniform_widths(groups: ChannelGroups, target_macs: float, round_to: int = 1,
+                   factors: Optional[Sequence[float]] = None) -> UniformWidths:
     """The largest uniform keep-rate r in [0, 1] (found by bisection to 2^-40) whose widths
     :func:`widths_at_rate` fit the budget: ``groups.macs ≤ target_macs · groups.full_macs``.
     A network's MACs depend only on how many channels each group keeps, not on which.
+    ``factors``: the widths at ``r·factors[i]`` instead, r in [0, 1 / min(factors)] (beyond it
+    every group is whole).
 
     Raises ValueError when ``target_macs`` is not in (0, 1] or when even the narrowest widths
     (``round_to`` channels per group) exceed the budget."""
-    if not 0 < target_macs <= 1:
-        raise ValueError(f"target_macs={target_macs}: give the fraction of the full MACs to keep, in (0, 1]")
-    budget = target_macs * groups.full_macs
+    budget = _budget(groups, target_macs)
     sizes = groups.sizes
 
     def macs(rate: float) -> float:
-        return float(groups.macs(_first_channels(sizes, widths_at_rate(sizes, rate, round_to))))
+        return float(groups.macs(_first_channels(sizes, widths_at_rate(sizes, rate, round_to, factors))))
 
     if macs(0.0) > budget:
-        raise ValueError(f"target_macs={target_macs:.2%}: even the narrowest widths (multiples of {round_to}, "
-                         f"{macs(0.0) / groups.full_macs:.2%} of the MACs) exceed it; raise the target or lower "
-                         f"round_to")
-    lo, hi = 0.0, 1.0
+        raise _too_narrow(target_macs, round_to, macs(0.0) / groups.full_macs)
+    lo, hi = 0.0, 1.0 / min(factors) if factors is not None else 1.0
     if macs(hi) <= budget:
         lo = hi
     else:
         for _ in range(_BISECTION_STEPS):
             mid = (lo + hi) / 2
             lo, hi = (mid, hi) if macs(mid) <= budget else (lo, mid)
-    widths = widths_at_rate(sizes, lo, round_to)
+    widths = widths_at_rate(sizes, lo, round_to, factors)
     return UniformWidths(lo, widths, macs(lo))
+
+
+def _budget(groups: ChannelGroups, target_macs: float) -> float:
+    if not 0 < target_macs <= 1:
+        raise ValueError(f"target_macs={target_macs}: give the fraction of the full MACs to keep, in (0, 1]")
+    return target_macs * groups.full_macs
+
+
+def _too_narrow(target_macs: float, round_to: int, narrowest: float) -> ValueError:
+    return ValueError(f"target_macs={target_macs:.2%}: even the narrowest widths (multiples of {round_to}, "
+                      f"{narrowest:.2%} of the MACs) exceed it; raise the target or lower round_to")
 
 
 def fastest_widths(groups: ChannelGroups, latency: "LatencyTable", target_macs: float,
@@ -139,16 +153,14 @@ def fastest_widths(groups: ChannelGroups, latency: "LatencyTable", target_macs: 
 
     Raises ValueError when ``target_macs`` is not in (0, 1] or when even the narrowest widths
     (``round_to`` channels per group) exceed the budget."""
-    if not 0 < target_macs <= 1:
-        raise ValueError(f"target_macs={target_macs}: give the fraction of the full MACs to keep, in (0, 1]")
+    budget = _budget(groups, target_macs)
     latency.check(groups)
-    budget = target_macs * groups.full_macs
     sizes = groups.sizes
     widths = list(sizes)
 
     def cost(w: Sequence[int]) -> Tuple[float, float]:
-        gates = [m.double() for m in _first_channels(sizes, w)]
-        return float(groups.macs(gates)), float(latency(groups, gates))
+        masks = _first_channels(sizes, w)
+        return float(groups.macs(masks)), float(latency(groups, masks))
 
     macs, ms = cost(widths)
     while macs > budget:
@@ -163,9 +175,7 @@ def fastest_widths(groups: ChannelGroups, latency: "LatencyTable", target_macs: 
             if best is None or saving > best[0]:
                 best = (saving, trial, t_macs, t_ms)
         if best is None:
-            raise ValueError(f"target_macs={target_macs:.2%}: even the narrowest widths (multiples of {round_to}, "
-                             f"{macs / groups.full_macs:.2%} of the MACs) exceed it; raise the target or lower "
-                             f"round_to")
+            raise _too_narrow(target_macs, round_to, macs / groups.full_macs)
         _, widths, macs, ms = best
     return widths
 

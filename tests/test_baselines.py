@@ -123,3 +123,22 @@ def test_top_channels_keeps_the_highest_scores_of_each_group():
 
     masks = top_channels([torch.tensor([0.1, 3.0, 2.0, -1.0]), torch.tensor([5.0, 4.0])], [2, 1])
     assert [m.tolist() for m in masks] == [[False, True, True, False], [True, False]]
+
+
+def test_uniform_widths_with_factors_scales_a_shape_to_the_budget():
+    import torch
+
+    from mggc_plugin import networks
+    from mggc_plugin.baselines import uniform_widths
+    from mggc_plugin.channels import ChannelGroups
+
+    net = networks.define_G(3, 3, 16, "resnet_6blocks", norm="instance").eval()
+    groups = ChannelGroups.discover(net, torch.zeros(1, 3, 32, 32))
+    plain = uniform_widths(groups, 0.3, 1)
+    assert uniform_widths(groups, 0.3, 1, [1.0] * len(groups)) == plain
+    shaped = uniform_widths(groups, 0.3, 1, [3.0] + [1.0] * (len(groups) - 1))
+    assert shaped.macs <= 0.3 * groups.full_macs
+    # the first group keeps three times the others' rate (whole, if that is beyond its size)
+    assert shaped.widths[0] == min(groups.sizes[0], round(3 * shaped.rate * groups.sizes[0]))
+    assert shaped.widths[0] > plain.widths[0]
+    assert all(s <= p for s, p in zip(shaped.widths[1:], plain.widths[1:]))  # paid for by the others
