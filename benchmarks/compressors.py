@@ -32,6 +32,10 @@ pair into a student pair at a MACs budget, before the finetuning they all share.
   ranking the channels of each group, at the widths ``l1_norm_fast`` takes instead of the game's
   final architecture (beyond the paper, issue 14: the game decides which channels, the OpenVINO
   latency table how many per group). Not in the default methods.
+* ``l1_norm_fast50``, ``l1_norm_fast75``, ``mggc_fast50``, ``mggc_fast75`` — the same with no
+  group below ½ or ¾ of its ``l1_norm`` width (``fastest_widths``' ``floor``): unfloored, the
+  latency table narrows the encoder to 8 channels at 10 % and loses quality. Not in the default
+  methods; the game screen chooses among them on the validation split.
 * ``scratch`` — the teacher's architecture at uniform widths within the budget (the first
   channels of every group, :func:`~mggc_plugin.baselines.masks_to_budget` with ``uniform``),
   re-initialised as upstream initialises networks, with a fresh discriminator of the teacher's:
@@ -175,12 +179,12 @@ class Student:
     info: Dict[str, object] = field(default_factory=dict)
 
 
-def _play(ctx: Context, target: float, ablation: str, fastest: bool = False) -> Student:
+def _play(ctx: Context, target: float, ablation: str, fast_floor: Optional[float] = None) -> Student:
     """The pruning game of Eq. 2 in the given Table 2 row, resumed from ``ctx.checkpoint``.
-    ``fastest``: G is cut at :func:`~mggc_plugin.baselines.fastest_widths` on the OpenVINO latency
-    table, each group keeping its channels of highest keep-logit, instead of at the game's final
-    architecture."""
-    widths_table = _openvino_table(ctx, "mggc_fast") if fastest else None
+    ``fast_floor``: G is cut at :func:`~mggc_plugin.baselines.fastest_widths` (with that
+    ``floor``) on the OpenVINO latency table, each group keeping its channels of highest
+    keep-logit, instead of at the game's final architecture."""
+    widths_table = _openvino_table(ctx, "mggc_fast") if fast_floor is not None else None
     options = {"gan_mode": ctx.gan_mode, **ctx.game_options}
     if options["gan_mode"] == "teacher":
         options["gan_mode"] = ctx.teacher_gan_mode or ctx.gan_mode
@@ -219,7 +223,8 @@ def _play(ctx: Context, target: float, ablation: str, fastest: bool = False) -> 
     masks_G = arch.v_G
     macs_before_fill = arch.macs_G
     if widths_table is not None:
-        masks_G = top_channels(arch.logits_G, fastest_widths(pruner.groups_G, widths_table, target, ctx.round_to))
+        masks_G = top_channels(arch.logits_G, fastest_widths(pruner.groups_G, widths_table, target, ctx.round_to,
+                                                             fast_floor or 0.0))
         macs_before_fill = float(pruner.groups_G.macs(masks_G))
     if ctx.fill and table is None:  # a latency budget was refilled under the latency by finalize
         masks_G = fill_to_budget(pruner.groups_G, masks_G, arch.logits_G, target, ctx.round_to)
@@ -255,11 +260,11 @@ def _l1_norm(ctx: Context, target: float) -> Student:
                    info={"rate": widths.rate, "macs_before_fill": widths.macs / groups.full_macs})
 
 
-def _l1_norm_fast(ctx: Context, target: float) -> Student:
+def _l1_norm_fast(ctx: Context, target: float, floor: float = 0.0) -> Student:
     table = _openvino_table(ctx, "l1_norm_fast")
     G_T = ctx.G_T.cpu()
     groups = ChannelGroups.discover(G_T, ctx.example_x())
-    masks = keep_masks(groups, fastest_widths(groups, table, target, ctx.round_to), "l1_norm")
+    masks = keep_masks(groups, fastest_widths(groups, table, target, ctx.round_to, floor), "l1_norm")
     info: Dict[str, object] = {"macs_before_fill": float(groups.macs(masks)) / groups.full_macs}
     if ctx.fill:
         masks = fill_to_budget(groups, masks, filter_l1_scores(groups), target, ctx.round_to)
@@ -405,8 +410,14 @@ METHODS: Dict[str, Method] = {
     "mggc_latency": Method("MGGC at a latency budget (r × the teacher's ms)", lambda ctx, t: _play(ctx, t, "mggc"),
                            plays_game=True, game_options={**DEFAULT_GAME, "budget": "latency"}),
     "mggc_fast": Method("MGGC's channels at OpenVINO's fastest widths for the MACs",
-                        lambda ctx, t: _play(ctx, t, "mggc", fastest=True), plays_game=True,
+                        lambda ctx, t: _play(ctx, t, "mggc", fast_floor=0.0), plays_game=True,
                         game_options=DEFAULT_GAME, game_of="mggc"),
+    "mggc_fast50": Method("MGGC's channels at OpenVINO's fastest widths, each group ≥ ½ its uniform width",
+                          lambda ctx, t: _play(ctx, t, "mggc", fast_floor=0.5), plays_game=True,
+                          game_options=DEFAULT_GAME, game_of="mggc"),
+    "mggc_fast75": Method("MGGC's channels at OpenVINO's fastest widths, each group ≥ ¾ its uniform width",
+                          lambda ctx, t: _play(ctx, t, "mggc", fast_floor=0.75), plays_game=True,
+                          game_options=DEFAULT_GAME, game_of="mggc"),
     "mggc_k0": Method("MGGC, k = 0 (no manifold)", lambda ctx, t: _play(ctx, t, "feedback"), plays_game=True,
                       game_options=DEFAULT_GAME),
     "mggc_paper_k0": Method("MGGC, the paper's game, k = 0", lambda ctx, t: _play(ctx, t, "feedback"),
@@ -415,6 +426,10 @@ METHODS: Dict[str, Method] = {
                        game_options=DEFAULT_GAME),
     "l1_norm": Method("L1-norm filter pruning", _l1_norm),
     "l1_norm_fast": Method("L1-norm at OpenVINO's fastest widths for the MACs", _l1_norm_fast),
+    "l1_norm_fast50": Method("L1-norm at OpenVINO's fastest widths, each group ≥ ½ its uniform width",
+                             lambda ctx, t: _l1_norm_fast(ctx, t, floor=0.5)),
+    "l1_norm_fast75": Method("L1-norm at OpenVINO's fastest widths, each group ≥ ¾ its uniform width",
+                             lambda ctx, t: _l1_norm_fast(ctx, t, floor=0.75)),
     "scratch": Method("From scratch (uniform widths, new weights)", _scratch),
     "gan_compression": Method("GAN Compression (supernet + search)", lambda ctx, t: _supernet(ctx, t, True),
                               once_for_all=True),

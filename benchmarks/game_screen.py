@@ -14,7 +14,10 @@ budget) makes a student, which is then
 The held-out images are the last 10 % of the training set (:func:`compressors.validation_split`);
 they never train a student, but their teacher outputs are part of the game's data as for every
 method (the game reads teacher outputs only, no ground truth). L1-norm filter pruning and the
-paper's game at k = 0 are screened alike as reference rows. Alongside, the game's watch on D:
+paper's game at k = 0 are screened alike as reference rows, and so are the allocations of issue
+14 (``l1_norm_fast*``, ``mggc_fast*``: the MACs spent where the teacher's OpenVINO latency table
+says time is cheap, at floors of 0, ½ and ¾ of the uniform widths), with the speed-up that table
+estimates for every student (``speedup_est``). Alongside, the game's watch on D:
 its real-vs-fake AUC over the first 50 steps and the last 500, and the fraction of D's channels
 kept at the end.
 
@@ -47,6 +50,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mggc_plugin import metrics
+from mggc_plugin.channels import ChannelGroups
 from mggc_plugin.fileio import atomic_write, atomic_write_json
 from mggc_plugin.game import history_path
 from mggc_plugin.gan_compression import l1_to_teacher
@@ -75,8 +79,10 @@ CONFIGS: Dict[str, Dict[str, object]] = {
                                                          "gates": "authors"}},
     "k0": {"method": "mggc_paper_k0", "options": {}},
     "l1_norm": {"method": "l1_norm", "options": {}},
+    **{name: {"method": name, "options": METHODS[name].game_options}
+       for name in ("l1_norm_fast", "l1_norm_fast50", "l1_norm_fast75", "mggc_fast", "mggc_fast50", "mggc_fast75")},
 }
-METRICS = ("l1_teacher_init", "l1_teacher", "l1_gt", "kid_val", "d_auc_first50", "d_auc_last500",
+METRICS = ("l1_teacher_init", "l1_teacher", "l1_gt", "kid_val", "speedup_est", "d_auc_first50", "d_auc_last500",
            "kept_channels_D_final")
 
 
@@ -100,6 +106,16 @@ def train_to_teacher(G: nn.Module, x: torch.Tensor, y_teacher: torch.Tensor, epo
             loss.backward()
             opt.step()
     return G.cpu()
+
+
+def _speedup_estimate(run, G: nn.Module, x: torch.Tensor) -> float:
+    """The teacher's OpenVINO latency over the student's, both estimated by the teacher's latency
+    table (:func:`facades.teacher_latency_table`) from the student's widths: the speed side of the
+    ``*_fast`` configurations, for every configuration alike."""
+    table = run.ctx.latency("openvino")
+    groups = ChannelGroups.discover(run.ctx.G_T.cpu(), x)
+    gates = [torch.arange(n) < w for n, w in zip(groups.sizes, G.mggc_slim["widths"])]
+    return table.full_ms / float(table(groups, gates))
 
 
 def screen_unit(run, name: str, target: float, seed: int, epochs: int, out: Path) -> Dict[str, object]:
@@ -138,6 +154,7 @@ def screen_unit(run, name: str, target: float, seed: int, epochs: int, out: Path
         values["l1_gt"] = _l1(G, x[val_idx], y_gt[val_idx], run.ctx.device)
     fake = metrics.inception_features(translate(G, x[val_idx], run.ctx.device), progress=False)
     values["kid_val"] = metrics.kid(run.data.ref_all, fake, progress=False).mean
+    values["speedup_est"] = _speedup_estimate(run, student.G, x[:1])
     for key in ("d_auc_first50", "d_auc_last500", "kept_channels_D_final"):
         if student.info.get(key) is not None:
             values[key] = float(student.info[key])  # type: ignore[arg-type]
@@ -188,7 +205,8 @@ def summarize(task: str, records: Sequence[Dict[str, object]], target: float, pa
         lines.append(f"| {r['config']} | {len(r['seeds'])} | " + " | ".join(cells) + " |")
     lines += ["", f"Δ: the configuration minus `{reference}`, per seed, with a Student-t 95 % interval. "
               "l1_*: mean L1 on the held-out training images ([-1, 1] units; `_init` before training); "
-              "kid_val: KID of the held-out outputs against all real targets; d_auc: D's real-vs-fake AUC."]
+              "kid_val: KID of the held-out outputs against all real targets; speedup_est: the teacher's OpenVINO "
+              "latency over the student's, both by the teacher's latency table; d_auc: D's real-vs-fake AUC."]
     text = "\n".join(lines) + "\n"
     atomic_write(path_stem.with_suffix(".md"), lambda tmp: tmp.write_text(text))
     return text

@@ -18,6 +18,7 @@ MACs where a latency table says the runtime runs them fastest instead (beyond Li
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -138,46 +139,71 @@ def _too_narrow(target_macs: float, round_to: int, narrowest: float) -> ValueErr
 
 
 def fastest_widths(groups: ChannelGroups, latency: "LatencyTable", target_macs: float,
-                   round_to: int = 1) -> List[int]:
-    """Widths within ``target_macs · groups.full_macs`` that ``latency`` estimates fastest, found
-    greedily: from full width, ``round_to`` channels at a time leave the group whose removal saves
-    the most estimated milliseconds per MAC removed, until the MACs fit.
+                   round_to: int = 1, floor: float = 0.0) -> List[int]:
+    """Widths within ``target_macs · groups.full_macs`` that ``latency`` estimates fastest.
+    ``floor``: no group narrower than ``floor`` times its :func:`uniform_widths` width at the
+    same budget (rounded up to a multiple of ``round_to``); 0 lets every group fall to
+    ``round_to`` channels.
+
+    Two greedy passes, ``round_to`` channels a step, and the fastest of their results and the
+    uniform widths on the table is returned: from full width, remove the channels that save the
+    most estimated milliseconds per MAC removed until the MACs fit; from the narrowest widths
+    allowed, add the channels that cost the fewest milliseconds per MAC added while they fit.
+    Greedy by the ratio is the classic knapsack heuristic, not an optimum, and neither pass
+    dominates the other: with a floor the removing pass can end slower than uniform widths,
+    which is why those are a candidate too.
 
     Beyond Li et al. and the MGGC paper (issue 14): a MAC budget promises a speed-up that uniform
     widths do not deliver, because some groups cost more time per MAC than others (the outermost
     ones of an image generator: 3-channel output convolutions, norms and activations at full
     resolution; ``benchmarks/results/speed_gap_nodes.md``). Spending the same MACs where the
-    runtime runs them fastest narrows those groups first. Greedy by the ratio is the classic
-    knapsack heuristic, not an optimum; the latency table (:mod:`mggc_plugin.latency_table`)
-    must have been measured for this network and input on the target runtime.
+    runtime runs them fastest narrows those groups first. The latency table
+    (:mod:`mggc_plugin.latency_table`) must have been measured for this network and input on the
+    target runtime. It knows time, not quality: on facades at 10 % of the MACs the unfloored
+    widths leave five encoder groups at 8 channels and lose KID; the floor bounds how far a group
+    may fall.
 
-    Raises ValueError when ``target_macs`` is not in (0, 1] or when even the narrowest widths
-    (``round_to`` channels per group) exceed the budget."""
-    budget = _budget(groups, target_macs)
+    Raises ValueError when ``target_macs`` is not in (0, 1], when ``floor`` is not in [0, 1] or
+    when even the narrowest widths (``round_to`` channels per group) exceed the budget."""
+    if not 0 <= floor <= 1:
+        raise ValueError(f"floor={floor}: give the fraction of each group's uniform width it keeps at least, in [0, 1]")
     latency.check(groups)
+    uniform = uniform_widths(groups, target_macs, round_to)  # checks the budget
+    budget = target_macs * groups.full_macs
     sizes = groups.sizes
-    widths = list(sizes)
+    lowest = [max(min(n, round_to), min(n, -(-math.ceil(floor * w - 1e-9) // round_to) * round_to))
+              for n, w in zip(sizes, uniform.widths)]
 
     def cost(w: Sequence[int]) -> Tuple[float, float]:
         masks = _first_channels(sizes, w)
         return float(groups.macs(masks)), float(latency(groups, masks))
 
-    macs, ms = cost(widths)
-    while macs > budget:
+    def step(widths: List[int], macs: float, ms: float, delta: int) -> Optional[Tuple[List[int], float, float]]:
+        """The move of ``delta`` channels in one group with the best ms per MAC, within the bounds
+        (and, when adding, the budget); None when no group can move."""
         best = None
-        for i, n in enumerate(sizes):
-            narrower = max(min(n, round_to), widths[i] - round_to)
-            if narrower == widths[i]:
+        for i, (low, n) in enumerate(zip(lowest, sizes)):
+            moved = min(n, max(low, widths[i] + delta))
+            if moved == widths[i]:
                 continue
-            trial = widths[:i] + [narrower] + widths[i + 1:]
+            trial = widths[:i] + [moved] + widths[i + 1:]
             t_macs, t_ms = cost(trial)
-            saving = (ms - t_ms) / max(macs - t_macs, 1e-9)
-            if best is None or saving > best[0]:
-                best = (saving, trial, t_macs, t_ms)
-        if best is None:
-            raise _too_narrow(target_macs, round_to, macs / groups.full_macs)
-        _, widths, macs, ms = best
-    return widths
+            if delta > 0 and t_macs > budget:
+                continue
+            rate = (t_ms - ms) / max(abs(t_macs - macs), 1e-9)  # ms per MAC: removing wants it low, adding too
+            if best is None or rate < best[0]:
+                best = (rate, trial, t_macs, t_ms)
+        return None if best is None else best[1:]
+
+    removed, (macs, ms) = list(sizes), cost(sizes)
+    while macs > budget:
+        moved = step(removed, macs, ms, -round_to)
+        assert moved is not None, "the floor is at most the uniform widths, which fit the budget"
+        removed, macs, ms = moved
+    added, (macs, ms) = list(lowest), cost(lowest)
+    while (moved := step(added, macs, ms, round_to)) is not None:
+        added, macs, ms = moved
+    return min((removed, added, uniform.widths), key=lambda w: cost(w)[1])
 
 
 def keep_masks(groups: ChannelGroups, widths: Sequence[int], method: str = "l1_norm") -> List[torch.Tensor]:

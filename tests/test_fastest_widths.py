@@ -48,3 +48,32 @@ def test_fastest_widths_refuse_a_budget_below_the_narrowest_and_a_foreign_table(
     other = networks.define_G(3, 3, 8, "resnet_6blocks", "instance").eval()
     with pytest.raises(ValueError, match="another network"):
         fastest_widths(ChannelGroups.discover(other, torch.zeros(1, 3, SIZE, SIZE)), table, 0.25)
+
+
+def test_fastest_widths_floor_keeps_every_group_above_its_share_of_the_uniform_width(net_table):
+    groups, table = net_table
+    uniform = uniform_widths(groups, 0.25, 4).widths
+    free = fastest_widths(groups, table, 0.25, 4)
+    floored = fastest_widths(groups, table, 0.25, 4, floor=0.5)
+    lowest = [max(4, math.ceil(0.5 * w / 4) * 4) for w in uniform]
+    assert any(f < low for f, low in zip(free, lowest)), "the test needs a group the free greedy narrows past the floor"
+    assert all(w >= low for w, low in zip(floored, lowest))
+    assert float(groups.macs(_gates(groups, floored))) <= 0.25 * groups.full_macs
+    # floored, the greedy still spends the MACs where the table says time is cheaper than uniform
+    assert float(table(groups, _gates(groups, floored))) < float(table(groups, _gates(groups, uniform)))
+    assert fastest_widths(groups, table, 0.25, 4, floor=0.0) == free
+
+
+def test_fastest_widths_are_never_slower_than_uniform_widths_on_the_table(net_table):
+    # at a floor of ¾ neither greedy pass ends faster than uniform widths on this table
+    groups, table = net_table
+    uniform = uniform_widths(groups, 0.25, 4).widths
+    for floor in (0.0, 0.5, 0.75, 1.0):
+        widths = fastest_widths(groups, table, 0.25, 4, floor=floor)
+        assert float(table(groups, _gates(groups, widths))) <= float(table(groups, _gates(groups, uniform)))
+
+
+def test_fastest_widths_refuse_a_floor_outside_zero_to_one(net_table):
+    groups, table = net_table
+    with pytest.raises(ValueError, match=r"floor=1\.5"):
+        fastest_widths(groups, table, 0.25, 4, floor=1.5)
