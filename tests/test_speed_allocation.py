@@ -1,0 +1,39 @@
+"""The allocation benchmark: uniform and floored fastest widths at a rate, one row per timing."""
+import math
+
+import torch
+
+from mggc_plugin import latency_table, networks
+from mggc_plugin.baselines import fastest_widths, uniform_widths
+from mggc_plugin.channels import ChannelGroups
+from mggc_plugin.macs import count_macs
+
+
+def test_allocation_widths_are_uniform_then_each_distinct_floor(benchmark_script, monkeypatch):
+    speed_allocation = benchmark_script("speed_allocation")
+    torch.manual_seed(0)
+    G = networks.define_G(3, 3, 16, "resnet_6blocks", "instance").eval()
+    groups = ChannelGroups.discover(G, torch.zeros(1, 3, 32, 32))
+    monkeypatch.setattr(latency_table._Timer, "__call__", lambda self, module, shape:
+                        count_macs(module, shape).total / 1e6 + math.prod(shape) / 1e4)
+    table = latency_table.measure(G, groups, "eager", 1, progress=False)
+    widths = speed_allocation.allocation_widths(groups, table, 0.25, 4, [0.0, 0.5, 0.75, 1.0])
+    assert widths["uniform"] == uniform_widths(groups, 0.25, 4).widths
+    assert widths["fast0"] == fastest_widths(groups, table, 0.25, 4)
+    assert widths["fast0.5"] == fastest_widths(groups, table, 0.25, 4, 0.5)
+    # on this table floors of ¾ and 1 find the uniform widths: not timed twice
+    assert list(widths) == ["uniform", "fast0", "fast0.5"]
+
+
+def test_the_table_has_a_row_per_student_and_runtime_with_the_estimate_on_the_tables_runtime(benchmark_script):
+    speed_allocation = benchmark_script("speed_allocation")
+    rows = [{"model": "teacher", "runtime": "openvino", "speedup": 1.0, "ideal_speedup": 1.0},
+            {"model": "fast0", "runtime": "openvino", "speedup": 3.8, "ideal_speedup": 4.0},
+            {"model": "fast0", "runtime": "openvino_default", "speedup": 3.0, "ideal_speedup": 4.0}]
+    record = {"machine": {"cpu": "cpu"}, "size": 256, "runs": 8, "runtime": "openvino",
+              "units": [{"arch": "unet_256", "rate": 0.25, "widths": {"fast0": [8, 16]},
+                         "table_speedup": {"fast0": 4.4}, "rows": rows}]}
+    text = speed_allocation.markdown(record)
+    assert "| unet_256 | 25% | fast0 | openvino | 25.0% | 3.80× | 4.00× | **0.95** | 1.10 | [8, 16] |" in text
+    assert "| unet_256 | 25% | fast0 | openvino_default | 25.0% | 3.00× | 4.00× | **0.75** |  | [8, 16] |" in text
+    assert "| teacher |" not in text
