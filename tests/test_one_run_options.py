@@ -47,6 +47,7 @@ def train_options(**changes) -> argparse.Namespace:
     values = dict(isTrain=True, netG="unet_128", ngf=64, crop_size=256, norm="batch", netD="basic", gan_mode="hinge",
                   mggc_phase="all", teacher_name="teacher", mggc_target_macs=0.25, mggc_target_latency_ms=None,
                   mggc_latency_table=None, dataset_mode="neighborhood", mggc_method="mggc", mggc_round_to=1,
+                  mggc_widths="game", mggc_width_floor=0.75,
                   lambda_L1=100.0, mggc_lambda_kd=1.0, checkpoints_dir="checkpoints", mggc_prune_epochs=None)
     return argparse.Namespace(**{**values, **changes})
 
@@ -143,3 +144,22 @@ def test_a_latency_budget_replaces_the_macs_budget_of_the_game(tmp_path, monkeyp
     parsed.mggc_target_macs = None  # _parse_train_options always passes a MACs budget
     config = options.pruner_config(parsed, SPEC)
     assert (config.target_latency_ms, config.target_macs) == (5.0, None)
+
+
+def test_fastest_widths_need_the_games_macs_budget_a_floor_in_zero_to_one_and_a_table(tmp_path, monkeypatch):
+    table = tmp_path / "table.json"
+    table.write_text("{}")
+    fastest = dict(mggc_widths="fastest", mggc_latency_table=str(table), ngf=8, crop_size=128)
+    options.check_train_options(train_options(**fastest))
+    with pytest.raises(ValueError, match="--mggc_widths fastest cuts the pruning game's channels; --mggc_method "
+                                         "l1_norm chooses its own widths"):
+        options.check_train_options(train_options(**fastest, mggc_method="l1_norm", mggc_phase="prune",
+                                                  dataset_mode="aligned"))
+    with pytest.raises(ValueError, match="with --mggc_target_latency_ms 5 the game already budgets the latency"):
+        options.check_train_options(train_options(**fastest, mggc_target_macs=None, mggc_target_latency_ms=5.0))
+    with pytest.raises(ValueError, match=r"--mggc_width_floor 1\.5: give the share"):
+        options.check_train_options(train_options(**fastest, mggc_width_floor=1.5))
+    with pytest.raises(ValueError, match="none.json: no such file"):
+        options.check_train_options(train_options(**{**fastest, "mggc_latency_table": str(tmp_path / "none.json")}))
+    parsed = _parse_train_options(tmp_path, monkeypatch, "--mggc_widths", "fastest")
+    assert (parsed.mggc_widths, parsed.mggc_width_floor) == ("fastest", options.DEFAULT_WIDTH_FLOOR)

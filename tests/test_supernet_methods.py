@@ -113,6 +113,7 @@ def train_options(**changes):
     values = dict(isTrain=True, netG="unet_128", norm="batch", netD="basic", gan_mode="hinge", mggc_phase="prune",
                   teacher_name="teacher", mggc_target_macs=0.25, mggc_target_latency_ms=None, dataset_mode="aligned",
                   mggc_method="gan_compression", mggc_round_to=1, lambda_L1=100.0, mggc_lambda_kd=1.0,
+                  mggc_widths="game", mggc_width_floor=0.75,
                   checkpoints_dir="checkpoints", mggc_prune_epochs=None, mggc_search_candidates=200,
                   mggc_lambda_perceptual=1.0, mggc_lambda_tv=1e-7, lr=2e-4, beta1=0.5, mggc_seed=0)
     return argparse.Namespace(**{**values, **changes})

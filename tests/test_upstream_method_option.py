@@ -13,6 +13,7 @@ def prune_options(**changes) -> argparse.Namespace:
     values = dict(isTrain=True, netG="unet_128", norm="batch", netD="basic", gan_mode="hinge", mggc_phase="prune",
                   teacher_name="teacher", mggc_target_macs=0.25, mggc_target_latency_ms=None,
                   dataset_mode="neighborhood", mggc_method="mggc", mggc_round_to=1, lambda_L1=100.0, mggc_lambda_kd=1.0,
+                  mggc_widths="game", mggc_width_floor=0.75,
                   checkpoints_dir="checkpoints")
     return argparse.Namespace(**{**values, **changes})
 

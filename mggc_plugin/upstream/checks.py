@@ -58,6 +58,17 @@ def latency_table(path: Union[str, Path], groups_G: ChannelGroups, target_ms: fl
     return table
 
 
+def fastest_table(path: Union[str, Path], groups_G: ChannelGroups) -> LatencyTable:
+    """The latency table at ``path`` for ``--mggc_widths fastest``, refused (naming the flags) when
+    it cannot be read or was measured for another G or input size."""
+    try:
+        table = LatencyTable.load(path)
+        table.check(groups_G)
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise MGGCUserError(f"--mggc_latency_table {path} --mggc_widths fastest: {err}") from None
+    return table
+
+
 def check_round_to(target: float, groups_G: ChannelGroups, round_to: int) -> None:
     """Refuse a finetune phase's ``--mggc_round_to`` whose narrowest widths exceed the budget the
     game was played for (``target``, the prune phase's ``--mggc_target_macs``)."""

@@ -53,6 +53,13 @@ ROUND_TO = 8
 ROUND_TO_MIN_NGF = 32
 #: The prune phase's record in the run folder (:mod:`.record`), which marks a folder as an MGGC run.
 RUN_RECORD = "mggc_run.json"
+#: ``--mggc_widths``: the agents' final architecture, or the latency table's fastest widths for
+#: the game's MAC budget (:func:`mggc_plugin.baselines.fastest_widths`).
+WIDTHS = ("game", "fastest")
+#: ``--mggc_width_floor``'s default: of 0, ½ and ¾, the floor whose MGGC students kept the teacher's
+#: quality best on the facades validation split at 10 % of the MACs
+#: (``benchmarks/results/game_screen_pix2pix_fast.md``).
+DEFAULT_WIDTH_FLOOR = 0.75
 #: The prune phase's copy of ``--mggc_latency_table``, which the finetune phase finalises by.
 LATENCY_TABLE = "mggc_latency_table.json"
 #: What the finetune phase writes (and ``test.py``/``mggc export`` read), stale once G is pruned
@@ -136,7 +143,8 @@ def add_model_options(parser: argparse.ArgumentParser, is_train: bool, spec: Gan
               "the machine and runtime of --mggc_latency_table, in place of --mggc_target_macs (--mggc_method mggc)")
     _add(parser, "--mggc_latency_table", type=str, default=None,
          help="MGGC: the teacher G's latency table, measured on the target device with `mggc latency-table` "
-              "(same --netG/--ngf/--norm/--no_dropout, --size = --crop_size); needed by --mggc_target_latency_ms")
+              "(same --netG/--ngf/--norm/--no_dropout, --size = --crop_size); needed by --mggc_target_latency_ms "
+              "and --mggc_widths fastest")
     _add(parser, "--mggc_method", choices=METHODS, default="mggc",
          help="MGGC: prune phase: mggc (the pruning game on neighbourhoods); a baseline without game and "
               "neighbourhoods that prunes G to --mggc_target_macs at once, keeping D: l1_norm (Li et al. 2017, "
@@ -185,6 +193,15 @@ def add_model_options(parser: argparse.ArgumentParser, is_train: bool, spec: Gan
               f"Default: {ROUND_TO} when --ngf >= {ROUND_TO_MIN_NGF} (such widths run closer to the MAC ratio's "
               f"speed-up), else 1. With any other --mggc_method it applies in the prune phase, which chooses the "
               f"widths (l1_norm, uniform) or the supernet's candidate widths (gan_compression, agd)")
+    _add(parser, "--mggc_widths", choices=WIDTHS, default="game",
+         help="MGGC: finetune phase after the game: how many channels each group of G keeps. game (default): the "
+              "agents' final architecture; fastest (beyond the paper): the widths within the game's MAC budget that "
+              "--mggc_latency_table estimates fastest on its device, no group below --mggc_width_floor of its "
+              "uniform width, each group keeping its channels of highest keep-logit")
+    _add(parser, "--mggc_width_floor", type=float, default=DEFAULT_WIDTH_FLOOR,
+         help=f"MGGC: --mggc_widths fastest: the share of its uniform width (L1-norm's at the same budget) below "
+              f"which no group falls, in [0, 1] (default {DEFAULT_WIDTH_FLOOR:g}, chosen on a facades validation "
+              f"split: 0 lets the latency table narrow the encoder to --mggc_round_to channels and costs quality)")
     _add(parser, "--mggc_search_candidates", type=int, default=200,
          help="MGGC: finetune phase after --mggc_method gan_compression|agd: how many width configurations within "
               "90-100%% of the budget the random search scores (L1 to the teacher on held-out training images)")
@@ -339,6 +356,23 @@ def check_train_options(opt: argparse.Namespace) -> None:
         raise MGGCUserError(f"--lambda_L1 {opt.lambda_L1}, --mggc_lambda_kd {opt.mggc_lambda_kd}: weights must be >= 0")
     if opt.mggc_phase == "finetune":
         check_supernet_options(opt)
+    if opt.mggc_widths == "fastest":
+        check_fastest_options(opt)
+
+
+def check_fastest_options(opt: argparse.Namespace) -> None:
+    """``--mggc_widths fastest``: the game's method, a MAC budget, a floor in [0, 1] and a table file."""
+    if opt.mggc_method != "mggc":
+        raise MGGCUserError(f"--mggc_widths fastest cuts the pruning game's channels; --mggc_method "
+                            f"{opt.mggc_method} chooses its own widths")
+    if opt.mggc_target_latency_ms is not None:
+        raise MGGCUserError(f"--mggc_widths fastest spends a MAC budget where the table says time is cheap; with "
+                            f"--mggc_target_latency_ms {opt.mggc_target_latency_ms:g} the game already budgets "
+                            f"the latency: leave one of them out")
+    if not 0 <= opt.mggc_width_floor <= 1:
+        raise MGGCUserError(f"--mggc_width_floor {opt.mggc_width_floor:g}: give the share of each group's uniform "
+                            f"width it keeps at least, in [0, 1] (default {DEFAULT_WIDTH_FLOOR:g})")
+    _check_table_file(opt)
 
 
 def check_supernet_options(opt: argparse.Namespace) -> None:
@@ -380,6 +414,10 @@ def check_latency_options(opt: argparse.Namespace) -> None:
                             f"takes --mggc_target_macs")
     if not opt.mggc_target_latency_ms > 0:
         raise MGGCUserError(f"--mggc_target_latency_ms {opt.mggc_target_latency_ms:g}: give a positive latency in ms")
+    _check_table_file(opt)
+
+
+def _check_table_file(opt: argparse.Namespace) -> None:
     if not opt.mggc_latency_table or not Path(opt.mggc_latency_table).is_file():
         raise MGGCUserError(f"--mggc_latency_table {opt.mggc_latency_table}: no such file; measure the teacher G's "
                             f"table on the target device with `mggc latency-table --netG {opt.netG} --ngf {opt.ngf} "

@@ -478,8 +478,33 @@ class FinetunePhase(Phase):
         origin = {"pruner_state": source, "pruning_steps": pruner.step_count, "round_to": opt.mggc_round_to}
         if arch.latency_ms_G is not None:
             origin.update(target_latency_ms=record.pruner["target_latency_ms"], latency_ms_G=arch.latency_ms_G)
-        return (pruner.groups_G, pruner.groups_D, masks_G, masks_D, origin,
-                f"{source} (after {pruner.step_count} pruning steps)")
+        how = f"{source} (after {pruner.step_count} pruning steps)"
+        if opt.mggc_widths == "fastest":
+            masks_G, fastest = FinetunePhase._fastest(opt, record, pruner, arch.logits_G)
+            origin.update(fastest)
+            how += f", at the widths --mggc_latency_table estimates fastest (floor {opt.mggc_width_floor:g})"
+        return pruner.groups_G, pruner.groups_D, masks_G, masks_D, origin, how
+
+    @staticmethod
+    def _fastest(opt: argparse.Namespace, record: RunRecord, pruner: MGGCPruner,
+                 logits_G: Sequence[torch.Tensor]) -> Tuple[List[torch.Tensor], Dict[str, Any]]:
+        """``--mggc_widths fastest``: G's masks at :func:`~mggc_plugin.baselines.fastest_widths` for
+        the game's MAC budget on ``--mggc_latency_table``, each group keeping its channels of
+        highest keep-logit, and what the report says of them."""
+        if pruner.latency is not None:
+            raise MGGCUserError("--mggc_widths fastest: this game was budgeted in milliseconds "
+                                "(--mggc_target_latency_ms); its own widths already spend the latency")
+        table = checks.fastest_table(opt.mggc_latency_table, pruner.groups_G)
+        try:
+            widths = baselines.fastest_widths(pruner.groups_G, table, record.pruner["target_macs"],
+                                              opt.mggc_round_to, opt.mggc_width_floor)
+        except ValueError as err:
+            raise MGGCUserError(f"--mggc_widths fastest --mggc_round_to {opt.mggc_round_to}: {err}") from None
+        masks = baselines.top_channels([t.cpu() for t in logits_G], widths)
+        return masks, {"widths_by": "fastest", "width_floor": opt.mggc_width_floor,
+                       "latency_table": str(opt.mggc_latency_table),
+                       "fastest_latency_ms_G": float(table(pruner.groups_G, masks)),
+                       "teacher_latency_ms_G": table.full_ms}
 
     def _by_masks(self, opt: argparse.Namespace, record: RunRecord, G_T: nn.Module, D_T: nn.Module, run_dir: Path):
         """The masks a baseline's prune phase wrote, and what the report says of them."""
@@ -518,6 +543,10 @@ class FinetunePhase(Phase):
                        f"{origin['latency_ms_G']:.2f} ms; widths and totals in {path}")
         else:
             print_main(f"  target {record.pruner['target_macs']:.2%} of G's MACs; widths and totals in {path}")
+        if "fastest_latency_ms_G" in origin:
+            print_main(f"  --mggc_widths fastest: the latency table estimates the slim G at "
+                       f"{origin['fastest_latency_ms_G']:.2f} ms, the teacher's at "
+                       f"{origin['teacher_latency_ms_G']:.2f} ms")
         return nets["slim"]["G"]["macs"] / nets["teacher"]["G"]["macs"]
 
     def _reload(self, opt: argparse.Namespace, run_dir: Path) -> Tuple[nn.Module, Optional[nn.Module]]:
