@@ -400,6 +400,23 @@ class Method:
 #: The game options of the plugin's default MGGC (``--model mggc_*`` and the benchmark's ``mggc``).
 DEFAULT_GAME: Dict[str, object] = {"gan_mode": "teacher", "lambda_rec": 10.0}
 
+
+def _floor_label(floor: float) -> str:
+    return f", each group ≥ {floor:g} × its uniform width" if floor else " for the MACs"
+
+
+def _mggc_fast(floor: float) -> Method:
+    """``mggc``'s game cut at OpenVINO's fastest widths with ``floor`` (``mggc_fast*``)."""
+    return Method(f"MGGC's channels at OpenVINO's fastest widths{_floor_label(floor)}",
+                  lambda ctx, t: _play(ctx, t, "mggc", fast_floor=floor), plays_game=True,
+                  game_options=DEFAULT_GAME, game_of="mggc")
+
+
+def _l1_norm_fast_method(floor: float) -> Method:
+    """L1-norm's filters at OpenVINO's fastest widths with ``floor`` (``l1_norm_fast*``)."""
+    return Method(f"L1-norm at OpenVINO's fastest widths{_floor_label(floor)}",
+                  lambda ctx, t: _l1_norm_fast(ctx, t, floor))
+
 METHODS: Dict[str, Method] = {
     "mggc": Method("MGGC (teacher's GAN loss, λ_rec = 10)", lambda ctx, t: _play(ctx, t, "mggc"), plays_game=True,
                    game_options=DEFAULT_GAME),
@@ -409,15 +426,9 @@ METHODS: Dict[str, Method] = {
                               game_options={**DEFAULT_GAME, "neighbor_samples": 3}),
     "mggc_latency": Method("MGGC at a latency budget (r × the teacher's ms)", lambda ctx, t: _play(ctx, t, "mggc"),
                            plays_game=True, game_options={**DEFAULT_GAME, "budget": "latency"}),
-    "mggc_fast": Method("MGGC's channels at OpenVINO's fastest widths for the MACs",
-                        lambda ctx, t: _play(ctx, t, "mggc", fast_floor=0.0), plays_game=True,
-                        game_options=DEFAULT_GAME, game_of="mggc"),
-    "mggc_fast50": Method("MGGC's channels at OpenVINO's fastest widths, each group ≥ ½ its uniform width",
-                          lambda ctx, t: _play(ctx, t, "mggc", fast_floor=0.5), plays_game=True,
-                          game_options=DEFAULT_GAME, game_of="mggc"),
-    "mggc_fast75": Method("MGGC's channels at OpenVINO's fastest widths, each group ≥ ¾ its uniform width",
-                          lambda ctx, t: _play(ctx, t, "mggc", fast_floor=0.75), plays_game=True,
-                          game_options=DEFAULT_GAME, game_of="mggc"),
+    "mggc_fast": _mggc_fast(0.0),
+    "mggc_fast50": _mggc_fast(0.5),
+    "mggc_fast75": _mggc_fast(0.75),
     "mggc_k0": Method("MGGC, k = 0 (no manifold)", lambda ctx, t: _play(ctx, t, "feedback"), plays_game=True,
                       game_options=DEFAULT_GAME),
     "mggc_paper_k0": Method("MGGC, the paper's game, k = 0", lambda ctx, t: _play(ctx, t, "feedback"),
@@ -425,11 +436,9 @@ METHODS: Dict[str, Method] = {
     "baseline": Method("Baseline (Table 2)", lambda ctx, t: _play(ctx, t, "baseline"), plays_game=True,
                        game_options=DEFAULT_GAME),
     "l1_norm": Method("L1-norm filter pruning", _l1_norm),
-    "l1_norm_fast": Method("L1-norm at OpenVINO's fastest widths for the MACs", _l1_norm_fast),
-    "l1_norm_fast50": Method("L1-norm at OpenVINO's fastest widths, each group ≥ ½ its uniform width",
-                             lambda ctx, t: _l1_norm_fast(ctx, t, floor=0.5)),
-    "l1_norm_fast75": Method("L1-norm at OpenVINO's fastest widths, each group ≥ ¾ its uniform width",
-                             lambda ctx, t: _l1_norm_fast(ctx, t, floor=0.75)),
+    "l1_norm_fast": _l1_norm_fast_method(0.0),
+    "l1_norm_fast50": _l1_norm_fast_method(0.5),
+    "l1_norm_fast75": _l1_norm_fast_method(0.75),
     "scratch": Method("From scratch (uniform widths, new weights)", _scratch),
     "gan_compression": Method("GAN Compression (supernet + search)", lambda ctx, t: _supernet(ctx, t, True),
                               once_for_all=True),

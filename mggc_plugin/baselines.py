@@ -160,16 +160,17 @@ def fastest_widths(groups: ChannelGroups, latency: "LatencyTable", target_macs: 
     runtime runs them fastest narrows those groups first. The latency table
     (:mod:`mggc_plugin.latency_table`) must have been measured for this network and input on the
     target runtime. It knows time, not quality: on facades at 10 % of the MACs the unfloored
-    widths leave five encoder groups at 8 channels and lose KID; the floor bounds how far a group
-    may fall.
+    widths leave most encoder groups at 8 channels and lose KID, where a floor of ¾ kept MGGC's
+    students within the validation split's noise of the game's own widths
+    (``benchmarks/results/game_screen_pix2pix_fast.md``); the floor bounds how far a group may fall.
 
     Raises ValueError when ``target_macs`` is not in (0, 1], when ``floor`` is not in [0, 1] or
     when even the narrowest widths (``round_to`` channels per group) exceed the budget."""
     if not 0 <= floor <= 1:
         raise ValueError(f"floor={floor}: give the fraction of each group's uniform width it keeps at least, in [0, 1]")
     latency.check(groups)
-    uniform = uniform_widths(groups, target_macs, round_to)  # checks the budget
-    budget = target_macs * groups.full_macs
+    uniform = uniform_widths(groups, target_macs, round_to)
+    budget = _budget(groups, target_macs)
     sizes = groups.sizes
     lowest = [max(min(n, round_to), min(n, -(-math.ceil(floor * w - 1e-9) // round_to) * round_to))
               for n, w in zip(sizes, uniform.widths)]
