@@ -184,7 +184,8 @@ def _play(ctx: Context, target: float, ablation: str, fast_floor: Optional[float
     ``fast_floor``: G is cut at :func:`~mggc_plugin.baselines.fastest_widths` (with that
     ``floor``) on the OpenVINO latency table, each group keeping its channels of highest
     keep-logit, instead of at the game's final architecture."""
-    widths_table = _openvino_table(ctx, "mggc_fast") if fast_floor is not None else None
+    # looked up before the game plays, so that a missing table fails at once
+    fastest = None if fast_floor is None else (_openvino_table(ctx, "mggc_fast"), fast_floor)
     options = {"gan_mode": ctx.gan_mode, **ctx.game_options}
     if options["gan_mode"] == "teacher":
         options["gan_mode"] = ctx.teacher_gan_mode or ctx.gan_mode
@@ -222,9 +223,9 @@ def _play(ctx: Context, target: float, ablation: str, fast_floor: Optional[float
     arch = pruner.finalize(round_to=ctx.round_to)
     masks_G = arch.v_G
     macs_before_fill = arch.macs_G
-    if widths_table is not None:
-        masks_G = top_channels(arch.logits_G, fastest_widths(pruner.groups_G, widths_table, target, ctx.round_to,
-                                                             fast_floor or 0.0))
+    if fastest is not None:
+        masks_G = top_channels(arch.logits_G, fastest_widths(pruner.groups_G, fastest[0], target, ctx.round_to,
+                                                             fastest[1]))
         macs_before_fill = float(pruner.groups_G.macs(masks_G))
     if ctx.fill and table is None:  # a latency budget was refilled under the latency by finalize
         masks_G = fill_to_budget(pruner.groups_G, masks_G, arch.logits_G, target, ctx.round_to)
@@ -236,8 +237,8 @@ def _play(ctx: Context, target: float, ablation: str, fast_floor: Optional[float
         "d_auc_first50": _mean(history[:50], "d_auc"), "d_auc_last500": _mean(history[-500:], "d_auc"),
         "kept_channels_D_final": float(torch.cat(arch.v_D).float().mean()), "game_options": options,
         "game_timing": timing}
-    if widths_table is not None:
-        info.update(_latency_info(widths_table, pruner.groups_G, masks_G))
+    if fastest is not None:
+        info.update(_latency_info(fastest[0], pruner.groups_G, masks_G))
     if table is not None:
         info.update(target_latency_ms=config.target_latency_ms, latency_ms_estimate=arch.latency_ms_G,
                     teacher_latency_ms=table.full_ms, latency_runtime=table.runtime)

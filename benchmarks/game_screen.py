@@ -16,8 +16,9 @@ they never train a student, but their teacher outputs are part of the game's dat
 method (the game reads teacher outputs only, no ground truth). L1-norm filter pruning and the
 paper's game at k = 0 are screened alike as reference rows, and so are the allocations of issue
 14 (``l1_norm_fast*``, ``mggc_fast*``: the MACs spent where the teacher's OpenVINO latency table
-says time is cheap, at floors of 0, ½ and ¾ of the uniform widths), with the speed-up that table
-estimates for every student (``speedup_est``). Alongside, the game's watch on D:
+says time is cheap, at floors of 0, ½ and ¾ of the uniform widths); with ``--speedup_estimate``
+every student also gets the speed-up that table estimates (``speedup_est``; the table is measured
+once per work folder, minutes, and needs the ``openvino`` extra). Alongside, the game's watch on D:
 its real-vs-fake AUC over the first 50 steps and the last 500, and the fraction of D's channels
 kept at the end.
 
@@ -32,6 +33,9 @@ unit depends on its seed alone and records the commit that made it; the units in
     python benchmarks/game_screen.py --threads 1 --seeds 2 &
     python benchmarks/game_screen.py --configs rec rec_window --reference rec --seed_list 0 1 2 \
         --out benchmarks/results/game_screen/pix2pix_window --threads 1
+    python benchmarks/game_screen.py --configs rec mggc_fast mggc_fast50 mggc_fast75 l1_norm l1_norm_fast \
+        l1_norm_fast50 l1_norm_fast75 --reference rec --seed_list 5 6 7 8 9 --speedup_estimate \
+        --out benchmarks/results/game_screen/pix2pix_fast --threads 1
 """
 from __future__ import annotations
 
@@ -118,7 +122,8 @@ def _speedup_estimate(run, G: nn.Module, x: torch.Tensor) -> float:
     return table.full_ms / float(table(groups, gates))
 
 
-def screen_unit(run, name: str, target: float, seed: int, epochs: int, out: Path) -> Dict[str, object]:
+def screen_unit(run, name: str, target: float, seed: int, epochs: int, out: Path,
+                speedup_estimate: bool = False) -> Dict[str, object]:
     """Make, score, train and score one configuration's student (module docstring)."""
     path = out / f"{name}-{target:g}-s{seed}.json"
     if path.is_file():
@@ -154,7 +159,8 @@ def screen_unit(run, name: str, target: float, seed: int, epochs: int, out: Path
         values["l1_gt"] = _l1(G, x[val_idx], y_gt[val_idx], run.ctx.device)
     fake = metrics.inception_features(translate(G, x[val_idx], run.ctx.device), progress=False)
     values["kid_val"] = metrics.kid(run.data.ref_all, fake, progress=False).mean
-    values["speedup_est"] = _speedup_estimate(run, student.G, x[:1])
+    if speedup_estimate:
+        values["speedup_est"] = _speedup_estimate(run, student.G, x[:1])
     for key in ("d_auc_first50", "d_auc_last500", "kept_channels_D_final"):
         if student.info.get(key) is not None:
             values[key] = float(student.info[key])  # type: ignore[arg-type]
@@ -224,6 +230,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--out", help="folder of the units (default benchmarks/results/game_screen/<task>); the "
                                  "summary goes beside the parent folder as <parent>_<folder>.{json,md}")
     p.add_argument("--epochs", type=int, default=3, help="GAN-free training epochs before the second score")
+    p.add_argument("--speedup_estimate", action="store_true",
+                   help="also record the speed-up the teacher's OpenVINO latency table estimates for each student")
     p.add_argument("--threads", type=int)
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--work", default="~/.cache/mggc-plugin/benchmarks")
@@ -239,7 +247,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     stem = out.parent.parent / f"{out.parent.name}_{out.name}"
     for seed in args.seed_list or range(args.seeds):
         for name in args.configs:
-            screen_unit(run, name, args.target, seed, args.epochs, out)
+            screen_unit(run, name, args.target, seed, args.epochs, out, args.speedup_estimate)
             # The summary covers every configuration screened so far, not only this run's.
             records = [json.loads(f.read_text()) for f in sorted(out.glob("*.json"))]
             records = [r for r in records if r["config"] in CONFIGS]

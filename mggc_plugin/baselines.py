@@ -172,7 +172,9 @@ def fastest_widths(groups: ChannelGroups, latency: "LatencyTable", target_macs: 
     uniform = uniform_widths(groups, target_macs, round_to)
     budget = _budget(groups, target_macs)
     sizes = groups.sizes
-    lowest = [max(min(n, round_to), min(n, -(-math.ceil(floor * w - 1e-9) // round_to) * round_to))
+    # floor × the uniform width, rounded up to a multiple of round_to (the epsilon absorbs float
+    # error such as 0.7 × 10 = 7.000000000000001), at least round_to, at most the group
+    lowest = [min(n, max(round_to, math.ceil(floor * w / round_to - 1e-9) * round_to))
               for n, w in zip(sizes, uniform.widths)]
 
     def cost(w: Sequence[int]) -> Tuple[float, float]:

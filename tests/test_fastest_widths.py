@@ -77,3 +77,17 @@ def test_fastest_widths_refuse_a_floor_outside_zero_to_one(net_table):
     groups, table = net_table
     with pytest.raises(ValueError, match=r"floor=1\.5"):
         fastest_widths(groups, table, 0.25, 4, floor=1.5)
+
+
+def test_the_plugins_table_check_names_the_flags_of_each_use(net_table, tmp_path):
+    from mggc_plugin.upstream import checks
+
+    groups, table = net_table
+    path = table.save(tmp_path / "table.json")
+    assert checks.latency_table(path, groups) == table
+    other = networks.define_G(3, 3, 8, "resnet_6blocks", "instance").eval()
+    foreign = ChannelGroups.discover(other, torch.zeros(1, 3, SIZE, SIZE))
+    with pytest.raises(ValueError, match=r"--mggc_latency_table .*table\.json --mggc_widths fastest: .*another network"):
+        checks.latency_table(path, foreign)
+    with pytest.raises(ValueError, match=r"--mggc_target_latency_ms 1e\+06: .*give a target between them"):
+        checks.latency_table(path, groups, 1e6)

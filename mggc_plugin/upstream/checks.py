@@ -13,7 +13,7 @@ import argparse
 import shutil
 import time
 from pathlib import Path
-from typing import List, Tuple, Union
+from typing import List, Optional, Tuple, Union
 
 import torch
 from torch import nn
@@ -47,25 +47,19 @@ def check_budget(target: float, groups_G: ChannelGroups, round_to: int, opt: arg
                             f"its MACs; give --mggc_target_macs {_ceil(floor)} or more")
 
 
-def latency_table(path: Union[str, Path], groups_G: ChannelGroups, target_ms: float) -> LatencyTable:
+def latency_table(path: Union[str, Path], groups_G: ChannelGroups, target_ms: Optional[float] = None) -> LatencyTable:
     """The latency table at ``path``, refused (naming the flags) when it cannot be read, was
-    measured for another G or input size, or cannot reach ``target_ms``."""
+    measured for another G or input size, or cannot reach ``target_ms`` (``None``: the table of
+    ``--mggc_widths fastest``, no latency budget)."""
+    flags = "--mggc_widths fastest" if target_ms is None else f"--mggc_target_latency_ms {target_ms:g}"
     try:
         table = LatencyTable.load(path)
-        latency_fraction(table, groups_G, target_ms)
+        if target_ms is None:
+            table.check(groups_G)
+        else:
+            latency_fraction(table, groups_G, target_ms)
     except (OSError, ValueError, KeyError, TypeError) as err:
-        raise MGGCUserError(f"--mggc_latency_table {path} --mggc_target_latency_ms {target_ms:g}: {err}") from None
-    return table
-
-
-def fastest_table(path: Union[str, Path], groups_G: ChannelGroups) -> LatencyTable:
-    """The latency table at ``path`` for ``--mggc_widths fastest``, refused (naming the flags) when
-    it cannot be read or was measured for another G or input size."""
-    try:
-        table = LatencyTable.load(path)
-        table.check(groups_G)
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise MGGCUserError(f"--mggc_latency_table {path} --mggc_widths fastest: {err}") from None
+        raise MGGCUserError(f"--mggc_latency_table {path} {flags}: {err}") from None
     return table
 
 

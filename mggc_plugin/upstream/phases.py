@@ -494,7 +494,7 @@ class FinetunePhase(Phase):
         if pruner.latency is not None:
             raise MGGCUserError("--mggc_widths fastest: this game was budgeted in milliseconds "
                                 "(--mggc_target_latency_ms); its own widths already spend the latency")
-        table = checks.fastest_table(opt.mggc_latency_table, pruner.groups_G)
+        table = checks.latency_table(opt.mggc_latency_table, pruner.groups_G)
         try:
             widths = baselines.fastest_widths(pruner.groups_G, table, record.pruner["target_macs"],
                                               opt.mggc_round_to, opt.mggc_width_floor)
