@@ -87,7 +87,8 @@ def test_the_plugins_table_check_names_the_flags_of_each_use(net_table, tmp_path
     assert checks.latency_table(path, groups) == table
     other = networks.define_G(3, 3, 8, "resnet_6blocks", "instance").eval()
     foreign = ChannelGroups.discover(other, torch.zeros(1, 3, SIZE, SIZE))
-    with pytest.raises(ValueError, match=r"--mggc_latency_table .*table\.json --mggc_widths fastest: .*another network"):
+    fastest_flags = r"--mggc_latency_table .*table\.json --mggc_widths fastest: .*another network"
+    with pytest.raises(ValueError, match=fastest_flags):
         checks.latency_table(path, foreign)
     with pytest.raises(ValueError, match=r"--mggc_target_latency_ms 1e\+06: .*give a target between them"):
         checks.latency_table(path, groups, 1e6)
