@@ -70,7 +70,7 @@ from mggc_plugin.deploy.bench import (
     exported_ir,
     machine,
 )
-from mggc_plugin.deploy.openvino import NodeTime, Profiler
+from mggc_plugin.deploy.openvino import NodeTime, ms_by_kind, profile
 from mggc_plugin.fileio import atomic_write, atomic_write_json
 from mggc_plugin.macs import count_macs
 from mggc_plugin.slim import slim
@@ -133,13 +133,7 @@ def openvino_profiles(models: Sequence[BenchModel], x: torch.Tensor, work: Path,
                       runs: int) -> Dict[str, List[NodeTime]]:
     """Each model's nodes on OpenVINO (float32, one thread), profiled ``runs`` times in turn after
     one warm-up each; the IRs :func:`~mggc_plugin.deploy.bench.bench` timed in ``work`` are reused."""
-    profilers = {m.name: Profiler(exported_ir(m, x, work)) for m in models}
-    for prof in profilers.values():
-        prof.run(x, record=False)
-    for _ in range(runs):
-        for prof in profilers.values():
-            prof.run(x)
-    return {name: prof.nodes() for name, prof in profilers.items()}
+    return profile({m.name: exported_ir(m, x, work) for m in models}, x, runs)
 
 
 def _conv_pairs(teacher: Sequence[NodeTime], student: Sequence[NodeTime]) -> List[tuple]:
@@ -163,14 +157,6 @@ def node_bounds(teacher: Sequence[NodeTime], student: Sequence[NodeTime], ideal:
     return {"measured": t_total / sum(n.ms for n in student) / ideal,
             "teacher_rate": t_total / at_teacher_rate / ideal,
             "ideal_convs": ideal_conv_bound(ms_by_kind(teacher), ms_by_kind(student), ideal) / ideal}
-
-
-def ms_by_kind(nodes: Sequence[NodeTime]) -> Dict[str, float]:
-    """Milliseconds per node kind (the kinds :data:`MAC_KINDS` and :func:`ideal_conv_bound` use)."""
-    out: Dict[str, float] = defaultdict(float)
-    for n in nodes:
-        out[n.kind] += n.ms
-    return dict(out)
 
 
 def slow_layers(teacher: Sequence[NodeTime], student: Sequence[NodeTime], top: int = 5) -> List[Dict[str, float]]:

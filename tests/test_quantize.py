@@ -85,7 +85,7 @@ def test_int8_unet_is_exported_without_conv_transpose_and_checked(images, tmp_pa
     groups = ChannelGroups.discover(G, torch.zeros(1, 3, 128, 128))
     path = tmp_path / "unet.slim.pt"
     save_slim(slim(G, groups, [torch.arange(n) % 2 == 0 for n in groups.sizes]), path)
-    fp32 = export(path, "onnx", out=tmp_path / "fp32.onnx")
+    fp32 = export(path, "onnx", out=tmp_path / "fp32.onnx", subpixel=False)
     int8 = export(path, "onnx", out=tmp_path / "int8.onnx", precision="int8", calibration=images, max_l1=1.0)
     ops = lambda p: {node.op_type for node in onnx.load(str(p)).graph.node}  # noqa: E731
     assert "ConvTranspose" in ops(fp32.path) and "ConvTranspose" not in ops(int8.path)

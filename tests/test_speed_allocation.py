@@ -1,6 +1,7 @@
 """The allocation benchmark: uniform and floored fastest widths at a rate, one row per timing."""
 import math
 
+import pytest
 import torch
 
 from mggc_plugin import latency_table, networks
@@ -25,11 +26,14 @@ def test_allocation_widths_are_uniform_then_each_distinct_floor(benchmark_script
     assert list(widths) == ["uniform", "fast0", "fast0.5"]
 
 
-def test_the_table_has_a_row_per_student_and_runtime_with_the_estimate_on_the_tables_runtime(benchmark_script):
+def test_the_table_has_a_row_per_student_and_runtime_and_one_on_each_ones_best_runtime(benchmark_script):
     speed_allocation = benchmark_script("speed_allocation")
-    rows = [{"model": "teacher", "runtime": "openvino", "speedup": 1.0, "ideal_speedup": 1.0},
-            {"model": "fast0", "runtime": "openvino", "speedup": 3.8, "ideal_speedup": 4.0},
-            {"model": "fast0", "runtime": "openvino_default", "speedup": 3.0, "ideal_speedup": 4.0}]
+    rows = [{"model": "teacher", "runtime": "openvino", "median_ms": 38.0, "speedup": 1.0, "ideal_speedup": 1.0},
+            {"model": "teacher", "runtime": "openvino_default", "median_ms": 15.0, "speedup": 1.0,
+             "ideal_speedup": 1.0},
+            {"model": "fast0", "runtime": "openvino", "median_ms": 10.0, "speedup": 3.8, "ideal_speedup": 4.0},
+            {"model": "fast0", "runtime": "openvino_default", "median_ms": 5.0, "speedup": 3.0,
+             "ideal_speedup": 4.0}]
     record = {"machine": {"cpu": "cpu"}, "size": 256, "runs": 8, "runtime": "openvino",
               "units": [{"arch": "unet_256", "rate": 0.25, "widths": {"fast0": [8, 16]},
                          "table_speedup": {"fast0": 4.4}, "rows": rows}]}
@@ -37,3 +41,28 @@ def test_the_table_has_a_row_per_student_and_runtime_with_the_estimate_on_the_ta
     assert "| unet_256 | 25% | fast0 | openvino | 25.0% | 3.80× | 4.00× | **0.95** | 1.10 | [8, 16] |" in text
     assert "| unet_256 | 25% | fast0 | openvino_default | 25.0% | 3.00× | 4.00× | **0.75** |  | [8, 16] |" in text
     assert "| teacher |" not in text
+    # each on its fastest runtime: the teacher's 15 ms over the student's 5 ms, against the ideal 4×
+    assert "| unet_256 | 25% | fast0 | openvino_default | openvino_default | 3.00× | 4.00× | **0.75** |" in text
+
+
+def test_node_times_give_each_models_milliseconds_by_kind_on_each_openvino_runtime(benchmark_script, tmp_path):
+    pytest.importorskip("openvino")
+    speed_allocation = benchmark_script("speed_allocation")
+    from mggc_plugin.deploy.bench import deployable
+
+    torch.manual_seed(0)
+    G = networks.define_G(3, 3, 4, "unet_128", "batch").eval()
+    x = torch.zeros(1, 3, 128, 128)
+    models = [deployable("teacher", G, tuple(x.shape))]
+    nodes = speed_allocation.node_times(models, x, tmp_path, ["eager", "openvino", "openvino_default"], runs=2)
+    assert list(nodes) == ["openvino", "openvino_default"]
+    kinds = nodes["openvino"]["teacher"]
+    assert kinds["conv"] > 0 and kinds["conv_transpose"] > 0
+    record = {"machine": {"cpu": "cpu"}, "size": 32, "runs": 2, "runtime": "openvino",
+              "units": [{"arch": "unet_128", "rate": 0.25, "widths": {}, "table_speedup": {},
+                         "rows": [{"model": "teacher", "runtime": "openvino", "median_ms": 1.0, "speedup": 1.0,
+                                   "ideal_speedup": 1.0}],
+                         "nodes": {"openvino": {"teacher": {"conv": 1.5, "pad": 0.25}}}}]}
+    text = speed_allocation.markdown(record)
+    assert "| arch | rate | runtime | model | conv | pad | total |" in text
+    assert "| unet_128 | 25% | openvino | teacher | 1.50 | 0.25 | 1.75 |" in text

@@ -48,3 +48,53 @@ def test_the_onnx_graph_has_no_conv_transpose_left():
     proto = to_onnx(conv_transposes_as_subpixel(G)[0], torch.rand(1, 3, 128, 128))
     ops = {node.op_type for node in proto.graph.node}
     assert "ConvTranspose" not in ops and "DepthToSpace" in ops
+
+
+@pytest.fixture(scope="module")
+def unet_checkpoint(tmp_path_factory):
+    from mggc_plugin import ChannelGroups, save_slim, slim
+
+    torch.manual_seed(0)
+    G = networks.define_G(3, 3, 4, "unet_128", norm="instance").eval()
+    groups = ChannelGroups.discover(G, torch.zeros(1, 3, 128, 128))
+    path = tmp_path_factory.mktemp("subpixel") / "u.slim.pt"
+    save_slim(slim(G, groups, [torch.arange(n) % 2 == 0 for n in groups.sizes]), path)
+    return path
+
+
+def _ir_ops(xml):
+    import openvino as ov
+
+    return {op.get_type_name() for op in ov.Core().read_model(str(xml)).get_ops()}
+
+
+def test_onnx_and_openvino_exports_rewrite_unless_told_not_to(unet_checkpoint, tmp_path):
+    pytest.importorskip("openvino")
+    pytest.importorskip("onnxslim")
+    import onnx
+
+    from mggc_plugin.deploy import export
+
+    result = export(unet_checkpoint, "openvino", out=tmp_path / "sp.xml")
+    assert result.max_abs_diff < 1e-4 and any("sub-pixel" in n for n in result.notes)
+    assert "ConvolutionBackpropData" not in _ir_ops(tmp_path / "sp.xml")
+    export(unet_checkpoint, "openvino", out=tmp_path / "tc.xml", subpixel=False)
+    assert "ConvolutionBackpropData" in _ir_ops(tmp_path / "tc.xml")
+    export(unet_checkpoint, "onnx", out=tmp_path / "sp.onnx")
+    assert "ConvTranspose" not in {node.op_type for node in onnx.load(str(tmp_path / "sp.onnx")).graph.node}
+    export(unet_checkpoint, "onnx", out=tmp_path / "tc.onnx", subpixel=False)
+    assert "ConvTranspose" in {node.op_type for node in onnx.load(str(tmp_path / "tc.onnx")).graph.node}
+
+
+def test_a_subpixel_bench_model_computes_the_same_and_keeps_the_networks_macs():
+    from mggc_plugin.deploy.bench import deployable
+
+    torch.manual_seed(0)
+    G = networks.define_G(3, 3, 4, "unet_128", norm="batch").eval()
+    shape = (1, 3, 128, 128)
+    plain, rewritten = deployable("g", G, shape), deployable("g", G, shape, subpixel=True)
+    assert rewritten.macs == plain.macs and rewritten.params == plain.params
+    assert not any(isinstance(m, nn.ConvTranspose2d) for m in rewritten.module.modules())
+    x = torch.rand(shape) * 2 - 1
+    with torch.no_grad():
+        assert torch.allclose(rewritten.module(x), G(x), atol=1e-5)

@@ -28,6 +28,9 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warmup", type=int, default=2, help="untimed rounds first (default: 2)")
     add_device_argument(p, "eager PyTorch and TorchScript run there, ONNX Runtime too when its CUDA provider is "
                            "installed (onnxruntime-gpu); OpenVINO runs on the CPU")
+    p.add_argument("--subpixel", action="store_true",
+                   help="time every network, the teacher too, with its U-Net transposed convolutions as sub-pixel "
+                        "convolutions, as mggc export --format onnx|openvino writes them by default (off: as trained)")
     p.add_argument("--out", default="bench.json", help="JSON result; the Markdown table goes beside it as .md "
                                                        "(default: bench.json)")
 
@@ -45,9 +48,9 @@ def run(args: argparse.Namespace) -> int:
     check_runnable(first, image, f"{paths[0]} at {image[-2]}x{image[-1]}", "give a --size the network takes")
     models = []
     if args.teacher:
-        models.append(deployable(TEACHER, load_teacher(paths[0], args.teacher), image))
+        models.append(deployable(TEACHER, load_teacher(paths[0], args.teacher), image, args.subpixel))
     names = [p.stem if [q.stem for q in paths].count(p.stem) == 1 else str(p) for p in paths]
-    models += [deployable(name, load_slim(p), image) for name, p in zip(names, paths)]
+    models += [deployable(name, load_slim(p), image, args.subpixel) for name, p in zip(names, paths)]
     with tempfile.TemporaryDirectory(prefix="mggc-bench-") as work:
         result = bench(models, image, Path(work), args.runtimes, args.batch, args.threads, args.runs, args.warmup,
                        device=device)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import hashlib
 import importlib.metadata as md
 import os
 import platform
@@ -38,6 +39,7 @@ from . import openvino as openvino_export
 from .fold import fold_batchnorm, unfoldable_batchnorms
 from .formats import trace_torchscript
 from .runtimes import why_missing
+from .subpixel import conv_transposes_as_subpixel
 
 PathLike = Union[str, Path]
 RUNTIMES = ("eager", "eager_channels_last", "torchscript", "onnxruntime", "openvino", "openvino_default")
@@ -45,6 +47,8 @@ RUNTIME_MODULES = {"eager": (), "eager_channels_last": (), "torchscript": (), "o
                    "openvino": openvino_export.MODULES, "openvino_default": openvino_export.MODULES}
 #: The runtimes that may compute in less than float32 (their outputs are not checked for parity).
 REDUCED_PRECISION = ("openvino_default",)
+#: The runtimes that run the OpenVINO IR (:func:`exported_ir`): in float32, and at the default precision.
+OPENVINO_RUNTIMES = ("openvino", "openvino_default")
 #: The runtimes that run the PyTorch module itself, on the device asked for.
 TORCH_RUNTIMES = ("eager", "eager_channels_last", "torchscript")
 TEACHER = "teacher"
@@ -67,11 +71,18 @@ class BenchModel:
     params: int
 
 
-def deployable(name: str, net: nn.Module, image_shape: Sequence[int]) -> BenchModel:
+def deployable(name: str, net: nn.Module, image_shape: Sequence[int], subpixel: bool = False) -> BenchModel:
+    """``net`` as deployed: BatchNorm folded where it keeps running statistics and, with
+    ``subpixel``, U-Net transposed convolutions as sub-pixel convolutions (:mod:`.subpixel`, as
+    ``mggc export --format openvino`` writes them). MACs and parameters are ``net``'s own, so that
+    the ideal speed-up keeps the package's MAC convention."""
     net = net.eval()
     macs = count_macs(net, image_shape).total
     params = sum(p.numel() for p in net.parameters())
-    return BenchModel(name, net if unfoldable_batchnorms(net) else fold_batchnorm(net), macs, params)
+    deployed = net if unfoldable_batchnorms(net) else fold_batchnorm(net)
+    if subpixel:  # after folding: a BatchNorm after a sub-pixel layer no longer follows a convolution
+        deployed = conv_transposes_as_subpixel(deployed)[0]
+    return BenchModel(name, deployed, macs, params)
 
 
 def load_teacher(slim_path: PathLike, teacher: PathLike) -> nn.Module:
@@ -147,11 +158,32 @@ def prepare(runtime: str, model: BenchModel, x: torch.Tensor, threads: int, work
 
 
 def exported_onnx(model: BenchModel, x: torch.Tensor, work: Path) -> Path:
-    """``model``'s ONNX graph for inputs shaped like ``x`` in ``work``, exported on first use."""
+    """``model``'s ONNX graph for inputs shaped like ``x`` in ``work``, exported on first use.
+
+    The file is reused only while its :func:`fingerprint` stamp (``.sha256`` beside it) matches
+    the module: a work folder kept across runs may hold an earlier network of the same name, and
+    timing that instead would go unnoticed (the MACs are counted from the module). A stale graph
+    is exported again and its OpenVINO IR removed, so that :func:`exported_ir` converts it anew."""
     onnx_file = work / f"{model.name}-b{x.shape[0]}.onnx"
-    if not onnx_file.exists():
-        onnx_export.save(model.module.cpu(), x.cpu(), onnx_file)
+    stamp = onnx_file.with_suffix(".sha256")
+    digest = fingerprint(model.module, x)
+    if onnx_file.exists() and stamp.is_file() and stamp.read_text() == digest:
+        return onnx_file
+    for stale in (stamp, onnx_file.with_suffix(".xml"), onnx_file.with_suffix(".bin")):
+        stale.unlink(missing_ok=True)
+    onnx_export.save(model.module.cpu(), x.cpu(), onnx_file)
+    atomic_write(stamp, lambda tmp: tmp.write_text(digest))
     return onnx_file
+
+
+def fingerprint(module: nn.Module, x: torch.Tensor) -> str:
+    """SHA-256 of ``module``'s class, state (names, shapes, dtypes, values) and ``x``'s shape."""
+    h = hashlib.sha256(f"{type(module).__qualname__}{tuple(x.shape)}".encode())
+    for name, tensor in module.state_dict().items():
+        t = tensor.detach().cpu()
+        h.update(f"{name}{tuple(t.shape)}{t.dtype}".encode())
+        h.update(t.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
 
 
 def exported_ir(model: BenchModel, x: torch.Tensor, work: Path) -> Path:

@@ -9,8 +9,10 @@ is written unless every check passes (atomic write; an OpenVINO ``.bin`` is move
 BatchNorm is exported as the normalisation the model is evaluated with (``norm_stats``):
 ``per_image`` (default; upstream's ``test.py`` and this package's evaluation of pix2pix: each
 image by its own statistics) as InstanceNorm, ``running`` (eval mode) folded into its convolution
-(:mod:`.fold`). Models without BatchNorm are unaffected. For int8, U-Net transposed convolutions
-are exported as sub-pixel convolutions (:mod:`.subpixel`), which ONNX Runtime quantizes.
+(:mod:`.fold`). Models without BatchNorm are unaffected. In ONNX and OpenVINO files, U-Net
+transposed convolutions are exported as sub-pixel convolutions (:mod:`.subpixel`; ``subpixel``
+overrides): ONNX Runtime quantizes those, and they run faster, most in OpenVINO's bfloat16
+(:func:`.subpixel.subpixel_default`).
 """
 from __future__ import annotations
 
@@ -35,7 +37,7 @@ from .calibration import Inputs, find_images, load_inputs, random_inputs
 from .fold import batchnorm_as_instancenorm, fold_batchnorm, unfoldable_batchnorms
 from .formats import FORMATS, Format
 from .quantize import DEFAULT_MAX_L1, PRECISIONS, Quality, measure, to_fp16, to_int8
-from .subpixel import conv_transposes_as_subpixel
+from .subpixel import conv_transposes_as_subpixel, subpixel_default
 
 PathLike = Union[str, Path]
 
@@ -99,7 +101,8 @@ def _convert(src: Path, dst: Path, precision: str, inputs: Inputs) -> None:
 def export(path: PathLike, fmt: str = "torchscript", out: Optional[PathLike] = None, size: Optional[int] = None,
            atol: float = 1e-4, dynamic: bool = False, precision: str = "fp32",
            calibration: Optional[PathLike] = None, max_l1: float = DEFAULT_MAX_L1,
-           norm_stats: str = "per_image", device: DeviceLike = None) -> ExportResult:
+           norm_stats: str = "per_image", device: DeviceLike = None,
+           subpixel: Optional[bool] = None) -> ExportResult:
     """Export the slim checkpoint at ``path`` as ``fmt`` (:data:`~.formats.FORMATS`) to ``out``
     (default: beside it), traced at its pruning size or ``size``. The file runs without
     mggc-plugin. Checks, before anything is written: output parity with the slim model within
@@ -111,7 +114,8 @@ def export(path: PathLike, fmt: str = "torchscript", out: Optional[PathLike] = N
     docstring). ``device`` (:func:`~mggc_plugin.device.resolve_device`; ``None``: CUDA when
     available) runs the PyTorch reference of both checks, in IEEE float32 (no TF32, so that a
     GPU reference stays within ``atol`` of the CPU); the exported file is traced on the CPU and
-    run by its CPU runtime. Bad options, ``out`` that is a
+    run by its CPU runtime. ``subpixel``: export U-Net transposed convolutions as sub-pixel
+    convolutions (``None``: :func:`subpixel_default`). Bad options, ``out`` that is a
     folder or the checkpoint, sizes the network cannot take and unwritable locations are
     :class:`MGGCUserError` s."""
     dev = resolve_device(device)
@@ -150,11 +154,11 @@ def export(path: PathLike, fmt: str = "torchscript", out: Optional[PathLike] = N
         deployed, notes = batchnorm_as_instancenorm(model), ("BatchNorm per image, as InstanceNorm",)
     else:
         deployed, notes = _fold(model.eval())
-    if precision == "int8":  # ONNX Runtime has no INT8 ConvTranspose kernel (.subpixel)
+    if subpixel if subpixel is not None else subpixel_default(fmt):
         deployed, rewritten = conv_transposes_as_subpixel(deployed)
         notes += (f"{rewritten} ConvTranspose2d as sub-pixel convolutions",) if rewritten else ()
-        if fmt == "openvino":
-            notes += ("checked at OpenVINO's default CPU inference precision",)
+    if precision == "int8" and fmt == "openvino":
+        notes += ("checked at OpenVINO's default CPU inference precision",)
     inputs = _quality_inputs(path, calibration, precision, shape) if precision != "fp32" else None
     x = torch.rand(*shape, generator=torch.Generator().manual_seed(0)) * 2 - 1
     reference = _reference(model, dev)

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -126,6 +127,27 @@ class Profiler:
                                "cannot be matched to a time")
         return [NodeTime(name, self.kinds[name], ms / self.runs, self.macs.get(name, 0))
                 for name, ms in self.total.items()]
+
+
+def profile(irs: Mapping[str, Path], x: torch.Tensor, runs: int, threads: int = 1,
+            exact: bool = True) -> Dict[str, List[NodeTime]]:
+    """Each IR of ``irs`` (name → ``.xml``) node by node (:class:`Profiler`), profiled ``runs``
+    times in turn after one warm-up each, so that background load hits them alike."""
+    profilers = {name: Profiler(xml, threads, exact) for name, xml in irs.items()}
+    for prof in profilers.values():
+        prof.run(x, record=False)
+    for _ in range(runs):
+        for prof in profilers.values():
+            prof.run(x)
+    return {name: prof.nodes() for name, prof in profilers.items()}
+
+
+def ms_by_kind(nodes: Sequence[NodeTime]) -> Dict[str, float]:
+    """Milliseconds per node kind (:data:`NODE_KINDS`' names, else ``other``)."""
+    out: Dict[str, float] = defaultdict(float)
+    for n in nodes:
+        out[n.kind] += n.ms
+    return dict(out)
 
 
 class CompiledRunner:

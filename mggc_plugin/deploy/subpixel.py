@@ -81,3 +81,15 @@ def conv_transposes_as_subpixel(model: nn.Module) -> Tuple[nn.Module, int]:
                 setattr(parent, name, SubPixelConvTranspose2d(child))
                 replaced += 1
     return model, replaced
+
+
+def subpixel_default(fmt: str) -> bool:
+    """Whether ``mggc export`` writes U-Net transposed convolutions as sub-pixel convolutions
+    unless told: for the ONNX-based formats (``onnx``, ``openvino``), at every precision. ONNX
+    Runtime has no int8 ConvTranspose kernel, and on the 2-core Xeon with AMX of
+    ``benchmarks/results/subpixel_speed.md`` (unet_256 ngf 64, 256², the teacher and six students
+    at 25 % and 10 % of the MACs, one thread, one run) the rewrite ran OpenVINO at its default
+    precision (bfloat16) 1.95–2.96× faster (the teacher 28.3 against 83.8 ms: its transposed
+    convolutions ran no faster in bfloat16 than in float32), ONNX Runtime float32 1.05–1.12×, and
+    OpenVINO float32 0.93–1.04×. TorchScript keeps the layers as trained."""
+    return fmt in ("onnx", "openvino")
