@@ -12,7 +12,9 @@ order). A latency budget r asks for r × the teacher's latency; a MAC budget r p
 of 1/r that small layers do not deliver, and how much of it a student gets depends on its widths:
 timing a game's students beside L1-norm's (uniform widths) at the same r says whether the game's
 allocation runs nearer the promise. Writes ``benchmarks/results/facades_latency_<task>.{json,md}``
-(``..._<task>_<runtime>`` for another runtime), the machine named. Needs a quiet machine.
+(``..._<task>_<runtime>`` for another runtime, ``..._subpixel`` with ``--subpixel``: every network,
+the teacher too, deployed with U-Net transposed convolutions as sub-pixel convolutions, as
+``mggc export`` writes ONNX and OpenVINO files), the machine named. Needs a quiet machine.
 
     python benchmarks/facades_latency.py --work ~/.cache/mggc-plugin/benchmarks/pix2pix-<digest> \
         --methods mggc mggc_latency l1_norm --budgets 0.25
@@ -49,6 +51,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--teacher", type=Path, help="the teacher's upstream folder (default: the shared one)")
     p.add_argument("--runs", type=int, default=20, help="interleaved timing rounds")
     p.add_argument("--runtime", choices=RUNTIMES, default="eager")
+    p.add_argument("--subpixel", action="store_true",
+                   help="deploy every network with U-Net transposed convolutions as sub-pixel convolutions")
     p.add_argument("--units", nargs="+", type=Path, default=[UNITS], help="unit folders, searched in order")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
@@ -73,7 +77,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 nets[name] = load_slim(student).eval()
                 units[name] = json.loads(unit.read_text())
     with tempfile.TemporaryDirectory(prefix="mggc-facades-latency-") as work:
-        result = bench([deployable(name, net, shape) for name, net in nets.items()], shape, Path(work), [args.runtime],
+        result = bench([deployable(name, net, shape, args.subpixel) for name, net in nets.items()], shape, Path(work),
+                       [args.runtime],
                        batches=(1,), threads=(1,), runs=args.runs, warmup=2, log=lambda s: print(s, flush=True))
     rows: List[Dict[str, Any]] = []
     for row in result["rows"]:
@@ -86,8 +91,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                      "widths": slim_info(nets[row["model"]])["widths"]})
     teacher_ms = next(r["median_ms"] for r in result["rows"] if r["model"] == TEACHER)
     record = {"task": args.task, "machine": machine(), "runs": args.runs, "runtime": args.runtime,
-              "teacher_ms": teacher_ms, "rows": rows}
-    out = RESULTS / (f"facades_latency_{args.task}" + ("" if args.runtime == "eager" else f"_{args.runtime}"))
+              "subpixel": args.subpixel, "teacher_ms": teacher_ms, "rows": rows}
+    out = RESULTS / (f"facades_latency_{args.task}" + ("" if args.runtime == "eager" else f"_{args.runtime}")
+                     + ("_subpixel" if args.subpixel else ""))
     atomic_write_json(out.with_suffix(".json"), record)
     text = markdown(record)
     atomic_write(out.with_suffix(".md"), lambda tmp: tmp.write_text(text))
@@ -95,15 +101,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return 0
 
 
-RUNTIME_NAMES = {"eager": "Eager PyTorch", "onnxruntime": "ONNX Runtime", "openvino": "OpenVINO float32"}
+RUNTIME_NAMES = {"eager": "Eager PyTorch", "onnxruntime": "ONNX Runtime", "openvino": "OpenVINO float32",
+                 "openvino_default": "OpenVINO at its default precision (bfloat16 on AMX)"}
 
 
 def markdown(record: Dict[str, Any]) -> str:
     runtime = record.get("runtime", "eager")
+    deployed = ", transposed convolutions as sub-pixel convolutions" if record.get("subpixel") else ""
     lines = [f"# Facades {record['task']}: students budgeted in MACs and in milliseconds", "",
-             f"{RUNTIME_NAMES.get(runtime, runtime)}, 1 thread, batch 1, median of {record['runs']} interleaved "
-             f"rounds — {record['machine']['cpu']}; the teacher {record['teacher_ms']:.2f} ms. A MAC budget r promises "
-             "a speed-up of 1/r (the ideal, the MAC ratio); a latency budget r asks for it.", "",
+             f"{RUNTIME_NAMES.get(runtime, runtime)}{deployed}, 1 thread, batch 1, median of {record['runs']} "
+             f"interleaved rounds — {record['machine']['cpu']}; the teacher {record['teacher_ms']:.2f} ms. "
+             "A MAC budget r promises a speed-up of 1/r (the ideal, the MAC ratio); a latency budget r asks for it.",
+             "",
              "| method | r | seed | MACs kept | ms | speed-up | speed-up / ideal | table estimate (ms) | KID |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for row in record["rows"]:

@@ -11,3 +11,5 @@ def test_the_table_divides_the_speed_up_by_the_mac_ratio_ideal(benchmark_script)
     assert text.startswith("# Facades pix2pix") and "OpenVINO float32, 1 thread" in text
     assert "| mggc | 0.25 | 0 | 25.0% | 2.00 | 3.60× | 0.90 | — | 0.2000 |" in text
     assert "| mggc | 0.25 | 2 | 25.0% | 3.40× | 0.85 | 0.2000 |" in text
+    deployed = facades_latency.markdown(dict(record, runtime="openvino_default", subpixel=True))
+    assert "bfloat16 on AMX), transposed convolutions as sub-pixel convolutions, 1 thread" in deployed
