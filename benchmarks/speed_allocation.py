@@ -86,6 +86,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--runtime", default="openvino", choices=RUNTIMES, help="the latency table's runtime")
     p.add_argument("--also", nargs="*", default=["openvino_default"], choices=RUNTIMES,
                    help="runtimes the same students are also timed on")
+    p.add_argument("--batch", type=int, default=1, help="images per inference (the latency tables are batch 1's)")
     p.add_argument("--runs", type=int, default=8)
     p.add_argument("--work", default="~/.cache/mggc-plugin/speed_allocation", help="latency tables, exports")
     p.add_argument("--out", default=str(RESULTS / "speed_allocation"))
@@ -105,8 +106,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     shape = (1, 3, args.size, args.size)
     x = torch.zeros(shape)
     runtimes = [args.runtime, *[r for r in args.also if r != args.runtime]]
-    record: Dict[str, object] = {"machine": machine(), "size": args.size, "round_to": args.round_to,
-                                 "subpixel": args.subpixel,
+    record: Dict[str, object] = {"machine": machine(), "size": args.size, "batch": args.batch,
+                                 "round_to": args.round_to, "subpixel": args.subpixel,
                                  "runtime": args.runtime, "runtimes": runtimes, "runs": args.runs, "units": []}
     for arch in args.archs:
         torch.manual_seed(0)
@@ -120,8 +121,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             models = [deployable(name, net, shape, args.subpixel) for name, net in nets.items()]
             folder = work / f"{arch}-{rate:g}"
             folder.mkdir(exist_ok=True)
-            result = bench(models, shape, folder, runtimes, batches=(1,), threads=(1,), runs=args.runs, warmup=1,
-                           log=lambda s: print(s, flush=True))
+            result = bench(models, shape, folder, runtimes, batches=(args.batch,), threads=(1,), runs=args.runs,
+                           warmup=1, log=lambda s: print(s, flush=True))
             estimate = {name: table.full_ms / float(table(groups, m)) for name, m in masks.items()}
             unit = {"arch": arch, "rate": rate, "widths": widths, "table_speedup": estimate, "rows": result["rows"],
                     "skipped": result.get("skipped", {})}
@@ -152,7 +153,8 @@ def write_markdown(record: Dict, out: Path) -> None:
 
 def markdown(record: Dict) -> str:
     """One row per (architecture, rate, student, runtime): speed-up, ideal and their ratio."""
-    lines = [f"# Speed-up / ideal at fastest_widths' allocations — {record['machine']['cpu']}, 1 thread, batch 1, "
+    lines = [f"# Speed-up / ideal at fastest_widths' allocations — {record['machine']['cpu']}, 1 thread, "
+             f"batch {record.get('batch', 1)}, "
              f"{record['size']}², median of {record['runs']} interleaved rounds", "",
              f"Latency table on `{record['runtime']}`; `fast<f>`: no group below f × its uniform width. "
              "est.: the ratio the table predicts."
