@@ -45,6 +45,7 @@ from tqdm.auto import tqdm
 
 from .channels import ChannelGroups, CountedLayerWidths
 from .deploy import bench
+from .deploy.subpixel import conv_transposes_as_subpixel
 from .fileio import atomic_write_json
 from .metrics.timing import latency
 from .slim import slim
@@ -89,7 +90,9 @@ class LatencyTable:
     input it was measured at (batch included); ``group_sizes``: the channel groups it belongs
     to; ``group_elements``: E_g; ``per_element_ms`` (κ) and ``overhead_ms`` (c_0): the fitted
     rest; ``fit``: per uniform fraction, the whole network's measured and estimated ms;
-    ``machine``: where it was measured (:func:`mggc_plugin.deploy.bench.machine`)."""
+    ``machine``: where it was measured (:func:`mggc_plugin.deploy.bench.machine`); ``subpixel``:
+    whether U-Net transposed convolutions were timed as sub-pixel convolutions, as ``mggc export``
+    writes ONNX and OpenVINO files (:mod:`mggc_plugin.deploy.subpixel`)."""
 
     input_shape: Tuple[int, ...]
     runtime: str
@@ -101,6 +104,7 @@ class LatencyTable:
     overhead_ms: float
     fit: Tuple[Dict[str, float], ...]
     machine: Dict[str, Any]
+    subpixel: bool = False
 
     def check(self, groups: ChannelGroups) -> None:
         """Raise ValueError unless the table was measured for a network with ``groups``'s
@@ -149,7 +153,7 @@ class LatencyTable:
                                     tuple(tuple(row) for row in layer["ms"])) for layer in d["layers"])
         return cls(tuple(d["input_shape"]), d["runtime"], int(d["threads"]), tuple(d["group_sizes"]),
                    tuple(d["group_elements"]), layers, float(d["per_element_ms"]), float(d["overhead_ms"]),
-                   tuple(d["fit"]), dict(d["machine"]))
+                   tuple(d["fit"]), dict(d["machine"]), bool(d.get("subpixel", False)))
 
     def save(self, path: PathLike) -> Path:
         return atomic_write_json(path, self.to_dict())
@@ -190,18 +194,21 @@ def _with_channels(shape: Sequence[int], channels: int, linear: bool) -> Tuple[i
 class _Timer:
     """Median ms of one forward pass of a module on ``runtime`` with ``threads`` threads."""
 
-    def __init__(self, runtime: str, threads: int, runs: int, warmup: int, work: Path):
+    def __init__(self, runtime: str, threads: int, runs: int, warmup: int, work: Path, subpixel: bool = False):
         if runtime not in bench.RUNTIMES:
             raise ValueError(f"runtime={runtime!r}: choose one of {', '.join(bench.RUNTIMES)}")
         reason = bench.runtime_unavailable(runtime)
         if reason is not None:
             raise ValueError(reason)
         self.runtime, self.threads, self.runs, self.warmup, self.work = runtime, threads, runs, warmup, work
+        self.subpixel = subpixel
         self.count = 0
 
     def __call__(self, module: nn.Module, shape: Tuple[int, ...]) -> float:
         self.count += 1
         module = module.eval()
+        if self.subpixel:
+            module = conv_transposes_as_subpixel(module)[0]
         prepared = module
         if self.runtime != "eager":
             model = bench.BenchModel(f"m{self.count}", module, 0.0, 0)
@@ -249,13 +256,15 @@ def _uniform_masks(groups: ChannelGroups, fraction: float) -> List[torch.Tensor]
 
 def measure(model: nn.Module, groups: ChannelGroups, runtime: str = "eager", threads: int = 1,
             fractions: Sequence[float] = FRACTIONS, runs: int = 5, warmup: int = 2,
-            work: Optional[PathLike] = None, progress: bool = True) -> LatencyTable:
+            work: Optional[PathLike] = None, progress: bool = True, subpixel: bool = False) -> LatencyTable:
     """Measure ``model``'s :class:`LatencyTable` on ``runtime`` (one of ``mggc bench``'s) with
     ``threads`` threads, at ``groups``'s input shape: every counted layer at each grid width
     (``fractions`` of its prunable channels, plus the full width), then the whole network
     slimmed uniformly to each fraction for the fit of κ and c_0. Each time is the median of
     ``runs`` passes after ``warmup``. ``work``: where exported graphs go (a temporary folder by
-    default). Run it on the machine the generator will be deployed on, with nothing else busy.
+    default). ``subpixel``: time U-Net transposed convolutions, alone and in the network, as the
+    sub-pixel convolutions ``mggc export`` writes to ONNX and OpenVINO files. Run it on the machine
+    the generator will be deployed on, with nothing else busy.
     """
     if not fractions or any(not 0 < f <= 1 for f in fractions):
         raise ValueError(f"fractions={list(fractions)}: give widths as fractions in (0, 1]")
@@ -266,7 +275,7 @@ def measure(model: nn.Module, groups: ChannelGroups, runtime: str = "eager", thr
     with contextlib.ExitStack() as stack:
         folder = Path(work) if work is not None else Path(stack.enter_context(tempfile.TemporaryDirectory()))
         stack.enter_context(_threads(threads))
-        timer = _Timer(runtime, threads, runs, warmup, folder)
+        timer = _Timer(runtime, threads, runs, warmup, folder, subpixel)
         jobs = [(layer, _grid(layer.in_channels, layer.fixed_in, fractions) if not layer.depthwise else (0,),
                  _grid(layer.out_channels, layer.fixed_out, fractions)) for layer in groups.layers]
         bar = tqdm(total=sum(len(i) * len(o) for _, i, o in jobs) + len(fractions), desc="latency table",
@@ -292,7 +301,7 @@ def measure(model: nn.Module, groups: ChannelGroups, runtime: str = "eager", thr
     fit = tuple({"fraction": f, "measured_ms": measured, "estimated_ms": layer_ms + kappa * x + c0}
                 for f, measured, layer_ms, x in rows)
     return LatencyTable(tuple(groups.input_shape), runtime, threads, tuple(groups.sizes), tuple(elements),
-                        tuple(layers), kappa, c0, fit, bench.machine())
+                        tuple(layers), kappa, c0, fit, bench.machine(), subpixel)
 
 
 def _measure_layer(m: nn.Module, layer: CountedLayerWidths, in_grid: Tuple[int, ...], out_grid: Tuple[int, ...],

@@ -170,3 +170,22 @@ def test_the_rest_is_fitted_non_negative():
     kappa, c0 = _fit_rest([-60.0, 5.0], [0.1, 0.2])  # noise: the free fit's intercept is -125
     assert kappa >= 0 and c0 >= 0
     assert _fit_rest([3.0, 1.0], [1.0, 2.0]) == pytest.approx((0.0, 2.0))  # falling: flat
+
+
+def test_a_subpixel_table_times_no_transposed_convolution_and_says_so(tmp_path, monkeypatch):
+    from mggc_plugin import latency_table
+
+    timed = []
+    monkeypatch.setattr(latency_table, "latency", lambda module, shape, runs, warmup: timed.append(module) or 1e-3)
+    G = networks.define_G(3, 3, 4, "unet_128", norm="batch").eval()
+    groups = ChannelGroups.discover(G, torch.zeros(1, 3, 128, 128))
+    table = measure(G, groups, fractions=(0.5,), runs=1, warmup=0, progress=False, subpixel=True)
+    assert table.subpixel and LatencyTable.load(table.save(tmp_path / "t.json")).subpixel
+    assert timed and not any(isinstance(m, torch.nn.ConvTranspose2d) for module in timed for m in module.modules())
+    timed.clear()
+    assert not measure(G, groups, fractions=(0.5,), runs=1, warmup=0, progress=False).subpixel
+    assert any(isinstance(m, torch.nn.ConvTranspose2d) for module in timed for m in module.modules())
+    # a table saved before the field existed reads as timed as trained
+    d = table.to_dict()
+    del d["subpixel"]
+    assert not LatencyTable.from_dict(d).subpixel

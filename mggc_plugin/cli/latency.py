@@ -9,7 +9,7 @@ import torch
 
 from .. import networks
 from ..channels import ChannelGroups
-from ..deploy.bench import RUNTIMES
+from ..deploy.bench import EXPORTED_RUNTIMES, RUNTIMES
 from ..errors import MGGCUserError
 from ..footprint import check_runnable
 from ..latency_table import FRACTIONS, measure
@@ -30,6 +30,9 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help=f"widths timed per layer, as fractions of its channels (default: {FRACTIONS})")
     p.add_argument("--runs", type=int, default=5, help="timed passes per width, after --warmup (default: 5)")
     p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--subpixel", action=argparse.BooleanOptionalAction, default=None,
+                   help="time U-Net transposed convolutions as the sub-pixel convolutions mggc export writes to ONNX "
+                        "and OpenVINO files (default: on for the onnxruntime and openvino runtimes, off otherwise)")
     p.add_argument("--out", default="latency_table.json", help="where the table goes (default: latency_table.json)")
 
 
@@ -46,8 +49,11 @@ def run(args: argparse.Namespace) -> int:
                    "give a --size the network takes (unet_128 and unet_256 take multiples of 128 and 256)")
     G = build()
     groups = ChannelGroups.discover(G, torch.zeros(shape))
-    table = measure(G, groups, args.runtime, args.threads, args.fractions, args.runs, args.warmup)
-    print(f"{args.netG} (ngf {args.ngf}) at {args.size}x{args.size} on {args.runtime}, {args.threads} thread(s): "
+    subpixel = args.subpixel if args.subpixel is not None else args.runtime in EXPORTED_RUNTIMES
+    table = measure(G, groups, args.runtime, args.threads, args.fractions, args.runs, args.warmup,
+                    subpixel=subpixel)
+    print(f"{args.netG} (ngf {args.ngf}) at {args.size}x{args.size} on {args.runtime}"
+          f"{' (transposed convolutions as sub-pixel ones)' if subpixel else ''}, {args.threads} thread(s): "
           f"{len(table.layers)} layers, rest {table.per_element_ms * 1e6:.3f} ms per M activation elements "
           f"+ {table.overhead_ms:.3f} ms")
     for row in table.fit:

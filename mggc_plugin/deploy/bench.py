@@ -49,6 +49,8 @@ RUNTIME_MODULES = {"eager": (), "eager_channels_last": (), "torchscript": (), "o
 REDUCED_PRECISION = ("openvino_default",)
 #: The runtimes that run the OpenVINO IR (:func:`exported_ir`): in float32, and at the default precision.
 OPENVINO_RUNTIMES = ("openvino", "openvino_default")
+#: The runtimes that run the exported ONNX graph (directly, or converted to OpenVINO IR).
+EXPORTED_RUNTIMES = ("onnxruntime",) + OPENVINO_RUNTIMES
 #: The runtimes that run the PyTorch module itself, on the device asked for.
 TORCH_RUNTIMES = ("eager", "eager_channels_last", "torchscript")
 TEACHER = "teacher"

@@ -72,7 +72,10 @@ class SubPixelConvTranspose2d(nn.Module):
 
 def conv_transposes_as_subpixel(model: nn.Module) -> Tuple[nn.Module, int]:
     """A copy of ``model`` with every :func:`rewritable` transposed convolution replaced by its
-    :class:`SubPixelConvTranspose2d`, and how many were replaced (``model`` is unchanged)."""
+    :class:`SubPixelConvTranspose2d`, and how many were replaced (``model`` is unchanged; a
+    rewritable ``model`` is itself replaced)."""
+    if isinstance(model, nn.ConvTranspose2d) and rewritable(model):
+        return SubPixelConvTranspose2d(model), 1
     model = copy.deepcopy(model)
     replaced = 0
     for parent in list(model.modules()):
