@@ -77,9 +77,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 nets[name] = load_slim(student).eval()
                 units[name] = json.loads(unit.read_text())
     with tempfile.TemporaryDirectory(prefix="mggc-facades-latency-") as work:
-        result = bench([deployable(name, net, shape, args.subpixel) for name, net in nets.items()], shape, Path(work),
-                       [args.runtime],
-                       batches=(1,), threads=(1,), runs=args.runs, warmup=2, log=lambda s: print(s, flush=True))
+        models = [deployable(name, net, shape, args.subpixel) for name, net in nets.items()]
+        result = bench(models, shape, Path(work), [args.runtime], batches=(1,), threads=(1,), runs=args.runs,
+                       warmup=2, log=lambda s: print(s, flush=True))
     rows: List[Dict[str, Any]] = []
     for row in result["rows"]:
         if row["model"] == TEACHER:

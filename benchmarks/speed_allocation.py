@@ -33,6 +33,7 @@ from mggc_plugin.baselines import fastest_widths, keep_masks, uniform_widths
 from mggc_plugin.channels import ChannelGroups
 from mggc_plugin.deploy.bench import (
     OPENVINO_RUNTIMES,
+    REDUCED_PRECISION,
     RUNTIMES,
     TEACHER,
     BenchModel,
@@ -140,7 +141,7 @@ def node_times(models: Sequence[BenchModel], x: torch.Tensor, folder: Path, runt
     among ``runtimes``, from the IRs the timing left in ``folder``."""
     irs = {m.name: exported_ir(m, x, folder) for m in models}
     return {runtime: {name: ms_by_kind(nodes) for name, nodes in
-                      profile(irs, x, runs, exact=runtime == "openvino").items()}
+                      profile(irs, x, runs, exact=runtime not in REDUCED_PRECISION).items()}
             for runtime in runtimes if runtime in OPENVINO_RUNTIMES}
 
 
@@ -174,7 +175,9 @@ def markdown(record: Dict) -> str:
                          f"**{row['speedup'] / row['ideal_speedup']:.2f}** | "
                          f"{'' if est is None else f'{est:.2f}'} | {unit['widths'][name]} |")
     lines += ["", "Each on its best runtime (the issue's second goal: the student's fastest runtime against the "
-              "teacher's fastest, at least 0.9 of the MAC ratio):", "",
+              "teacher's fastest, at least 0.9 of the MAC ratio). Speed-up here: the ratio of the two median "
+              "latencies, where the table above takes the median of per-round ratios, so on the same runtime the "
+              "two can differ by a few hundredths:", "",
               "| arch | rate | student | its best runtime | teacher's best runtime | speed-up | ideal | / ideal |",
               "|---|---|---|---|---|---|---|---|"]
     for unit in record["units"]:

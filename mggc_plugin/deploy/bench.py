@@ -76,7 +76,7 @@ class BenchModel:
 def deployable(name: str, net: nn.Module, image_shape: Sequence[int], subpixel: bool = False) -> BenchModel:
     """``net`` as deployed: BatchNorm folded where it keeps running statistics and, with
     ``subpixel``, U-Net transposed convolutions as sub-pixel convolutions (:mod:`.subpixel`, as
-    ``mggc export --format openvino`` writes them). MACs and parameters are ``net``'s own, so that
+    ``mggc export --format onnx|openvino`` writes them). MACs and parameters are ``net``'s own, so that
     the ideal speed-up keeps the package's MAC convention."""
     net = net.eval()
     macs = count_macs(net, image_shape).total
@@ -155,7 +155,8 @@ def prepare(runtime: str, model: BenchModel, x: torch.Tensor, threads: int, work
         return trace_torchscript(model.module, x, stem.with_suffix(".ts"))
     if runtime == "onnxruntime":
         return RuntimeModule(onnx_export.runner(exported_onnx(model, x, work), threads, device))
-    compiled = openvino_export.compile_model(exported_ir(model, x, work), threads, exact=runtime == "openvino")
+    compiled = openvino_export.compile_model(exported_ir(model, x, work), threads,
+                                             exact=runtime not in REDUCED_PRECISION)
     return RuntimeModule(openvino_export.CompiledRunner(compiled))
 
 

@@ -154,7 +154,9 @@ def export(path: PathLike, fmt: str = "torchscript", out: Optional[PathLike] = N
         deployed, notes = batchnorm_as_instancenorm(model), ("BatchNorm per image, as InstanceNorm",)
     else:
         deployed, notes = _fold(model.eval())
-    if subpixel if subpixel is not None else subpixel_default(fmt):
+    if subpixel is None:
+        subpixel = subpixel_default(fmt)
+    if subpixel:
         deployed, rewritten = conv_transposes_as_subpixel(deployed)
         notes += (f"{rewritten} ConvTranspose2d as sub-pixel convolutions",) if rewritten else ()
     if precision == "int8" and fmt == "openvino":
