@@ -14,6 +14,12 @@ the table's estimate of that ratio, and the speed-up of the student on its faste
 the teacher on the teacher's fastest. Weights do not matter for time; which widths cost
 quality is the facades screen's question (``game_screen.py``, ``*_fast*`` configurations).
 
+With ``--search RUNTIME`` each ``fast<floor>`` student is also improved by timing
+(:func:`~mggc_plugin.baselines.measured_widths`: exchanges of channels between groups, timed
+interleaved with the incumbent on that runtime, the latency table choosing half of the
+candidates) into a ``search<floor>`` student, timed afresh with the others; the search's steps
+are recorded.
+
 Writes ``benchmarks/results/speed_allocation.{json,md}``, the machine named. Timings need a
 quiet machine.
 
@@ -29,22 +35,25 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 
 from mggc_plugin import networks
-from mggc_plugin.baselines import fastest_widths, keep_masks, uniform_widths
+from mggc_plugin.baselines import fastest_widths, keep_masks, measured_widths, uniform_widths
 from mggc_plugin.channels import ChannelGroups
 from mggc_plugin.deploy.bench import (
     OPENVINO_RUNTIMES,
     REDUCED_PRECISION,
     RUNTIMES,
     TEACHER,
+    WARM_S,
     BenchModel,
     bench,
     deployable,
     exported_ir,
     machine,
+    prepare,
 )
 from mggc_plugin.deploy.openvino import ms_by_kind, profile
 from mggc_plugin.fileio import atomic_write, atomic_write_json
 from mggc_plugin.latency_table import LatencyTable, measure
+from mggc_plugin.metrics import compare_latency
 from mggc_plugin.slim import slim
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -76,6 +85,41 @@ def allocation_widths(groups: ChannelGroups, table: LatencyTable, rate: float, r
     return widths
 
 
+def searched_widths(teacher: torch.nn.Module, groups: ChannelGroups, table: LatencyTable, rate: float,
+                    widths: Dict[str, List[int]], args: argparse.Namespace, folder: Path) -> Dict[str, Dict]:
+    """``search<floor>`` per ``fast<floor>`` entry of ``widths``: :func:`measured_widths` from those
+    widths, timed on ``args.search`` (``args.search_steps`` steps of ``args.search_candidates``
+    candidates, ``args.runs`` rounds each). Returns name → {"widths", "start", "steps"}."""
+    shape = (1, *groups.input_shape[1:])
+    x = torch.zeros(shape)
+    prepared: Dict[Tuple[int, ...], torch.nn.Module] = {}
+
+    def net(w: List[int]) -> torch.nn.Module:
+        if tuple(w) not in prepared:
+            module = slim(teacher, groups, keep_masks(groups, w, "uniform")).eval()
+            name = "w" + "-".join(map(str, w))
+            prepared[tuple(w)] = prepare(args.search, deployable(name, module, shape, args.subpixel), x, 1, folder)
+        return prepared[tuple(w)]
+
+    def time_widths(batch: Sequence[List[int]]) -> List[float]:
+        nets = {str(i): net(w) for i, w in enumerate(batch)}
+        c = compare_latency(nets, shape, rounds=args.runs, warmup=1, threads=1, warm_s=args.warm_s)
+        print("  search: " + ", ".join(f"{c.median_s[k] * 1e3:.2f}" for k in nets) + " ms", flush=True)
+        return [c.median_s[k] * 1e3 for k in nets]
+
+    def estimate(w: List[int]) -> float:
+        return float(table(groups, keep_masks(groups, w, "uniform")))
+
+    out = {}
+    for name, start in widths.items():
+        if name.startswith("fast"):
+            found = measured_widths(groups, start, rate, time_widths, args.round_to,
+                                    floor=float(name[len("fast"):]), candidates=args.search_candidates,
+                                    steps=args.search_steps, estimate=estimate)
+            out["search" + name[len("fast"):]] = {"widths": found.widths, "start": name, "steps": found.steps}
+    return out
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     p.add_argument("--archs", nargs="+", default=list(ARCHS), choices=tuple(ARCHS))
@@ -89,6 +133,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                    help="runtimes the same students are also timed on")
     p.add_argument("--batch", type=int, default=1, help="images per inference (the latency tables are batch 1's)")
     p.add_argument("--runs", type=int, default=8)
+    p.add_argument("--warm_s", type=float, default=WARM_S,
+                   help="seconds each network runs back to back before each timed pass (0: timed cold, right after "
+                        "another network's pass, as every run before this option)")
     p.add_argument("--work", default="~/.cache/mggc-plugin/speed_allocation", help="latency tables, exports")
     p.add_argument("--out", default=str(RESULTS / "speed_allocation"))
     p.add_argument("--subpixel", action="store_true",
@@ -96,6 +143,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         "convolutions (mggc_plugin.deploy.subpixel)")
     p.add_argument("--profile", action="store_true",
                    help="also time every network node by node on each OpenVINO runtime (performance counters)")
+    p.add_argument("--search", choices=RUNTIMES,
+                   help="also improve each fast<floor> student by timing on this runtime (measured_widths)")
+    p.add_argument("--search_steps", type=int, default=10)
+    p.add_argument("--search_candidates", type=int, default=6)
     p.add_argument("--render", action="store_true", help="only write --out's Markdown again from its JSON")
     args = p.parse_args(argv)
     if args.render:
@@ -109,7 +160,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     runtimes = [args.runtime, *[r for r in args.also if r != args.runtime]]
     record: Dict[str, object] = {"machine": machine(), "size": args.size, "batch": args.batch,
                                  "round_to": args.round_to, "subpixel": args.subpixel,
-                                 "runtime": args.runtime, "runtimes": runtimes, "runs": args.runs, "units": []}
+                                 "runtime": args.runtime, "runtimes": runtimes, "runs": args.runs,
+                                 "warm_s": args.warm_s, "search": args.search, "search_steps": args.search_steps,
+                                 "search_candidates": args.search_candidates, "units": []}
     for arch in args.archs:
         torch.manual_seed(0)
         teacher = networks.define_G(3, 3, 64, arch, norm=ARCHS[arch]).eval()
@@ -117,18 +170,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         table = teacher_table(arch, teacher, groups, args.runtime, work)
         for rate in args.rates:
             widths = allocation_widths(groups, table, rate, args.round_to, args.floors)
+            folder = work / f"{arch}-{rate:g}"
+            folder.mkdir(exist_ok=True)
+            searches = searched_widths(teacher, groups, table, rate, widths, args, folder) if args.search else {}
+            widths.update({name: found["widths"] for name, found in searches.items()})
             masks = {name: keep_masks(groups, w, "uniform") for name, w in widths.items()}
             nets = {TEACHER: teacher, **{name: slim(teacher, groups, m).eval() for name, m in masks.items()}}
             models = [deployable(name, net, shape, args.subpixel) for name, net in nets.items()]
-            folder = work / f"{arch}-{rate:g}"
-            folder.mkdir(exist_ok=True)
             result = bench(models, shape, folder, runtimes, batches=(args.batch,), threads=(1,), runs=args.runs,
-                           warmup=1, log=lambda s: print(s, flush=True))
+                           warmup=1, warm_s=args.warm_s, log=lambda s: print(s, flush=True))
             estimate = {name: table.full_ms / float(table(groups, m)) for name, m in masks.items()}
             unit = {"arch": arch, "rate": rate, "widths": widths, "table_speedup": estimate, "rows": result["rows"],
-                    "skipped": result.get("skipped", {})}
+                    "skipped": result.get("skipped", {}), "searches": searches}
             if args.profile:
-                unit["nodes"] = node_times(models, x, folder, runtimes, args.runs)
+                unit["nodes"] = node_times(models, x, folder, runtimes, args.runs, args.warm_s)
             record["units"].append(unit)  # type: ignore[attr-defined]
             atomic_write_json(Path(args.out).with_suffix(".json"), record)
     write_markdown(record, Path(args.out))
@@ -136,12 +191,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def node_times(models: Sequence[BenchModel], x: torch.Tensor, folder: Path, runtimes: Sequence[str],
-               runs: int) -> Dict[str, Dict[str, Dict[str, float]]]:
+               runs: int, warm_s: float = 0.0) -> Dict[str, Dict[str, Dict[str, float]]]:
     """Milliseconds per node kind of each model (runtime → model → kind), on the OpenVINO runtimes
     among ``runtimes``, from the IRs the timing left in ``folder``."""
     irs = {m.name: exported_ir(m, x, folder) for m in models}
     return {runtime: {name: ms_by_kind(nodes) for name, nodes in
-                      profile(irs, x, runs, exact=runtime not in REDUCED_PRECISION).items()}
+                      profile(irs, x, runs, exact=runtime not in REDUCED_PRECISION, warm_s=warm_s).items()}
             for runtime in runtimes if runtime in OPENVINO_RUNTIMES}
 
 
@@ -156,9 +211,14 @@ def markdown(record: Dict) -> str:
     """One row per (architecture, rate, student, runtime): speed-up, ideal and their ratio."""
     lines = [f"# Speed-up / ideal at fastest_widths' allocations — {record['machine']['cpu']}, 1 thread, "
              f"batch {record.get('batch', 1)}, "
-             f"{record['size']}², median of {record['runs']} interleaved rounds", "",
+             f"{record['size']}², median of {record['runs']} interleaved rounds, "
+             + (f"each network run back to back for {record['warm_s']:g} s before each timed pass"
+                if record.get("warm_s") else "each pass timed cold, right after another network's"), "",
              f"Latency table on `{record['runtime']}`; `fast<f>`: no group below f × its uniform width. "
              "est.: the ratio the table predicts."
+             + (f" `search<f>`: `fast<f>` improved by timing on `{record['search']}` ({record['search_steps']} steps "
+                f"of {record['search_candidates']} candidates; `measured_widths`), then timed afresh here."
+                if record.get("search") else "")
              + (" Every network, the teacher too, deployed with its U-Net transposed convolutions as sub-pixel "
                 "convolutions (`--subpixel`); MACs in the package's convention, of the networks as pruned."
                 if record.get("subpixel") else ""), "",

@@ -14,12 +14,14 @@ scaling and a generator of smaller ngf.
 
 Both pruning methods share one search, :func:`uniform_widths`: the largest uniform keep-rate
 whose rounded widths fit ``target_macs`` of the full MACs. :func:`fastest_widths` spends the same
-MACs where a latency table says the runtime runs them fastest instead (beyond Li et al.).
+MACs where a latency table says the runtime runs them fastest instead, and :func:`measured_widths`
+improves widths by timing the networks themselves (both beyond Li et al.).
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import random
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -166,16 +168,11 @@ def fastest_widths(groups: ChannelGroups, latency: "LatencyTable", target_macs: 
 
     Raises ValueError when ``target_macs`` is not in (0, 1], when ``floor`` is not in [0, 1] or
     when even the narrowest widths (``round_to`` channels per group) exceed the budget."""
-    if not 0 <= floor <= 1:
-        raise ValueError(f"floor={floor}: give the fraction of each group's uniform width it keeps at least, in [0, 1]")
     latency.check(groups)
     uniform = uniform_widths(groups, target_macs, round_to)
     budget = _budget(groups, target_macs)
     sizes = groups.sizes
-    # floor × the uniform width, rounded up to a multiple of round_to (the epsilon absorbs float
-    # error such as 0.7 × 10 = 7.000000000000001), at least round_to, at most the group
-    lowest = [min(n, max(round_to, math.ceil(floor * w / round_to - 1e-9) * round_to))
-              for n, w in zip(sizes, uniform.widths)]
+    lowest = _floor_widths(sizes, uniform.widths, floor, round_to)
 
     def cost(w: Sequence[int]) -> Tuple[float, float]:
         masks = _first_channels(sizes, w)
@@ -207,6 +204,112 @@ def fastest_widths(groups: ChannelGroups, latency: "LatencyTable", target_macs: 
     while (moved := step(added, macs, ms, round_to)) is not None:
         added, macs, ms = moved
     return min((removed, added, uniform.widths), key=lambda w: cost(w)[1])
+
+
+def _floor_widths(sizes: Sequence[int], uniform: Sequence[int], floor: float, round_to: int) -> List[int]:
+    """``floor`` × each uniform width, rounded up to a multiple of ``round_to`` (the epsilon absorbs
+    float error such as 0.7 × 10 = 7.000000000000001), at least ``round_to``, at most the group."""
+    if not 0 <= floor <= 1:
+        raise ValueError(f"floor={floor}: give the fraction of each group's uniform width it keeps at least, in [0, 1]")
+    return [min(n, max(round_to, math.ceil(floor * w / round_to - 1e-9) * round_to)) for n, w in zip(sizes, uniform)]
+
+
+@dataclass
+class MeasuredWidths:
+    """The result of :func:`measured_widths`: the widths found, their MACs, and every step's
+    record (the widths timed, first the incumbent, their milliseconds, and which one was kept)."""
+
+    widths: List[int]
+    macs: float
+    steps: List[Dict[str, Any]] = field(default_factory=list)
+
+
+def measured_widths(groups: ChannelGroups, start: Sequence[int], target_macs: float,
+                    time_widths: Callable[[Sequence[List[int]]], Sequence[float]], round_to: int = 1,
+                    floor: float = 0.0, band: float = 0.025, candidates: int = 6, steps: int = 10,
+                    min_gain: float = 0.01, seed: int = 0,
+                    estimate: Optional[Callable[[List[int]], float]] = None) -> MeasuredWidths:
+    """Widths within ``target_macs · groups.full_macs`` that ran faster than ``start`` when timed.
+
+    A local search. Each of ``steps`` steps draws up to ``candidates`` exchanges from the widths
+    kept so far (the incumbent) — one group gives up about an eighth of its width (a multiple of
+    ``round_to``, at least ``round_to``), another takes as many ``round_to`` steps as the budget
+    then allows — keeping only those whose MACs stay within ``band`` below the budget, so that
+    the search trades MACs between groups instead of shedding them. ``time_widths`` times the
+    incumbent and the candidates *together* (the incumbent first; milliseconds, in that order;
+    e.g. interleaved by :func:`~mggc_plugin.metrics.compare_latency`), and the fastest candidate
+    becomes the incumbent when it beat it by more than ``min_gain`` in that same measurement.
+    With ``estimate`` (e.g. a latency table's milliseconds), half of each step's candidates are
+    the untried exchanges it rates fastest and the rest are drawn at random (``seed``); without,
+    all are random. ``floor``: no group below that share of its :func:`uniform_widths` width, as
+    in :func:`fastest_widths`.
+
+    Beyond Li et al. and the MGGC paper (issue 14): a latency table adds up layers timed alone
+    and misses what the runtime does to the whole graph (fusions, reorders, bfloat16 kernels),
+    which is what this measures. The best of several noisy timings is biased low, so a step's
+    gain is a selection, not a measurement: time the result against ``start`` afresh before
+    quoting a speed-up. Raises ValueError when ``start`` exceeds the budget or lies below a floor."""
+    if not 0 <= band < 1 or candidates < 1 or steps < 0 or min_gain < 0:
+        raise ValueError(f"band={band}, candidates={candidates}, steps={steps}, min_gain={min_gain}: need band in "
+                         "[0, 1), candidates >= 1, steps >= 0 and min_gain >= 0")
+    budget = _budget(groups, target_macs)
+    sizes = groups.sizes
+    lowest = _floor_widths(sizes, uniform_widths(groups, target_macs, round_to).widths, floor, round_to)
+
+    def macs(w: Sequence[int]) -> float:
+        return float(groups.macs(_first_channels(sizes, w)))
+
+    incumbent = list(start)
+    if len(incumbent) != len(sizes) or macs(incumbent) > budget or any(w < low for w, low in zip(incumbent, lowest)):
+        raise ValueError(f"start widths {incumbent}: give one width per group within the budget "
+                         f"({target_macs:.2%} of the MACs) and at least the floor {lowest}")
+    rng = random.Random(seed)
+    tried = {tuple(incumbent)}
+    result = MeasuredWidths(incumbent, macs(incumbent))
+    for step in range(steps):
+        pool = [w for w in _exchanges(incumbent, lowest, sizes, round_to, budget, macs)
+                if tuple(w) not in tried and macs(w) >= (1 - band) * budget]
+        if not pool:
+            break
+        chosen: List[List[int]] = []
+        if estimate is not None:
+            chosen = sorted(pool, key=estimate)[:candidates // 2]
+        rest = [w for w in pool if w not in chosen]
+        chosen += rng.sample(rest, min(len(rest), candidates - len(chosen)))
+        tried.update(tuple(w) for w in chosen)
+        ms = list(time_widths([incumbent, *chosen]))
+        best = min(range(1, len(ms)), key=ms.__getitem__)
+        kept = best if ms[best] < (1 - min_gain) * ms[0] else 0
+        result.steps.append({"step": step, "widths": [incumbent, *chosen], "ms": ms, "kept": kept})
+        if kept:
+            incumbent = chosen[kept - 1]
+    result.widths, result.macs = incumbent, macs(incumbent)
+    return result
+
+
+def _exchanges(widths: List[int], lowest: Sequence[int], sizes: Sequence[int], round_to: int, budget: float,
+               macs: Callable[[Sequence[int]], float]) -> List[List[int]]:
+    """Every widths list where group i gives up about an eighth of its width (down to its floor)
+    and another group j then takes the most ``round_to`` steps that keep the MACs within
+    ``budget`` (at least one: otherwise the pair is left out)."""
+    out = []
+    for i, (w, low) in enumerate(zip(widths, lowest)):
+        cut = max(round_to, round(w / 8 / round_to) * round_to)
+        if w - cut < low:
+            continue
+        shrunk = widths[:i] + [w - cut] + widths[i + 1:]
+        for j, n in enumerate(sizes):
+            if j == i or shrunk[j] >= n:
+                continue
+            grown = None
+            for width in range(shrunk[j] + round_to, n + round_to, round_to):
+                trial = shrunk[:j] + [min(n, width)] + shrunk[j + 1:]
+                if macs(trial) > budget:
+                    break
+                grown = trial
+            if grown is not None:
+                out.append(grown)
+    return out
 
 
 def keep_masks(groups: ChannelGroups, widths: Sequence[int], method: str = "l1_norm") -> List[torch.Tensor]:

@@ -1,6 +1,8 @@
 """The interleaved latency comparison: a network with half the channels is faster where the
 convolutions dominate, and timing leaves the caller's settings as they were."""
+import itertools
 import statistics
+import time
 
 import pytest
 import torch
@@ -44,3 +46,37 @@ def test_threads_and_modes_are_restored_and_bad_arguments_named():
         compare_latency({"a": net}, (1, 3, 8, 8), rounds=0)
     with pytest.raises(ValueError, match="no models"):
         compare_latency({}, (1, 3, 8, 8))
+
+
+class Sleeper(nn.Module):
+    """Sleeps ``seconds`` per pass and appends its name to a shared log of calls."""
+
+    def __init__(self, name: str, log: list, seconds: float = 0.004):
+        super().__init__()
+        self.name, self.log, self.seconds = name, log, seconds
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.log.append(self.name)
+        time.sleep(self.seconds)
+        return x
+
+
+def runs_of(calls: list) -> list:
+    """Lengths of the runs of consecutive equal entries."""
+    return [len(list(group)) for _, group in itertools.groupby(calls)]
+
+
+def test_warm_s_times_each_model_after_its_own_passes():
+    calls: list = []
+    nets = {"a": Sleeper("a", calls), "b": Sleeper("b", calls)}
+    cold = compare_latency(nets, (1, 3, 4, 4), rounds=3, warmup=0, threads=1)
+    assert cold.warm_s == 0.0 and calls == ["a", "b", "b", "a", "a", "b"]  # one pass each per round, rotated
+    calls.clear()
+    warm = compare_latency(nets, (1, 3, 4, 4), rounds=3, warmup=0, threads=1, warm_s=0.02)
+    assert warm.warm_s == 0.02 and len(warm.times_s["a"]) == 3
+    # each turn: untimed passes for 20 ms (about five of 4 ms) then the timed one, back to back; the
+    # rotation puts the same model's turns of two rounds side by side, hence four runs for six turns
+    assert len(runs_of(calls)) == 4 and all(n >= 4 for n in runs_of(calls))
+    assert calls.count("a") >= 3 * 4 and calls.count("b") >= 3 * 4
+    with pytest.raises(ValueError, match="warm_s=-1"):
+        compare_latency(nets, (1, 3, 4, 4), warm_s=-1)

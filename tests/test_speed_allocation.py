@@ -66,3 +66,29 @@ def test_node_times_give_each_models_milliseconds_by_kind_on_each_openvino_runti
     text = speed_allocation.markdown(record)
     assert "| arch | rate | runtime | model | conv | pad | total |" in text
     assert "| unet_128 | 25% | openvino | teacher | 1.50 | 0.25 | 1.75 |" in text
+
+
+def test_searched_widths_time_candidates_from_each_fast_floor_and_the_header_says_so(benchmark_script, monkeypatch,
+                                                                                       tmp_path):
+    import argparse
+
+    speed_allocation = benchmark_script("speed_allocation")
+    torch.manual_seed(0)
+    G = networks.define_G(3, 3, 16, "resnet_6blocks", "instance").eval()
+    groups = ChannelGroups.discover(G, torch.zeros(1, 3, 32, 32))
+    monkeypatch.setattr(latency_table._Timer, "__call__", lambda self, module, shape:
+                        count_macs(module, shape).total / 1e6 + math.prod(shape) / 1e4)
+    table = latency_table.measure(G, groups, "eager", 1, progress=False)
+    widths = speed_allocation.allocation_widths(groups, table, 0.25, 4, [0.5])
+    args = argparse.Namespace(search="eager", runs=1, warm_s=0.0, round_to=4, search_candidates=2, search_steps=1,
+                              subpixel=False)
+    found = speed_allocation.searched_widths(G, groups, table, 0.25, widths, args, tmp_path)
+    assert list(found) == ["search0.5"] and found["search0.5"]["start"] == "fast0.5"
+    (step,) = found["search0.5"]["steps"]
+    assert step["widths"][0] == widths["fast0.5"] and len(step["widths"]) == 3 and len(step["ms"]) == 3
+    assert float(groups.macs([torch.arange(n) < w for n, w in zip(groups.sizes, found["search0.5"]["widths"])])) \
+        <= 0.25 * groups.full_macs
+    record = {"machine": {"cpu": "cpu"}, "size": 32, "runs": 1, "runtime": "eager", "warm_s": 0.2, "search": "eager",
+              "search_steps": 1, "search_candidates": 2, "units": []}
+    text = speed_allocation.markdown(record)
+    assert "each network run back to back for 0.2 s" in text and "improved by timing on `eager` (1 steps" in text

@@ -5,7 +5,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from ..deploy.bench import RUNTIMES, TEACHER, bench, deployable, load_teacher, markdown, write
+from ..deploy.bench import RUNTIMES, TEACHER, WARM_S, bench, deployable, load_teacher, markdown, write
 from ..device import add_device_argument, resolve_device
 from ..errors import MGGCUserError
 from ..footprint import check_runnable
@@ -26,6 +26,9 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size", type=int, help="input height/width (default: the first checkpoint's pruning size)")
     p.add_argument("--runs", type=int, default=10, help="timed rounds (default: 10)")
     p.add_argument("--warmup", type=int, default=2, help="untimed rounds first (default: 2)")
+    p.add_argument("--warm_s", type=float, default=WARM_S,
+                   help=f"seconds each network runs back to back before each timed pass, so that it is timed warm as "
+                        f"it runs deployed; 0 times it cold, right after another network (default: {WARM_S:g})")
     add_device_argument(p, "eager PyTorch and TorchScript run there, ONNX Runtime too when its CUDA provider is "
                            "installed (onnxruntime-gpu); OpenVINO runs on the CPU")
     p.add_argument("--subpixel", action="store_true",
@@ -53,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     models += [deployable(name, load_slim(p), image, args.subpixel) for name, p in zip(names, paths)]
     with tempfile.TemporaryDirectory(prefix="mggc-bench-") as work:
         result = bench(models, image, Path(work), args.runtimes, args.batch, args.threads, args.runs, args.warmup,
-                       device=device)
+                       device=device, warm_s=args.warm_s)
     print(markdown(result), end="")
     for path in write(result, args.out):
         print(f"wrote {path}")

@@ -5,8 +5,9 @@ statistics, the ONNX graph static and simplified (:mod:`.onnx`), the OpenVINO IR
 and run in float32 (``openvino``) or at the CPU plugin's default precision (``openvino_default``:
 bfloat16 where the CPU has it, so not exact; :mod:`.openvino`) — and then, per runtime, batch
 size and thread count, all networks are timed *interleaved* by
-:func:`mggc_plugin.metrics.compare_latency` (every round runs each once, in rotated order, so
-background load hits them alike). Reported beside each median
+:func:`mggc_plugin.metrics.compare_latency` (every round times each once, in rotated order, so
+background load hits them alike; by default each first runs back to back for 0.2 s, so that it is
+timed warm as a deployed generator runs, not cold after another network). Reported beside each median
 and inter-quartile range: MACs per image (:func:`mggc_plugin.macs.count_macs`), parameters and,
 with a teacher, the measured speed-up (median of per-round ratios) and the ideal one (MAC ratio).
 Runtimes whose packages are missing are skipped, naming the extra that installs them.
@@ -54,6 +55,8 @@ EXPORTED_RUNTIMES = ("onnxruntime",) + OPENVINO_RUNTIMES
 #: The runtimes that run the PyTorch module itself, on the device asked for.
 TORCH_RUNTIMES = ("eager", "eager_channels_last", "torchscript")
 TEACHER = "teacher"
+#: Seconds each network runs untimed, back to back, before each timed pass (compare_latency's warm_s).
+WARM_S = 0.2
 CPU = torch.device("cpu")
 
 
@@ -226,21 +229,24 @@ def machine(device: torch.device = CPU) -> Dict[str, Any]:
 
 def bench(models: Sequence[BenchModel], image_shape: Sequence[int], work: Path, runtimes: Sequence[str] = RUNTIMES,
           batches: Sequence[int] = (1, 8), threads: Sequence[int] = (1, 0), runs: int = 10, warmup: int = 2,
-          log: Callable[[str], None] = print, device: DeviceLike = None) -> Dict[str, Any]:
+          log: Callable[[str], None] = print, device: DeviceLike = None, warm_s: float = WARM_S) -> Dict[str, Any]:
     """Time ``models`` (the first is the reference for speed-ups when named :data:`TEACHER`) on
     every available runtime × batch × threads (0: all usable cores). ``device``
     (:func:`~mggc_plugin.device.resolve_device`; ``None``: CUDA when available) is where eager
     PyTorch and TorchScript run, and ONNX Runtime when it has its CUDA provider
     (:func:`runtime_device`); each row names its ``device``. On CUDA every pass is synchronised
-    (:func:`~mggc_plugin.metrics.compare_latency`). Returns the JSON-ready result: ``machine``,
+    (:func:`~mggc_plugin.metrics.compare_latency`). ``warm_s``: seconds each network runs untimed, back
+    to back, before each timed pass (0: timed cold, right after another network's pass). Returns
+    the JSON-ready result: ``machine``,
     the settings, ``rows`` and ``skipped`` (runtime → reason)."""
     dev = resolve_device(device)
     bad = [r for r in runtimes if r not in RUNTIMES]
     if bad:
         raise MGGCUserError(f"--runtimes {' '.join(bad)}: choose from {' '.join(RUNTIMES)}")
-    if runs < 1 or warmup < 0 or any(b < 1 for b in batches) or any(t < 0 for t in threads):
-        raise MGGCUserError(f"--runs {runs} --warmup {warmup} --batch {list(batches)} --threads {list(threads)}: need "
-                            f"runs >= 1, warmup >= 0, batches >= 1 and threads >= 0 (0: all cores)")
+    if runs < 1 or warmup < 0 or warm_s < 0 or any(b < 1 for b in batches) or any(t < 0 for t in threads):
+        raise MGGCUserError(f"--runs {runs} --warmup {warmup} --warm_s {warm_s} --batch {list(batches)} --threads "
+                            f"{list(threads)}: need runs >= 1, warmup >= 0, warm_s >= 0, batches >= 1 and threads >= 0 "
+                            f"(0: all cores)")
     teacher = models[0] if models[0].name == TEACHER else None
     rows: List[Dict[str, Any]] = []
     skipped = {}
@@ -258,7 +264,8 @@ def bench(models: Sequence[BenchModel], image_shape: Sequence[int], work: Path, 
             for t in threads:
                 n = t or usable_cores()
                 nets = {m.name: prepare(runtime, m, x, n, work, rdev) for m in models}
-                c = compare_latency(nets, tuple(x.shape), rounds=runs, warmup=warmup, threads=n, device=input_device)
+                c = compare_latency(nets, tuple(x.shape), rounds=runs, warmup=warmup, threads=n, device=input_device,
+                                    warm_s=warm_s)
                 for m in models:
                     q1, q3 = c.iqr_s[m.name]
                     row = {"model": m.name, "runtime": runtime, "device": str(rdev), "batch": batch, "threads": n,
@@ -271,7 +278,7 @@ def bench(models: Sequence[BenchModel], image_shape: Sequence[int], work: Path, 
     for m in models:
         m.module.cpu()
     return {"machine": machine(dev), "device": str(dev), "input_shape": list(image_shape), "runs": runs,
-            "warmup": warmup, "teacher": teacher is not None, "rows": rows, "skipped": skipped}
+            "warmup": warmup, "warm_s": warm_s, "teacher": teacher is not None, "rows": rows, "skipped": skipped}
 
 
 def markdown(result: Dict[str, Any]) -> str:
@@ -279,8 +286,12 @@ def markdown(result: Dict[str, Any]) -> str:
     m = result["machine"]
     versions = ", ".join(f"{k} {v}" for k, v in m["versions"].items())
     size = "x".join(map(str, result["input_shape"][1:]))
+    warm = result.get("warm_s", 0.0)
+    timed = (f"each timed after running back to back for {warm:g} s" if warm else "each timed cold, right after "
+             "another network's pass")
     lines = [f"Latency per forward pass, input {size} per image, median and IQR of {result['runs']} interleaved "
-             f"rounds after {result['warmup']} warm-up — {m['cpu']}, {m['cores']} cores ({m['usable_cores']} usable), "
+             f"rounds after {result['warmup']} warm-up ({timed}) — {m['cpu']}, {m['cores']} cores "
+             f"({m['usable_cores']} usable), "
              f"{'GPU ' + m['gpu'] + ', ' if 'gpu' in m else ''}{versions}", "",
              "| model | runtime | batch | threads | median (ms) | IQR (ms) | G MACs/image | params (M) | speed-up | "
              "ideal (MAC ratio) |", "|---|---|---|---|---|---|---|---|---|---|"]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,14 +131,19 @@ class Profiler:
 
 
 def profile(irs: Mapping[str, Path], x: torch.Tensor, runs: int, threads: int = 1,
-            exact: bool = True) -> Dict[str, List[NodeTime]]:
+            exact: bool = True, warm_s: float = 0.0) -> Dict[str, List[NodeTime]]:
     """Each IR of ``irs`` (name → ``.xml``) node by node (:class:`Profiler`), profiled ``runs``
-    times in turn after one warm-up each, so that background load hits them alike."""
+    times in turn after one warm-up each, so that background load hits them alike. ``warm_s``:
+    before each recorded pass a model also runs unrecorded passes back to back for this many
+    seconds, to be profiled warm (as :func:`~mggc_plugin.metrics.compare_latency`'s ``warm_s``)."""
     profilers = {name: Profiler(xml, threads, exact) for name, xml in irs.items()}
     for prof in profilers.values():
         prof.run(x, record=False)
     for _ in range(runs):
         for prof in profilers.values():
+            end = time.perf_counter() + warm_s
+            while time.perf_counter() < end:
+                prof.run(x, record=False)
             prof.run(x)
     return {name: prof.nodes() for name, prof in profilers.items()}
 

@@ -45,7 +45,9 @@ class LatencyComparison:
     of each timed round; ``median_s`` and ``iqr_s`` (first and third quartile) summarise them.
     ``speedup[name]``: the median over rounds of ``t_reference / t_name`` within the same round
     (> 1: faster than the reference), with its quartiles in ``speedup_iqr``; the reference's own
-    is 1. ``threads``: the torch intra-op threads used; ``runtime``: what ran the networks."""
+    is 1. ``threads``: the torch intra-op threads used; ``runtime``: what ran the networks;
+    ``warm_s``: how long each model ran untimed, back to back, before each timed pass (0: timed
+    cold, right after another model's pass)."""
 
     input_shape: Tuple[int, ...]
     threads: int
@@ -59,6 +61,7 @@ class LatencyComparison:
     iqr_s: Dict[str, Tuple[float, float]]
     speedup: Dict[str, float]
     speedup_iqr: Dict[str, Tuple[float, float]]
+    warm_s: float = 0.0
 
     def speedup_over(self, name: str, reference: str) -> float:
         """``speedup[name]`` against another of the timed networks: the median over rounds of
@@ -73,13 +76,21 @@ class LatencyComparison:
 
 def compare_latency(models: Mapping[str, nn.Module], input_shape: Sequence[int], rounds: int = 10,
                     warmup: int = 2, threads: Optional[int] = 1, reference: Optional[str] = None,
-                    device: str = "cpu") -> LatencyComparison:
+                    device: str = "cpu", warm_s: float = 0.0) -> LatencyComparison:
     """Time the forward passes of ``models`` (eval mode, no grad, one random input of
     ``input_shape`` shared by all) *interleaved*: every round runs each model once, in an order
     rotated from round to round, so that background load and clock changes hit all models alike
     instead of whichever happened to be timed during them. ``warmup`` untimed rounds come first.
     The speed-up of a model is the median over rounds of the reference's time divided by its
     own in the same round (``reference``: default the first model).
+
+    ``warm_s``: before each timed pass, the model runs untimed passes back to back for at least
+    this many seconds (at least one pass), so that it is timed warm, as a deployed generator runs
+    frame after frame. With 0 each pass is timed right after another model's, which penalises
+    small models: their caches (and whatever else the host shares) refill over several passes
+    after another network's, or after a pause, while a large model's never held it
+    (``benchmarks/results/warm_timing.md``). That refill takes passes whose count depends on the
+    model, which is why this is a duration and not a pass count.
 
     ``threads``: torch's intra-op threads during the timing (``torch.set_num_threads``; None
     leaves the current setting); the previous setting and every model's train/eval mode are
@@ -97,6 +108,8 @@ def compare_latency(models: Mapping[str, nn.Module], input_shape: Sequence[int],
         raise ValueError(f"rounds={rounds}, warmup={warmup}: need rounds >= 1 and warmup >= 0")
     if threads is not None and threads < 1:
         raise ValueError(f"threads={threads}: give at least 1 (or None to keep torch's setting)")
+    if warm_s < 0:
+        raise ValueError(f"warm_s={warm_s}: give the seconds of untimed passes before each timed one, at least 0")
     sync: Callable[[], None] = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     # A local generator: timing must not move the caller's global RNG.
     x = torch.randn(*input_shape, generator=torch.Generator().manual_seed(0)).to(device)
@@ -111,6 +124,8 @@ def compare_latency(models: Mapping[str, nn.Module], input_shape: Sequence[int],
             for r in range(warmup + rounds):
                 shift = r % len(names)
                 for name in names[shift:] + names[:shift]:
+                    if warm_s > 0:
+                        _run_for(nets[name], x, warm_s, sync)
                     sync()
                     start = time.perf_counter()
                     nets[name](x)
@@ -129,4 +144,14 @@ def compare_latency(models: Mapping[str, nn.Module], input_shape: Sequence[int],
         times_s=times, median_s={n: statistics.median(t) for n, t in times.items()},
         iqr_s={n: _quartiles(t) for n, t in times.items()},
         speedup={n: statistics.median(r) for n, r in ratios.items()},
-        speedup_iqr={n: _quartiles(r) for n, r in ratios.items()})
+        speedup_iqr={n: _quartiles(r) for n, r in ratios.items()}, warm_s=warm_s)
+
+
+def _run_for(net: nn.Module, x: torch.Tensor, seconds: float, sync: Callable[[], None]) -> None:
+    """Untimed passes of ``net`` on ``x``, back to back, until ``seconds`` have passed (at least one)."""
+    end = time.perf_counter() + seconds
+    while True:
+        net(x)
+        sync()
+        if time.perf_counter() >= end:
+            return
