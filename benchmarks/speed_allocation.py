@@ -50,7 +50,7 @@ from mggc_plugin.deploy.bench import (
     machine,
     prepare,
 )
-from mggc_plugin.deploy.openvino import ms_by_kind, profile
+from mggc_plugin.deploy.openvino import ideal_conv_bound, ms_by_kind, profile
 from mggc_plugin.fileio import atomic_write, atomic_write_json
 from mggc_plugin.latency_table import LatencyTable, measure
 from mggc_plugin.metrics import compare_latency
@@ -83,6 +83,14 @@ def allocation_widths(groups: ChannelGroups, table: LatencyTable, rate: float, r
         if w not in widths.values():
             widths[f"fast{floor:g}"] = w
     return widths
+
+
+def recorded_widths(record: Dict, arch: str, rate: float) -> Dict[str, List[int]]:
+    """The students' widths ``record`` (an earlier run's JSON) holds for ``arch`` at ``rate``."""
+    for unit in record["units"]:
+        if unit["arch"] == arch and unit["rate"] == rate:
+            return dict(unit["widths"])
+    raise SystemExit(f"--widths_from: no {arch} unit at rate {rate:g} in it; give its architectures and rates")
 
 
 def searched_widths(teacher: torch.nn.Module, groups: ChannelGroups, table: LatencyTable, rate: float,
@@ -147,6 +155,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                    help="also improve each fast<floor> student by timing on this runtime (measured_widths)")
     p.add_argument("--search_steps", type=int, default=10)
     p.add_argument("--search_candidates", type=int, default=6)
+    p.add_argument("--widths_from", help="time the students an earlier record (JSON) holds for each architecture and "
+                                         "rate instead of allocating (or searching) them anew")
     p.add_argument("--render", action="store_true", help="only write --out's Markdown again from its JSON")
     args = p.parse_args(argv)
     if args.render:
@@ -162,18 +172,24 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                  "round_to": args.round_to, "subpixel": args.subpixel,
                                  "runtime": args.runtime, "runtimes": runtimes, "runs": args.runs,
                                  "warm_s": args.warm_s, "search": args.search, "search_steps": args.search_steps,
-                                 "search_candidates": args.search_candidates, "units": []}
+                                 "search_candidates": args.search_candidates, "widths_from": args.widths_from,
+                                 "units": []}
     for arch in args.archs:
         torch.manual_seed(0)
         teacher = networks.define_G(3, 3, 64, arch, norm=ARCHS[arch]).eval()
         groups = ChannelGroups.discover(teacher, x)
         table = teacher_table(arch, teacher, groups, args.runtime, work)
         for rate in args.rates:
-            widths = allocation_widths(groups, table, rate, args.round_to, args.floors)
             folder = work / f"{arch}-{rate:g}"
             folder.mkdir(exist_ok=True)
-            searches = searched_widths(teacher, groups, table, rate, widths, args, folder) if args.search else {}
-            widths.update({name: found["widths"] for name, found in searches.items()})
+            searches: Dict[str, Dict] = {}
+            if args.widths_from:
+                widths = recorded_widths(json.loads(Path(args.widths_from).read_text()), arch, rate)
+            else:
+                widths = allocation_widths(groups, table, rate, args.round_to, args.floors)
+                if args.search:
+                    searches = searched_widths(teacher, groups, table, rate, widths, args, folder)
+                widths.update({name: found["widths"] for name, found in searches.items()})
             masks = {name: keep_masks(groups, w, "uniform") for name, w in widths.items()}
             nets = {TEACHER: teacher, **{name: slim(teacher, groups, m).eval() for name, m in masks.items()}}
             models = [deployable(name, net, shape, args.subpixel) for name, net in nets.items()]
@@ -219,6 +235,7 @@ def markdown(record: Dict) -> str:
              + (f" `search<f>`: `fast<f>` improved by timing on `{record['search']}` ({record['search_steps']} steps "
                 f"of {record['search_candidates']} candidates; `measured_widths`), then timed afresh here."
                 if record.get("search") else "")
+             + (f" Students' widths from `{Path(record['widths_from']).name}`." if record.get("widths_from") else "")
              + (" Every network, the teacher too, deployed with its U-Net transposed convolutions as sub-pixel "
                 "convolutions (`--subpixel`); MACs in the package's convention, of the networks as pruned."
                 if record.get("subpixel") else ""), "",
@@ -259,15 +276,19 @@ def node_markdown(units: Sequence[Dict]) -> List[str]:
     kinds = sorted({k for u in units for per_model in u.get("nodes", {}).values()
                     for by_kind in per_model.values() for k in by_kind})
     lines = ["", "Milliseconds by node kind (OpenVINO performance counters, one thread; fused nodes count in "
-             "the node they were fused into):", "",
-             "| arch | rate | runtime | model | " + " | ".join(kinds) + " | total |",
-             "|---|---|---|---|" + "---|" * (len(kinds) + 1)]
+             "the node they were fused into). bound: the speed-up / MAC ratio had every student convolution run "
+             "exactly the MAC ratio faster than the teacher's and its other nodes as measured (`ideal_conv_bound`):",
+             "", "| arch | rate | runtime | model | " + " | ".join(kinds) + " | total | bound |",
+             "|---|---|---|---|" + "---|" * (len(kinds) + 2)]
     for unit in units:
+        ideal = {row["model"]: row["ideal_speedup"] for row in unit["rows"]}
         for runtime, per_model in unit.get("nodes", {}).items():
             for name, by_kind in per_model.items():
+                bound = ("" if name == TEACHER or TEACHER not in per_model else
+                         f"{ideal_conv_bound(per_model[TEACHER], by_kind, ideal[name]) / ideal[name]:.2f}")
                 lines.append(f"| {unit['arch']} | {unit['rate']:.0%} | {runtime} | {name} | "
                              + " | ".join(f"{by_kind.get(k, 0.0):.2f}" for k in kinds)
-                             + f" | {sum(by_kind.values()):.2f} |")
+                             + f" | {sum(by_kind.values()):.2f} | {bound} |")
     return lines
 
 

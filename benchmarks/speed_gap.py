@@ -17,9 +17,9 @@ shape; the weights do not matter for time). Then:
    the speed-up below the MAC ratio.
    From these, the *bound with ideal convolutions*: the speed-up the student would reach if
    every (transposed) convolution ran exactly the MAC ratio faster than the teacher's and the
-   other layers took the time measured (:func:`ideal_conv_bound`). Where it is below a goal, no
-   convolution kernel reaches the goal in PyTorch eager; only a runtime that fuses the other
-   layers, or an architecture without them, can.
+   other layers took the time measured (:func:`mggc_plugin.deploy.openvino.ideal_conv_bound`).
+   Where it is below a goal, no convolution kernel reaches the goal in PyTorch eager; only a
+   runtime that fuses the other layers, or an architecture without them, can.
 3. **Per node on OpenVINO** (float32, one thread, the plugin's performance counters,
    :class:`mggc_plugin.deploy.openvino.Profiler`), where the fused graph runs rather than
    PyTorch's modules: time by node kind, and two bounds (:func:`node_bounds`): the speed-up if each
@@ -70,7 +70,7 @@ from mggc_plugin.deploy.bench import (
     exported_ir,
     machine,
 )
-from mggc_plugin.deploy.openvino import NodeTime, ms_by_kind, profile
+from mggc_plugin.deploy.openvino import NodeTime, ideal_conv_bound, ms_by_kind, profile
 from mggc_plugin.fileio import atomic_write, atomic_write_json
 from mggc_plugin.macs import count_macs
 from mggc_plugin.slim import slim
@@ -116,17 +116,6 @@ def per_layer(model: nn.Module, x: torch.Tensor, runs: int = 3) -> Dict[str, flo
     for h in handles:
         h.remove()
     return {k: v / runs for k, v in spent.items()}
-
-
-MAC_KINDS = ("conv", "conv_transpose")
-
-
-def ideal_conv_bound(teacher_s: Dict[str, float], student_s: Dict[str, float], ideal: float) -> float:
-    """Speed-up over the teacher if the student's convolutions took the teacher's convolution time
-    divided by ``ideal`` (the MAC ratio) and its other layers the seconds measured for them."""
-    conv_teacher = sum(v for k, v in teacher_s.items() if k in MAC_KINDS)
-    rest_student = sum(v for k, v in student_s.items() if k not in MAC_KINDS)
-    return sum(teacher_s.values()) / (conv_teacher / ideal + rest_student)
 
 
 def openvino_profiles(models: Sequence[BenchModel], x: torch.Tensor, work: Path,

@@ -63,9 +63,15 @@ def test_node_times_give_each_models_milliseconds_by_kind_on_each_openvino_runti
                          "rows": [{"model": "teacher", "runtime": "openvino", "median_ms": 1.0, "speedup": 1.0,
                                    "ideal_speedup": 1.0}],
                          "nodes": {"openvino": {"teacher": {"conv": 1.5, "pad": 0.25}}}}]}
+    record["units"][0]["rows"].append({"model": "fast0", "runtime": "openvino", "median_ms": 0.5, "speedup": 2.0,
+                                       "ideal_speedup": 5.0})
+    record["units"][0]["nodes"]["openvino"]["fast0"] = {"conv": 0.3, "pad": 0.2}
+    record["units"][0].update(widths={"fast0": [2]}, table_speedup={"fast0": 2.5})
     text = speed_allocation.markdown(record)
-    assert "| arch | rate | runtime | model | conv | pad | total |" in text
-    assert "| unet_128 | 25% | openvino | teacher | 1.50 | 0.25 | 1.75 |" in text
+    assert "| arch | rate | runtime | model | conv | pad | total | bound |" in text
+    assert "| unet_128 | 25% | openvino | teacher | 1.50 | 0.25 | 1.75 |  |" in text
+    # convolutions 1.5 / 5 = 0.3 ms and the pad's 0.2 ms: 1.75 / 0.5 = 3.5×, 0.70 of the MAC ratio
+    assert "| unet_128 | 25% | openvino | fast0 | 0.30 | 0.20 | 0.50 | 0.70 |" in text
 
 
 def test_searched_widths_time_candidates_from_each_fast_floor_and_the_header_says_so(benchmark_script, monkeypatch,
@@ -92,3 +98,14 @@ def test_searched_widths_time_candidates_from_each_fast_floor_and_the_header_say
               "search_steps": 1, "search_candidates": 2, "units": []}
     text = speed_allocation.markdown(record)
     assert "each network run back to back for 0.2 s" in text and "improved by timing on `eager` (1 steps" in text
+
+
+def test_recorded_widths_are_an_earlier_runs_students_at_that_arch_and_rate(benchmark_script):
+    speed_allocation = benchmark_script("speed_allocation")
+    record = {"units": [{"arch": "unet_256", "rate": 0.1, "widths": {"uniform": [8], "search0.5": [16]}}]}
+    assert speed_allocation.recorded_widths(record, "unet_256", 0.1) == {"uniform": [8], "search0.5": [16]}
+    with pytest.raises(SystemExit, match="no unet_256 unit at rate 0.25"):
+        speed_allocation.recorded_widths(record, "unet_256", 0.25)
+    text = speed_allocation.markdown({"machine": {"cpu": "cpu"}, "size": 32, "runs": 1, "runtime": "eager",
+                                      "widths_from": "/x/speed_allocation_search.json", "units": []})
+    assert "Students' widths from `speed_allocation_search.json`." in text

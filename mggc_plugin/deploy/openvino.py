@@ -156,6 +156,21 @@ def ms_by_kind(nodes: Sequence[NodeTime]) -> Dict[str, float]:
     return dict(out)
 
 
+#: The kinds (of :data:`NODE_KINDS`, and of a PyTorch layer breakdown) whose time the MACs set.
+MAC_KINDS = ("conv", "conv_transpose")
+
+
+def ideal_conv_bound(teacher: Mapping[str, float], student: Mapping[str, float], ideal: float) -> float:
+    """Speed-up over the teacher if the student's convolutions (:data:`MAC_KINDS`) took the
+    teacher's convolution time divided by ``ideal`` (the MAC ratio) and its other nodes the time
+    measured for them; ``teacher``/``student``: time by kind (:func:`ms_by_kind`), in one unit.
+    What no convolution kernel can beat: the rest costs in proportion to the activations, which
+    shrink with the width where the MACs shrink with its square."""
+    conv_teacher = sum(v for k, v in teacher.items() if k in MAC_KINDS)
+    rest_student = sum(v for k, v in student.items() if k not in MAC_KINDS)
+    return sum(teacher.values()) / (conv_teacher / ideal + rest_student)
+
+
 class CompiledRunner:
     """Runs the compiled model ``compiled`` on a float32 tensor and returns a tensor."""
 
