@@ -8,7 +8,11 @@ the fastest-width students it timed, each deployed by :func:`mggc_plugin.deploy.
 with and without ``subpixel`` (BatchNorm folded either way) and timed interleaved
 (:func:`mggc_plugin.deploy.bench.bench`, batch 1, one thread) on ONNX Runtime, OpenVINO float32
 and OpenVINO at its default precision (bfloat16 on CPUs with AMX). Weights do not matter for
-time. Writes ``benchmarks/results/subpixel_speed.{json,md}``, the machine named; needs a quiet machine.
+time. The sub-pixel form is the one ``mggc export`` writes for the runtime: phases interleaved by
+``pixel_shuffle`` for ONNX Runtime, by a transpose for OpenVINO
+(:func:`mggc_plugin.deploy.subpixel.interleave_for`); ``<network>_subpixel_d2s`` is the
+``pixel_shuffle`` form everywhere, so that on OpenVINO the two interleaves are timed side by side.
+Writes ``benchmarks/results/subpixel_speed.{json,md}``, the machine named; needs a quiet machine.
 
     python benchmarks/subpixel_speed.py
 """
@@ -25,12 +29,14 @@ import torch
 from mggc_plugin import networks
 from mggc_plugin.baselines import keep_masks
 from mggc_plugin.channels import ChannelGroups
-from mggc_plugin.deploy.bench import TEACHER, bench, deployable, machine
+from mggc_plugin.deploy.bench import TEACHER, WARM_S, BenchModel, bench, deployable, machine
 from mggc_plugin.fileio import atomic_write, atomic_write_json
 from mggc_plugin.slim import slim
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SUFFIX = "_subpixel"
+#: The sub-pixel form interleaved by pixel_shuffle on every runtime.
+D2S = "_subpixel_d2s"
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -40,6 +46,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--students", nargs="+", default=["uniform", "fast0.5", "fast0.75"])
     p.add_argument("--runtimes", nargs="+", default=["onnxruntime", "openvino", "openvino_default"])
     p.add_argument("--runs", type=int, default=10)
+    p.add_argument("--warm_s", type=float, default=WARM_S,
+                   help="seconds each network runs back to back before each timed pass (0: timed cold)")
     p.add_argument("--out", default=str(RESULTS / "subpixel_speed"))
     args = p.parse_args(argv)
     torch.set_num_threads(1)
@@ -56,12 +64,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 if name in unit["widths"]:
                     masks = keep_masks(groups, unit["widths"][name], "uniform")
                     nets[f"{name}@{unit['rate']:g}"] = slim(teacher, groups, masks).eval()
-    models = [m for name, net in nets.items() for m in (deployable(name, net, shape),
-                                                       deployable(name + SUFFIX, net, shape, subpixel=True))]
+    models = []
+    for name, net in nets.items():
+        sub = deployable(name + SUFFIX, net, shape, subpixel=True)
+        models += [deployable(name, net, shape), sub, BenchModel(name + D2S, sub.module, sub.macs, sub.params)]
     with tempfile.TemporaryDirectory(prefix="mggc-subpixel-") as work:
         result = bench(models, shape, Path(work), args.runtimes, batches=(1,), threads=(1,), runs=args.runs,
-                       warmup=1, log=lambda s: print(s, flush=True))
-    record = {"machine": machine(), "size": size, "runs": args.runs, "allocations": args.allocations,
+                       warmup=1, warm_s=args.warm_s, log=lambda s: print(s, flush=True))
+    record = {"machine": machine(), "size": size, "runs": args.runs, "warm_s": args.warm_s,
+              "allocations": args.allocations,
               "rows": result["rows"], "skipped": result.get("skipped", {})}
     atomic_write_json(Path(args.out).with_suffix(".json"), record)
     text = markdown(record)
@@ -75,21 +86,27 @@ def markdown(record: Dict) -> str:
     speed-up over the teacher deployed the same way against the MAC ratio."""
     ms = {(r["runtime"], r["model"]): r["median_ms"] for r in record["rows"]}
     ideal = {r["model"]: r["ideal_speedup"] for r in record["rows"]}
+    warm = record.get("warm_s", 0.0)
     lines = [f"# U-Net transposed convolutions as sub-pixel convolutions — {record['machine']['cpu']}, 1 thread, "
-             f"batch 1, {record['size']}², median of {record['runs']} interleaved rounds", "",
+             f"batch 1, {record['size']}², median of {record['runs']} interleaved rounds"
+             + (f", each network run back to back for {warm:g} s before each timed pass" if warm else ""), "",
              "unet_256, ngf 64; students at `speed_allocation.json`'s widths (`<student>@<rate>`). "
-             "Speed-up: over the teacher deployed the same way; ideal: the MAC ratio.", "",
-             "| runtime | network | ms | ms sub-pixel | gain | speed-up / ideal | sub-pixel speed-up / ideal |",
-             "|---|---|---|---|---|---|---|"]
+             "Speed-up: over the teacher deployed the same way; ideal: the MAC ratio. ms sub-pixel: as `mggc export` "
+             "writes it for the runtime (OpenVINO: phases interleaved by a transpose); pixel_shuffle: the phases "
+             "interleaved by DepthToSpace on every runtime, and the transposed form's gain over it.", "",
+             "| runtime | network | ms | ms sub-pixel | gain | speed-up / ideal | sub-pixel speed-up / ideal "
+             "| ms pixel_shuffle | transpose gain |", "|---|---|---|---|---|---|---|---|---|"]
     runtimes: List[str] = list(dict.fromkeys(r["runtime"] for r in record["rows"]))
-    names = [n for n in dict.fromkeys(r["model"] for r in record["rows"]) if not n.endswith(SUFFIX)]
+    names = [n for n in dict.fromkeys(r["model"] for r in record["rows"]) if not n.endswith((SUFFIX, D2S))]
     for runtime in runtimes:
         for name in names:
             plain, sub = ms[runtime, name], ms[runtime, name + SUFFIX]
             ratios = "| — | — |" if name == TEACHER else (
                 f"| {ms[runtime, TEACHER] / plain / ideal[name]:.2f} | "
                 f"{ms[runtime, TEACHER + SUFFIX] / sub / ideal[name]:.2f} |")
-            lines.append(f"| {runtime} | {name} | {plain:.2f} | {sub:.2f} | **{plain / sub:.2f}×** {ratios}")
+            d2s = ms.get((runtime, name + D2S))
+            shuffle = " — | — |" if d2s is None else f" {d2s:.2f} | {d2s / sub:.2f}× |"
+            lines.append(f"| {runtime} | {name} | {plain:.2f} | {sub:.2f} | **{plain / sub:.2f}×** {ratios}{shuffle}")
     return "\n".join(lines) + "\n"
 
 

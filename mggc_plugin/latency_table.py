@@ -45,7 +45,7 @@ from tqdm.auto import tqdm
 
 from .channels import ChannelGroups, CountedLayerWidths
 from .deploy import bench
-from .deploy.subpixel import conv_transposes_as_subpixel
+from .deploy.subpixel import conv_transposes_as_subpixel, interleave_for
 from .fileio import atomic_write_json
 from .metrics.timing import latency
 from .slim import slim
@@ -208,7 +208,7 @@ class _Timer:
         self.count += 1
         module = module.eval()
         if self.subpixel:
-            module = conv_transposes_as_subpixel(module)[0]
+            module = conv_transposes_as_subpixel(module, interleave_for(self.runtime))[0]
         prepared = module
         if self.runtime != "eager":
             model = bench.BenchModel(f"m{self.count}", module, 0.0, 0)

@@ -35,3 +35,22 @@ def test_a_network_of_an_earlier_runs_name_is_exported_again(tmp_path):
             ran = prepare(runtime, second, x, 1, tmp_path)(x)
             assert torch.allclose(ran, second.module(x), atol=1e-4), runtime
             assert not torch.allclose(ran, first.module(x), atol=1e-2), runtime
+
+
+def test_openvino_runs_the_openvino_form_of_a_subpixel_network(tmp_path):
+    pytest.importorskip("openvino")
+    import onnx
+
+    from mggc_plugin import networks
+    from mggc_plugin.deploy.bench import deployable, exported_ir
+
+    torch.manual_seed(0)
+    G = networks.define_G(3, 3, 4, "unet_128", norm="batch").eval()
+    x = torch.zeros(1, 3, 128, 128)
+    model = deployable("g", G, tuple(x.shape), subpixel=True)
+    xml = exported_ir(model, x, tmp_path)
+    assert xml.name == "g-openvino-b1.xml"
+    ops = {node.op_type for node in onnx.load(str(xml.with_suffix(".onnx"))).graph.node}
+    assert "Transpose" in ops and "DepthToSpace" not in ops
+    ops = {node.op_type for node in onnx.load(str(exported_onnx(model, x, tmp_path))).graph.node}
+    assert "DepthToSpace" in ops  # what ONNX Runtime runs

@@ -5,16 +5,23 @@ import torch
 from torch import nn
 
 from mggc_plugin import networks
-from mggc_plugin.deploy.subpixel import SubPixelConvTranspose2d, conv_transposes_as_subpixel, rewritable
+from mggc_plugin.deploy.subpixel import (
+    INTERLEAVES,
+    SubPixelConvTranspose2d,
+    conv_transposes_as_subpixel,
+    interleave_for,
+    rewritable,
+)
 
 
+@pytest.mark.parametrize("interleave", INTERLEAVES)
 @pytest.mark.parametrize("bias,size", [(True, (5, 7)), (False, (1, 1)), (True, (8, 8))])
-def test_a_subpixel_layer_computes_what_the_transposed_convolution_does(bias, size):
+def test_a_subpixel_layer_computes_what_the_transposed_convolution_does(bias, size, interleave):
     torch.manual_seed(0)
     layer = nn.ConvTranspose2d(6, 5, 4, stride=2, padding=1, bias=bias)
     x = torch.randn(2, 6, *size)
     with torch.no_grad():
-        expected, got = layer(x), SubPixelConvTranspose2d(layer)(x)
+        expected, got = layer(x), SubPixelConvTranspose2d(layer, interleave)(x)
     assert got.shape == expected.shape == (2, 5, 2 * size[0], 2 * size[1])
     assert torch.allclose(got, expected, atol=1e-5)
 
@@ -26,6 +33,8 @@ def test_only_the_upstream_unet_configuration_is_rewritten():
         assert not rewritable(other)
     with pytest.raises(ValueError, match="is not a ConvTranspose2d"):
         SubPixelConvTranspose2d(nn.ConvTranspose2d(4, 4, 3, stride=2, padding=1, output_padding=1))
+    with pytest.raises(ValueError, match="interleave 'crd'"):
+        SubPixelConvTranspose2d(nn.ConvTranspose2d(4, 4, 4, stride=2, padding=1), "crd")
 
 
 @pytest.mark.parametrize("netG,replaced", [("unet_128", 7), ("resnet_6blocks", 0)])
@@ -40,14 +49,18 @@ def test_a_generator_keeps_its_outputs_and_the_original_is_untouched(netG, repla
         assert torch.allclose(rewritten(x), G(x), atol=1e-5)
 
 
-def test_the_onnx_graph_has_no_conv_transpose_left():
+def test_the_onnx_graph_has_no_conv_transpose_left_and_interleaves_as_asked():
     pytest.importorskip("onnx")
     from mggc_plugin.deploy.onnx import to_onnx
 
     G = networks.define_G(3, 3, 8, "unet_128", norm="instance").eval()
-    proto = to_onnx(conv_transposes_as_subpixel(G)[0], torch.rand(1, 3, 128, 128))
-    ops = {node.op_type for node in proto.graph.node}
+    x = torch.rand(1, 3, 128, 128)
+    ops = {node.op_type for node in to_onnx(conv_transposes_as_subpixel(G)[0], x).graph.node}
     assert "ConvTranspose" not in ops and "DepthToSpace" in ops
+    ops = {node.op_type for node in to_onnx(conv_transposes_as_subpixel(G, "transpose")[0], x).graph.node}
+    assert "ConvTranspose" not in ops and "DepthToSpace" not in ops and "Transpose" in ops
+    assert [interleave_for(f) for f in ("onnx", "onnxruntime", "openvino", "openvino_default")] == \
+        ["depth_to_space", "depth_to_space", "transpose", "transpose"]
 
 
 @pytest.fixture(scope="module")
@@ -93,8 +106,11 @@ def test_a_subpixel_bench_model_computes_the_same_and_keeps_the_networks_macs():
     G = networks.define_G(3, 3, 4, "unet_128", norm="batch").eval()
     shape = (1, 3, 128, 128)
     plain, rewritten = deployable("g", G, shape), deployable("g", G, shape, subpixel=True)
-    assert rewritten.macs == plain.macs and rewritten.params == plain.params
-    assert not any(isinstance(m, nn.ConvTranspose2d) for m in rewritten.module.modules())
+    assert rewritten.macs == plain.macs and rewritten.params == plain.params and plain.openvino_module is None
     x = torch.rand(shape) * 2 - 1
-    with torch.no_grad():
-        assert torch.allclose(rewritten.module(x), G(x), atol=1e-5)
+    # PyTorch and ONNX Runtime run the pixel_shuffle form, OpenVINO the transposed one
+    for module, interleave in ((rewritten.module, "depth_to_space"), (rewritten.openvino_module, "transpose")):
+        assert not any(isinstance(m, nn.ConvTranspose2d) for m in module.modules())
+        assert {m.interleave for m in module.modules() if isinstance(m, SubPixelConvTranspose2d)} == {interleave}
+        with torch.no_grad():
+            assert torch.allclose(module(x), G(x), atol=1e-5)

@@ -40,7 +40,7 @@ from . import openvino as openvino_export
 from .fold import fold_batchnorm, unfoldable_batchnorms
 from .formats import trace_torchscript
 from .runtimes import why_missing
-from .subpixel import conv_transposes_as_subpixel
+from .subpixel import conv_transposes_as_subpixel, interleave_for
 
 PathLike = Union[str, Path]
 RUNTIMES = ("eager", "eager_channels_last", "torchscript", "onnxruntime", "openvino", "openvino_default")
@@ -68,26 +68,31 @@ def runtime_unavailable(runtime: str) -> Optional[str]:
 @dataclass(frozen=True)
 class BenchModel:
     """A network to time: ``module`` as deployed (BatchNorm folded if possible), ``macs`` per
-    image at the bench size, ``params``."""
+    image at the bench size, ``params``; ``openvino_module``, when set, is what the OpenVINO
+    runtimes run instead (the sub-pixel form ``mggc export --format openvino`` writes)."""
 
     name: str
     module: nn.Module
     macs: float
     params: int
+    openvino_module: Optional[nn.Module] = None
 
 
 def deployable(name: str, net: nn.Module, image_shape: Sequence[int], subpixel: bool = False) -> BenchModel:
     """``net`` as deployed: BatchNorm folded where it keeps running statistics and, with
     ``subpixel``, U-Net transposed convolutions as sub-pixel convolutions (:mod:`.subpixel`, as
-    ``mggc export --format onnx|openvino`` writes them). MACs and parameters are ``net``'s own, so that
-    the ideal speed-up keeps the package's MAC convention."""
+    ``mggc export --format onnx|openvino`` writes them: interleaved for ONNX Runtime and PyTorch
+    by ``pixel_shuffle``, for OpenVINO by a transpose, :func:`.subpixel.interleave_for`). MACs and
+    parameters are ``net``'s own, so that the ideal speed-up keeps the package's MAC convention."""
     net = net.eval()
     macs = count_macs(net, image_shape).total
     params = sum(p.numel() for p in net.parameters())
     deployed = net if unfoldable_batchnorms(net) else fold_batchnorm(net)
-    if subpixel:  # after folding: a BatchNorm after a sub-pixel layer no longer follows a convolution
-        deployed = conv_transposes_as_subpixel(deployed)[0]
-    return BenchModel(name, deployed, macs, params)
+    if not subpixel:
+        return BenchModel(name, deployed, macs, params)
+    # after folding: a BatchNorm after a sub-pixel layer no longer follows a convolution
+    return BenchModel(name, conv_transposes_as_subpixel(deployed, interleave_for("onnx"))[0], macs, params,
+                      conv_transposes_as_subpixel(deployed, interleave_for("openvino"))[0])
 
 
 def load_teacher(slim_path: PathLike, teacher: PathLike) -> nn.Module:
@@ -194,7 +199,10 @@ def fingerprint(module: nn.Module, x: torch.Tensor) -> str:
 
 def exported_ir(model: BenchModel, x: torch.Tensor, work: Path) -> Path:
     """``model``'s OpenVINO IR (``.xml``) for inputs shaped like ``x`` in ``work``, converted from
-    :func:`exported_onnx` on first use."""
+    :func:`exported_onnx` (of ``model.openvino_module`` when set, named ``<name>-openvino``) on
+    first use."""
+    if model.openvino_module is not None:
+        model = BenchModel(f"{model.name}-openvino", model.openvino_module, model.macs, model.params)
     xml = exported_onnx(model, x, work).with_suffix(".xml")
     if not xml.exists():
         openvino_export.convert(xml.with_suffix(".onnx"), xml)

@@ -37,7 +37,7 @@ from .calibration import Inputs, find_images, load_inputs, random_inputs
 from .fold import batchnorm_as_instancenorm, fold_batchnorm, unfoldable_batchnorms
 from .formats import FORMATS, Format
 from .quantize import DEFAULT_MAX_L1, PRECISIONS, Quality, measure, to_fp16, to_int8
-from .subpixel import conv_transposes_as_subpixel, subpixel_default
+from .subpixel import conv_transposes_as_subpixel, interleave_for, subpixel_default
 
 PathLike = Union[str, Path]
 
@@ -157,7 +157,7 @@ def export(path: PathLike, fmt: str = "torchscript", out: Optional[PathLike] = N
     if subpixel is None:
         subpixel = subpixel_default(fmt)
     if subpixel:
-        deployed, rewritten = conv_transposes_as_subpixel(deployed)
+        deployed, rewritten = conv_transposes_as_subpixel(deployed, interleave_for(fmt))
         notes += (f"{rewritten} ConvTranspose2d as sub-pixel convolutions",) if rewritten else ()
     if precision == "int8" and fmt == "openvino":
         notes += ("checked at OpenVINO's default CPU inference precision",)

@@ -12,8 +12,11 @@ and columns ``j − 1 + b, j + b``, through the kernel taps ``3 − a − 2u`` a
 (window position ``u, v`` ∈ {0, 1}). :class:`SubPixelConvTranspose2d` computes all four phases
 with one 2×2 convolution over the input padded by one pixel (4·C_out output channels, the same
 MACs as the transposed convolution up to the one-pixel border), crops each phase and interleaves
-them with ``pixel_shuffle`` (ONNX DepthToSpace). Its outputs equal the transposed convolution's
-to float32 rounding, and every part of it has an INT8 kernel in ONNX Runtime.
+them (:data:`INTERLEAVES`): with ``pixel_shuffle`` (ONNX DepthToSpace, channels ordered channel-major),
+or with a reshape and transpose of phase-major channels, which OpenVINO's CPU plugin ran faster
+(``benchmarks/results/subpixel_speed.md``) and ONNX Runtime slower. Its outputs equal the
+transposed convolution's to float32 rounding, and every part of it has an INT8 kernel in ONNX
+Runtime.
 
 Only the upstream configuration (kernel 4, stride 2, padding 1, no output padding, dilation 1,
 one group) is rewritten; ResNet generators' ``ConvTranspose2d(kernel 3, stride 2, padding 1,
@@ -31,6 +34,10 @@ from torch import nn
 
 #: The output phases ``(a, b)`` in the order of the 2×2 convolution's channel blocks.
 PHASES = ((0, 0), (0, 1), (1, 0), (1, 1))
+#: How the four phases are interleaved into the output: ``depth_to_space`` by ``pixel_shuffle``
+#: (convolution channels c·4 + phase; ONNX DepthToSpace in CRD mode), ``transpose`` by a reshape
+#: and transpose (channels phase·C_out + c, each phase a contiguous block).
+INTERLEAVES = ("depth_to_space", "transpose")
 
 
 def rewritable(module: nn.Module) -> bool:
@@ -42,48 +49,69 @@ def rewritable(module: nn.Module) -> bool:
 
 class SubPixelConvTranspose2d(nn.Module):
     """``ConvTranspose2d(C_in, C_out, 4, stride=2, padding=1)`` as a 2×2 convolution to the four
-    output phases and ``pixel_shuffle`` (module docstring). Built from a trained layer
-    (:func:`rewritable`); its weights are copied, not shared."""
+    output phases, interleaved as ``interleave`` says (:data:`INTERLEAVES`; module docstring).
+    Built from a trained layer (:func:`rewritable`); its weights are copied, not shared."""
 
-    def __init__(self, layer: nn.ConvTranspose2d) -> None:
+    def __init__(self, layer: nn.ConvTranspose2d, interleave: str = "depth_to_space") -> None:
         super().__init__()
         if not rewritable(layer):
             raise ValueError(f"{layer} is not a ConvTranspose2d(kernel 4, stride 2, padding 1) with one group")
+        if interleave not in INTERLEAVES:
+            raise ValueError(f"interleave {interleave!r}: choose one of {', '.join(INTERLEAVES)}")
         w = layer.weight.detach()  # C_in × C_out × 4 × 4
         c_in, c_out = w.shape[:2]
         phase_kernels = [w[:, :, [3 - a, 1 - a]][:, :, :, [3 - b, 1 - b]] for a, b in PHASES]  # taps 3 − a − 2u
-        # Channel order c·4 + phase, what pixel_shuffle reads as the 2×2 block of channel c.
-        kernel = torch.stack(phase_kernels, 2).reshape(c_in, c_out * 4, 2, 2).transpose(0, 1)
-        self.c_out = c_out
+        # depth_to_space: channel c·4 + phase, what pixel_shuffle reads as the 2×2 block of channel c;
+        # transpose: phase·C_out + c.
+        stacked = torch.stack(phase_kernels, 2 if interleave == "depth_to_space" else 1)
+        kernel = stacked.reshape(c_in, c_out * 4, 2, 2).transpose(0, 1)
+        self.c_out, self.interleave = c_out, interleave
         self.conv = nn.Conv2d(c_in, c_out * 4, 2, bias=layer.bias is not None)
         with torch.no_grad():
             self.conv.weight.copy_(kernel)
             if layer.bias is not None and self.conv.bias is not None:
-                self.conv.bias.copy_(layer.bias.detach().repeat_interleave(4))
+                bias = layer.bias.detach()
+                self.conv.bias.copy_(bias.repeat_interleave(4) if interleave == "depth_to_space" else bias.repeat(4))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
         y = self.conv(F.pad(x, (1, 1, 1, 1)))  # N × 4·C_out × (h+1) × (w+1)
-        n = y.shape[0]
-        y = y.view(n, self.c_out, 4, h + 1, w + 1)
-        phases = [y[:, :, k, a:a + h, b:b + w] for k, (a, b) in enumerate(PHASES)]
-        return F.pixel_shuffle(torch.stack(phases, 2).reshape(n, self.c_out * 4, h, w), 2)
+        n, c = y.shape[0], self.c_out
+        if self.interleave == "depth_to_space":
+            y = y.view(n, c, 4, h + 1, w + 1)
+            phases = [y[:, :, k, a:a + h, b:b + w] for k, (a, b) in enumerate(PHASES)]
+            return F.pixel_shuffle(torch.stack(phases, 2).reshape(n, c * 4, h, w), 2)
+        phases = [y[:, k * c:(k + 1) * c, a:a + h, b:b + w] for k, (a, b) in enumerate(PHASES)]
+        # (n, a, b, c, h, w) → (n, c, h, a, w, b): output pixel (2i + a, 2j + b)
+        z = torch.cat(phases, 1).view(n, 2, 2, c, h, w).permute(0, 3, 4, 1, 5, 2)
+        return z.reshape(n, c, 2 * h, 2 * w)
 
 
-def conv_transposes_as_subpixel(model: nn.Module) -> Tuple[nn.Module, int]:
+def conv_transposes_as_subpixel(model: nn.Module, interleave: str = "depth_to_space") -> Tuple[nn.Module, int]:
     """A copy of ``model`` with every :func:`rewritable` transposed convolution replaced by its
-    :class:`SubPixelConvTranspose2d`, and how many were replaced (``model`` is unchanged; a
-    rewritable ``model`` is itself replaced)."""
+    :class:`SubPixelConvTranspose2d` (phases interleaved as ``interleave`` says), and how many
+    were replaced (``model`` is unchanged; a rewritable ``model`` is itself replaced)."""
     if isinstance(model, nn.ConvTranspose2d) and rewritable(model):
-        return SubPixelConvTranspose2d(model), 1
+        return SubPixelConvTranspose2d(model, interleave), 1
     model = copy.deepcopy(model)
     replaced = 0
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
             if isinstance(child, nn.ConvTranspose2d) and rewritable(child):
-                setattr(parent, name, SubPixelConvTranspose2d(child))
+                setattr(parent, name, SubPixelConvTranspose2d(child, interleave))
                 replaced += 1
     return model, replaced
+
+
+def interleave_for(fmt_or_runtime: str) -> str:
+    """The interleave (:data:`INTERLEAVES`) written for an export format or timed on a runtime:
+    ``transpose`` for OpenVINO (``openvino``, ``openvino_default``), whose CPU plugin ran the
+    unet_256 teacher and six students 1.13–1.22× faster so than with ``pixel_shuffle`` in
+    bfloat16 and 1.05–1.10× in float32 (``benchmarks/results/subpixel_speed.md``, one run; it
+    fuses the reshape and transpose into a DepthToSpace that copies whole channel blocks), and
+    ``depth_to_space`` elsewhere: in a one-off check ONNX Runtime ran a 10 % student 1.17× slower
+    with ``transpose``."""
+    return "transpose" if fmt_or_runtime.startswith("openvino") else "depth_to_space"
 
 
 def subpixel_default(fmt: str) -> bool:
@@ -91,8 +119,9 @@ def subpixel_default(fmt: str) -> bool:
     unless told: for the ONNX-based formats (``onnx``, ``openvino``), at every precision. ONNX
     Runtime has no int8 ConvTranspose kernel, and on the 2-core Xeon with AMX of
     ``benchmarks/results/subpixel_speed.md`` (unet_256 ngf 64, 256², the teacher and six students
-    at 25 % and 10 % of the MACs, one thread, one run) the rewrite ran OpenVINO at its default
-    precision (bfloat16) 1.95–2.96× faster (the teacher 28.3 against 83.8 ms: its transposed
-    convolutions ran no faster in bfloat16 than in float32), ONNX Runtime float32 1.05–1.12×, and
-    OpenVINO float32 0.93–1.04×. TorchScript keeps the layers as trained."""
+    at 25 % and 10 % of the MACs, one thread, timed warm, one run) the rewrite, interleaved as
+    :func:`interleave_for` says, ran OpenVINO at its default precision (bfloat16) 2.61–3.92×
+    faster (the teacher 21.3 against 77.2 ms: its transposed convolutions ran no faster in
+    bfloat16 than in float32), OpenVINO float32 1.00–1.14×, and ONNX Runtime float32 0.94–1.05×
+    (a cold-timed run before had 1.05–1.12×). TorchScript keeps the layers as trained."""
     return fmt in ("onnx", "openvino")
