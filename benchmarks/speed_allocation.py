@@ -276,9 +276,10 @@ def node_markdown(units: Sequence[Dict]) -> List[str]:
     kinds = sorted({k for u in units for per_model in u.get("nodes", {}).values()
                     for by_kind in per_model.values() for k in by_kind})
     lines = ["", "Milliseconds by node kind (OpenVINO performance counters, one thread; fused nodes count in "
-             "the node they were fused into). bound: the speed-up / MAC ratio had every student convolution run "
-             "exactly the MAC ratio faster than the teacher's and its other nodes as measured (`ideal_conv_bound`):",
-             "", "| arch | rate | runtime | model | " + " | ".join(kinds) + " | total | bound |",
+             "the node they were fused into). ideal convs: the speed-up / MAC ratio had every student convolution "
+             "run exactly the MAC ratio faster than the teacher's and its other nodes as measured "
+             "(`ideal_conv_bound`; not a bound where the student's convolutions beat the MAC ratio):",
+             "", "| arch | rate | runtime | model | " + " | ".join(kinds) + " | total | ideal convs |",
              "|---|---|---|---|" + "---|" * (len(kinds) + 2)]
     for unit in units:
         ideal = {row["model"]: row["ideal_speedup"] for row in unit["rows"]}

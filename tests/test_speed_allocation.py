@@ -68,7 +68,7 @@ def test_node_times_give_each_models_milliseconds_by_kind_on_each_openvino_runti
     record["units"][0]["nodes"]["openvino"]["fast0"] = {"conv": 0.3, "pad": 0.2}
     record["units"][0].update(widths={"fast0": [2]}, table_speedup={"fast0": 2.5})
     text = speed_allocation.markdown(record)
-    assert "| arch | rate | runtime | model | conv | pad | total | bound |" in text
+    assert "| arch | rate | runtime | model | conv | pad | total | ideal convs |" in text
     assert "| unet_128 | 25% | openvino | teacher | 1.50 | 0.25 | 1.75 |  |" in text
     # convolutions 1.5 / 5 = 0.3 ms and the pad's 0.2 ms: 1.75 / 0.5 = 3.5×, 0.70 of the MAC ratio
     assert "| unet_128 | 25% | openvino | fast0 | 0.30 | 0.20 | 0.50 | 0.70 |" in text

@@ -164,8 +164,10 @@ def ideal_conv_bound(teacher: Mapping[str, float], student: Mapping[str, float],
     """Speed-up over the teacher if the student's convolutions (:data:`MAC_KINDS`) took the
     teacher's convolution time divided by ``ideal`` (the MAC ratio) and its other nodes the time
     measured for them; ``teacher``/``student``: time by kind (:func:`ms_by_kind`), in one unit.
-    What no convolution kernel can beat: the rest costs in proportion to the activations, which
-    shrink with the width where the MACs shrink with its square."""
+    The rest costs in proportion to the activations, which shrink with the width where the MACs
+    shrink with its square. A bound only while the student's convolutions run no faster than the
+    MAC ratio: in OpenVINO's bfloat16 on AMX narrow students' convolutions beat it
+    (``benchmarks/results/speed_allocation_warm_nodes.md``), and then they reach more."""
     conv_teacher = sum(v for k, v in teacher.items() if k in MAC_KINDS)
     rest_student = sum(v for k, v in student.items() if k not in MAC_KINDS)
     return sum(teacher.values()) / (conv_teacher / ideal + rest_student)
