@@ -31,7 +31,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
-from mggc_plugin.deploy.bench import RUNTIMES, TEACHER, WARM_S, bench, deployable, machine
+from mggc_plugin.deploy.bench import RUNTIMES, TEACHER, add_warm_argument, bench, deployable, machine, warm_note
 from mggc_plugin.fileio import atomic_write, atomic_write_json
 from mggc_plugin.slim import load_slim, slim_info
 from mggc_plugin.teacher import TeacherSpec
@@ -51,9 +51,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--teacher", type=Path, help="the teacher's upstream folder (default: the shared one)")
     p.add_argument("--runs", type=int, default=20, help="interleaved timing rounds")
     p.add_argument("--runtime", choices=RUNTIMES, default="eager")
-    p.add_argument("--warm_s", type=float, default=WARM_S,
-                   help="seconds each network runs back to back before each timed pass (0: timed cold, right after "
-                        "another network's pass, as every run before this option)")
+    add_warm_argument(p)
     p.add_argument("--subpixel", action="store_true",
                    help="deploy every network with U-Net transposed convolutions as sub-pixel convolutions")
     p.add_argument("--units", nargs="+", type=Path, default=[UNITS], help="unit folders, searched in order")
@@ -113,10 +111,8 @@ def markdown(record: Dict[str, Any]) -> str:
     deployed = ", transposed convolutions as sub-pixel convolutions" if record.get("subpixel") else ""
     lines = [f"# Facades {record['task']}: students budgeted in MACs and in milliseconds", "",
              f"{RUNTIME_NAMES.get(runtime, runtime)}{deployed}, 1 thread, batch 1, median of {record['runs']} "
-             f"interleaved rounds"
-             + (f", each network run back to back for {record['warm_s']:g} s before each timed pass"
-                if record.get("warm_s") else ", each pass timed cold, right after another network's")
-             + f" — {record['machine']['cpu']}; the teacher {record['teacher_ms']:.2f} ms. "
+             f"interleaved rounds, {warm_note(record.get('warm_s', 0.0))}"
+             f" — {record['machine']['cpu']}; the teacher {record['teacher_ms']:.2f} ms. "
              "A MAC budget r promises a speed-up of 1/r (the ideal, the MAC ratio); a latency budget r asks for it.",
              "",
              "| method | r | seed | MACs kept | ms | speed-up | speed-up / ideal | table estimate (ms) | KID |",

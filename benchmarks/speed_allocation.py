@@ -42,13 +42,14 @@ from mggc_plugin.deploy.bench import (
     REDUCED_PRECISION,
     RUNTIMES,
     TEACHER,
-    WARM_S,
     BenchModel,
+    add_warm_argument,
     bench,
     deployable,
     exported_ir,
     machine,
     prepare,
+    warm_note,
 )
 from mggc_plugin.deploy.openvino import ideal_conv_bound, ms_by_kind, profile
 from mggc_plugin.fileio import atomic_write, atomic_write_json
@@ -95,9 +96,10 @@ def recorded_widths(record: Dict, arch: str, rate: float) -> Dict[str, List[int]
 
 def searched_widths(teacher: torch.nn.Module, groups: ChannelGroups, table: LatencyTable, rate: float,
                     widths: Dict[str, List[int]], args: argparse.Namespace, folder: Path) -> Dict[str, Dict]:
-    """``search<floor>`` per ``fast<floor>`` entry of ``widths``: :func:`measured_widths` from those
-    widths, timed on ``args.search`` (``args.search_steps`` steps of ``args.search_candidates``
-    candidates, ``args.runs`` rounds each). Returns name → {"widths", "start", "steps"}."""
+    """``search<floor>`` per ``args.floors`` entry whose ``fast<floor>`` is in ``widths``:
+    :func:`measured_widths` from those widths, timed on ``args.search`` (``args.search_steps``
+    steps of ``args.search_candidates`` candidates, ``args.runs`` rounds each). Returns
+    name → {"widths", "start", "steps"}."""
     shape = (1, *groups.input_shape[1:])
     x = torch.zeros(shape)
     prepared: Dict[Tuple[int, ...], torch.nn.Module] = {}
@@ -119,12 +121,12 @@ def searched_widths(teacher: torch.nn.Module, groups: ChannelGroups, table: Late
         return float(table(groups, keep_masks(groups, w, "uniform")))
 
     out = {}
-    for name, start in widths.items():
-        if name.startswith("fast"):
-            found = measured_widths(groups, start, rate, time_widths, args.round_to,
-                                    floor=float(name[len("fast"):]), candidates=args.search_candidates,
-                                    steps=args.search_steps, estimate=estimate)
-            out["search" + name[len("fast"):]] = {"widths": found.widths, "start": name, "steps": found.steps}
+    for floor in args.floors:
+        name = f"fast{floor:g}"
+        if name in widths:  # allocation_widths leaves out a floor that repeats an earlier entry's widths
+            found = measured_widths(groups, widths[name], rate, time_widths, args.round_to, floor=floor,
+                                    candidates=args.search_candidates, steps=args.search_steps, estimate=estimate)
+            out[f"search{floor:g}"] = {"widths": found.widths, "start": name, "steps": found.steps}
     return out
 
 
@@ -141,9 +143,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                    help="runtimes the same students are also timed on")
     p.add_argument("--batch", type=int, default=1, help="images per inference (the latency tables are batch 1's)")
     p.add_argument("--runs", type=int, default=8)
-    p.add_argument("--warm_s", type=float, default=WARM_S,
-                   help="seconds each network runs back to back before each timed pass (0: timed cold, right after "
-                        "another network's pass, as every run before this option)")
+    add_warm_argument(p)
     p.add_argument("--work", default="~/.cache/mggc-plugin/speed_allocation", help="latency tables, exports")
     p.add_argument("--out", default=str(RESULTS / "speed_allocation"))
     p.add_argument("--subpixel", action="store_true",
@@ -228,8 +228,7 @@ def markdown(record: Dict) -> str:
     lines = [f"# Speed-up / ideal at fastest_widths' allocations — {record['machine']['cpu']}, 1 thread, "
              f"batch {record.get('batch', 1)}, "
              f"{record['size']}², median of {record['runs']} interleaved rounds, "
-             + (f"each network run back to back for {record['warm_s']:g} s before each timed pass"
-                if record.get("warm_s") else "each pass timed cold, right after another network's"), "",
+             f"{warm_note(record.get('warm_s', 0.0))}", "",
              f"Latency table on `{record['runtime']}`; `fast<f>`: no group below f × its uniform width. "
              "est.: the ratio the table predicts."
              + (f" `search<f>`: `fast<f>` improved by timing on `{record['search']}` ({record['search_steps']} steps "

@@ -29,7 +29,7 @@ import torch
 from mggc_plugin import networks
 from mggc_plugin.baselines import keep_masks
 from mggc_plugin.channels import ChannelGroups
-from mggc_plugin.deploy.bench import TEACHER, WARM_S, BenchModel, bench, deployable, machine
+from mggc_plugin.deploy.bench import TEACHER, BenchModel, add_warm_argument, bench, deployable, machine, warm_note
 from mggc_plugin.fileio import atomic_write, atomic_write_json
 from mggc_plugin.slim import slim
 
@@ -46,8 +46,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--students", nargs="+", default=["uniform", "fast0.5", "fast0.75"])
     p.add_argument("--runtimes", nargs="+", default=["onnxruntime", "openvino", "openvino_default"])
     p.add_argument("--runs", type=int, default=10)
-    p.add_argument("--warm_s", type=float, default=WARM_S,
-                   help="seconds each network runs back to back before each timed pass (0: timed cold)")
+    add_warm_argument(p)
     p.add_argument("--out", default=str(RESULTS / "subpixel_speed"))
     args = p.parse_args(argv)
     torch.set_num_threads(1)
@@ -86,10 +85,9 @@ def markdown(record: Dict) -> str:
     speed-up over the teacher deployed the same way against the MAC ratio."""
     ms = {(r["runtime"], r["model"]): r["median_ms"] for r in record["rows"]}
     ideal = {r["model"]: r["ideal_speedup"] for r in record["rows"]}
-    warm = record.get("warm_s", 0.0)
     lines = [f"# U-Net transposed convolutions as sub-pixel convolutions — {record['machine']['cpu']}, 1 thread, "
              f"batch 1, {record['size']}², median of {record['runs']} interleaved rounds"
-             + (f", each network run back to back for {warm:g} s before each timed pass" if warm else ""), "",
+             + f", {warm_note(record.get('warm_s', 0.0))}", "",
              "unet_256, ngf 64; students at `speed_allocation.json`'s widths (`<student>@<rate>`). "
              "Speed-up: over the teacher deployed the same way; ideal: the MAC ratio. ms sub-pixel: as `mggc export` "
              "writes it for the runtime (OpenVINO: phases interleaved by a transpose); pixel_shuffle: the phases "

@@ -32,7 +32,7 @@ def test_bench_writes_its_table_and_skips_a_missing_runtime(tmp_path, monkeypatc
     assert abs(result["rows"][1]["ideal_speedup"] - ideal) < 1e-9 and result["rows"][0]["speedup"] == 1.0
     assert "| g.slim | eager | 1 | 1 |" in table and "| teacher | eager | 1 | 1 |" in table
     assert result["machine"]["cores"] and "torch" in result["machine"]["versions"]
-    assert result["warm_s"] == 0.01 and "each timed after running back to back for 0.01 s" in table
+    assert result["warm_s"] == 0.01 and "each network run back to back for 0.01 s before each timed pass" in table
     assert "wrote " + str(out) in capsys.readouterr().out
 
 

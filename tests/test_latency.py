@@ -80,3 +80,15 @@ def test_warm_s_times_each_model_after_its_own_passes():
     assert calls.count("a") >= 3 * 4 and calls.count("b") >= 3 * 4
     with pytest.raises(ValueError, match="warm_s=-1"):
         compare_latency(nets, (1, 3, 4, 4), warm_s=-1)
+
+
+def test_run_for_runs_nothing_for_zero_seconds_and_at_least_once_otherwise():
+    from mggc_plugin.metrics.timing import run_for
+
+    calls: list = []
+    run_for(lambda: calls.append(1), 0.0)
+    assert calls == []
+    run_for(lambda: calls.append(1), 1e-9)
+    assert calls == [1]
+    run_for(lambda: (calls.append(1), time.sleep(0.002)), 0.02)
+    assert len(calls) >= 1 + 5  # about ten passes of 2 ms in 20 ms

@@ -10,14 +10,21 @@ from mggc_plugin.channels import ChannelGroups
 from mggc_plugin.macs import count_macs
 
 
-def test_allocation_widths_are_uniform_then_each_distinct_floor(benchmark_script, monkeypatch):
-    speed_allocation = benchmark_script("speed_allocation")
+@pytest.fixture
+def net_table(monkeypatch):
+    """A small ResNet generator, its groups, and its latency table on a deterministic "runtime"
+    that charges for MACs and for the activations a layer reads."""
     torch.manual_seed(0)
     G = networks.define_G(3, 3, 16, "resnet_6blocks", "instance").eval()
     groups = ChannelGroups.discover(G, torch.zeros(1, 3, 32, 32))
     monkeypatch.setattr(latency_table._Timer, "__call__", lambda self, module, shape:
                         count_macs(module, shape).total / 1e6 + math.prod(shape) / 1e4)
-    table = latency_table.measure(G, groups, "eager", 1, progress=False)
+    return G, groups, latency_table.measure(G, groups, "eager", 1, progress=False)
+
+
+def test_allocation_widths_are_uniform_then_each_distinct_floor(benchmark_script, net_table):
+    speed_allocation = benchmark_script("speed_allocation")
+    _, groups, table = net_table
     widths = speed_allocation.allocation_widths(groups, table, 0.25, 4, [0.0, 0.5, 0.75, 1.0])
     assert widths["uniform"] == uniform_widths(groups, 0.25, 4).widths
     assert widths["fast0"] == fastest_widths(groups, table, 0.25, 4)
@@ -74,20 +81,16 @@ def test_node_times_give_each_models_milliseconds_by_kind_on_each_openvino_runti
     assert "| unet_128 | 25% | openvino | fast0 | 0.30 | 0.20 | 0.50 | 0.70 |" in text
 
 
-def test_searched_widths_time_candidates_from_each_fast_floor_and_the_header_says_so(benchmark_script, monkeypatch,
+def test_searched_widths_time_candidates_from_each_fast_floor_and_the_header_says_so(benchmark_script, net_table,
                                                                                        tmp_path):
     import argparse
 
     speed_allocation = benchmark_script("speed_allocation")
-    torch.manual_seed(0)
-    G = networks.define_G(3, 3, 16, "resnet_6blocks", "instance").eval()
-    groups = ChannelGroups.discover(G, torch.zeros(1, 3, 32, 32))
-    monkeypatch.setattr(latency_table._Timer, "__call__", lambda self, module, shape:
-                        count_macs(module, shape).total / 1e6 + math.prod(shape) / 1e4)
-    table = latency_table.measure(G, groups, "eager", 1, progress=False)
+    G, groups, table = net_table
     widths = speed_allocation.allocation_widths(groups, table, 0.25, 4, [0.5])
+    # floor 1 finds the uniform widths, which allocation_widths leaves out: nothing to search from
     args = argparse.Namespace(search="eager", runs=1, warm_s=0.0, round_to=4, search_candidates=2, search_steps=1,
-                              subpixel=False)
+                              subpixel=False, floors=[0.5, 1.0])
     found = speed_allocation.searched_widths(G, groups, table, 0.25, widths, args, tmp_path)
     assert list(found) == ["search0.5"] and found["search0.5"]["start"] == "fast0.5"
     (step,) = found["search0.5"]["steps"]

@@ -5,7 +5,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from ..deploy.bench import RUNTIMES, TEACHER, WARM_S, bench, deployable, load_teacher, markdown, write
+from ..deploy.bench import RUNTIMES, TEACHER, add_warm_argument, bench, deployable, load_teacher, markdown, write
 from ..device import add_device_argument, resolve_device
 from ..errors import MGGCUserError
 from ..footprint import check_runnable
@@ -26,9 +26,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size", type=int, help="input height/width (default: the first checkpoint's pruning size)")
     p.add_argument("--runs", type=int, default=10, help="timed rounds (default: 10)")
     p.add_argument("--warmup", type=int, default=2, help="untimed rounds first (default: 2)")
-    p.add_argument("--warm_s", type=float, default=WARM_S,
-                   help=f"seconds each network runs back to back before each timed pass, so that it is timed warm as "
-                        f"it runs deployed; 0 times it cold, right after another network (default: {WARM_S:g})")
+    add_warm_argument(p)
     add_device_argument(p, "eager PyTorch and TorchScript run there, ONNX Runtime too when its CUDA provider is "
                            "installed (onnxruntime-gpu); OpenVINO runs on the CPU")
     p.add_argument("--subpixel", action="store_true",

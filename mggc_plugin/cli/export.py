@@ -38,9 +38,9 @@ def configure(p: argparse.ArgumentParser) -> None:
                         "InstanceNorm) or running (eval mode's running statistics, folded into the convolutions)")
     p.add_argument("--subpixel", action=argparse.BooleanOptionalAction, default=None,
                    help="export U-Net transposed convolutions as sub-pixel convolutions (same outputs to float32 "
-                        "rounding). Default: on for --format onnx and openvino (1.05-1.12x faster in ONNX Runtime, "
-                        "2-3x in OpenVINO's bfloat16 for unet_256; ONNX Runtime quantizes them to int8), off for "
-                        "torchscript")
+                        "rounding). Default: on for --format onnx and openvino (2.6-3.9x faster in OpenVINO's "
+                        "bfloat16 for unet_256, about as fast in float32; ONNX Runtime quantizes them to int8), off "
+                        "for torchscript")
     add_device_argument(p, "the PyTorch reference of the parity and quality checks runs there; the exported file is "
                            "traced and checked on the CPU runtimes")
 

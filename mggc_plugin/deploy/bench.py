@@ -14,6 +14,7 @@ Runtimes whose packages are missing are skipped, naming the extra that installs 
 """
 from __future__ import annotations
 
+import argparse
 import contextlib
 import copy
 import hashlib
@@ -60,6 +61,21 @@ WARM_S = 0.2
 CPU = torch.device("cpu")
 
 
+def warm_note(warm_s: float) -> str:
+    """How the networks of a timing with ``warm_s`` (:func:`bench`) were timed, for a table's header."""
+    if warm_s:
+        return f"each network run back to back for {warm_s:g} s before each timed pass"
+    return "each pass timed cold, right after another network's"
+
+
+def add_warm_argument(p: argparse.ArgumentParser) -> None:
+    """``--warm_s`` (default :data:`WARM_S`), as :func:`bench` takes it."""
+    p.add_argument("--warm_s", type=float, default=WARM_S,
+                   help=f"seconds each network runs back to back before each timed pass, so that it is timed warm as "
+                        f"it runs deployed; 0 times it cold, right after another network's pass, as every timing "
+                        f"before this option (default: {WARM_S:g})")
+
+
 def runtime_unavailable(runtime: str) -> Optional[str]:
     """None when ``runtime`` can run here, else why not and the pip extra that brings it."""
     return why_missing(f"the {runtime} runtime", RUNTIME_MODULES[runtime])
@@ -91,8 +107,10 @@ def deployable(name: str, net: nn.Module, image_shape: Sequence[int], subpixel: 
     if not subpixel:
         return BenchModel(name, deployed, macs, params)
     # after folding: a BatchNorm after a sub-pixel layer no longer follows a convolution
-    return BenchModel(name, conv_transposes_as_subpixel(deployed, interleave_for("onnx"))[0], macs, params,
-                      conv_transposes_as_subpixel(deployed, interleave_for("openvino"))[0])
+    module, rewritten = conv_transposes_as_subpixel(deployed, interleave_for("onnx"))
+    # nothing rewritten (a ResNet): OpenVINO runs the same graph, exported once
+    openvino = conv_transposes_as_subpixel(deployed, interleave_for("openvino"))[0] if rewritten else None
+    return BenchModel(name, module, macs, params, openvino)
 
 
 def load_teacher(slim_path: PathLike, teacher: PathLike) -> nn.Module:
@@ -294,12 +312,9 @@ def markdown(result: Dict[str, Any]) -> str:
     m = result["machine"]
     versions = ", ".join(f"{k} {v}" for k, v in m["versions"].items())
     size = "x".join(map(str, result["input_shape"][1:]))
-    warm = result.get("warm_s", 0.0)
-    timed = (f"each timed after running back to back for {warm:g} s" if warm else "each timed cold, right after "
-             "another network's pass")
     lines = [f"Latency per forward pass, input {size} per image, median and IQR of {result['runs']} interleaved "
-             f"rounds after {result['warmup']} warm-up ({timed}) — {m['cpu']}, {m['cores']} cores "
-             f"({m['usable_cores']} usable), "
+             f"rounds after {result['warmup']} warm-up ({warm_note(result.get('warm_s', 0.0))}) — {m['cpu']}, "
+             f"{m['cores']} cores ({m['usable_cores']} usable), "
              f"{'GPU ' + m['gpu'] + ', ' if 'gpu' in m else ''}{versions}", "",
              "| model | runtime | batch | threads | median (ms) | IQR (ms) | G MACs/image | params (M) | speed-up | "
              "ideal (MAC ratio) |", "|---|---|---|---|---|---|---|---|---|---|"]

@@ -15,9 +15,9 @@ beside each convolution's MACs, to show which layers keep a slim G from its MAC 
 """
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
-import time
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..metrics.timing import run_for
 from . import onnx as onnx_export
 from .runtimes import require
 
@@ -141,9 +142,7 @@ def profile(irs: Mapping[str, Path], x: torch.Tensor, runs: int, threads: int = 
         prof.run(x, record=False)
     for _ in range(runs):
         for prof in profilers.values():
-            end = time.perf_counter() + warm_s
-            while time.perf_counter() < end:
-                prof.run(x, record=False)
+            run_for(functools.partial(prof.run, x, record=False), warm_s)
             prof.run(x)
     return {name: prof.nodes() for name, prof in profilers.items()}
 

@@ -2,6 +2,7 @@
 fairly (:func:`compare_latency`)."""
 from __future__ import annotations
 
+import functools
 import statistics
 import time
 from dataclasses import dataclass
@@ -124,8 +125,7 @@ def compare_latency(models: Mapping[str, nn.Module], input_shape: Sequence[int],
             for r in range(warmup + rounds):
                 shift = r % len(names)
                 for name in names[shift:] + names[:shift]:
-                    if warm_s > 0:
-                        _run_for(nets[name], x, warm_s, sync)
+                    run_for(functools.partial(_synced_pass, nets[name], x, sync), warm_s)
                     sync()
                     start = time.perf_counter()
                     nets[name](x)
@@ -147,11 +147,18 @@ def compare_latency(models: Mapping[str, nn.Module], input_shape: Sequence[int],
         speedup_iqr={n: _quartiles(r) for n, r in ratios.items()}, warm_s=warm_s)
 
 
-def _run_for(net: nn.Module, x: torch.Tensor, seconds: float, sync: Callable[[], None]) -> None:
-    """Untimed passes of ``net`` on ``x``, back to back, until ``seconds`` have passed (at least one)."""
+def _synced_pass(net: nn.Module, x: torch.Tensor, sync: Callable[[], None]) -> None:
+    net(x)
+    sync()
+
+
+def run_for(step: Callable[[], object], seconds: float) -> None:
+    """Call ``step`` back to back until ``seconds`` have passed: at least once when ``seconds``
+    is positive, not at all when it is 0 (the warm-up of :func:`compare_latency`'s ``warm_s``)."""
+    if seconds <= 0:
+        return
     end = time.perf_counter() + seconds
     while True:
-        net(x)
-        sync()
+        step()
         if time.perf_counter() >= end:
             return
