@@ -36,7 +36,7 @@ import torch
 from mggc_plugin import networks
 from mggc_plugin.channels import ChannelGroups
 from mggc_plugin.deploy.bench import RUNTIMES, TEACHER, bench, deployable, machine
-from mggc_plugin.fileio import atomic_write, atomic_write_json
+from mggc_plugin.fileio import atomic_write_json, write_record
 from mggc_plugin.latency_table import LatencyTable, measure
 from mggc_plugin.pruner import MGGCConfig, MGGCPruner
 from mggc_plugin.slim import slim, slim_info
@@ -136,10 +136,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if unreachable:
         fits += ["", "Budgets not reached:", "", *unreachable]
     record["unreachable"] = unreachable
-    atomic_write_json(Path(args.out).with_suffix(".json"), record)
-    text = "\n".join(lines + fits) + "\n"
-    atomic_write(Path(args.out).with_suffix(".md"), lambda tmp: tmp.write_text(text))
-    print(text)
+    write_record(args.out, record, "\n".join(lines + fits) + "\n")
     return 0
 
 

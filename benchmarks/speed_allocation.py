@@ -20,6 +20,9 @@ interleaved with the incumbent on that runtime, the latency table choosing half 
 candidates) into a ``search<floor>`` student, timed afresh with the others; the search's steps
 are recorded.
 
+``--processes N`` repeats every timing in N fresh processes (:func:`mggc_plugin.deploy.bench.bench`)
+and gives the best-runtime ratio a Student-t interval over them; use at least 3.
+
 Writes ``benchmarks/results/speed_allocation.{json,md}``, the machine named. Timings need a
 quiet machine.
 
@@ -43,6 +46,7 @@ from mggc_plugin.deploy.bench import (
     RUNTIMES,
     TEACHER,
     BenchModel,
+    add_processes_argument,
     add_warm_argument,
     bench,
     deployable,
@@ -53,8 +57,8 @@ from mggc_plugin.deploy.bench import (
 )
 from mggc_plugin.deploy.openvino import ideal_conv_bound, ms_by_kind, profile
 from mggc_plugin.fileio import atomic_write, atomic_write_json
-from mggc_plugin.latency_table import LatencyTable, measure
-from mggc_plugin.metrics import compare_latency
+from mggc_plugin.latency_table import LatencyTable, load_or_measure
+from mggc_plugin.metrics import compare_latency, t_interval
 from mggc_plugin.slim import slim
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -63,15 +67,9 @@ ARCHS = {"resnet_9blocks": "instance", "unet_256": "batch"}
 
 def teacher_table(arch: str, teacher: torch.nn.Module, groups: ChannelGroups, runtime: str,
                   work: Path) -> LatencyTable:
-    """The teacher's one-thread latency table on ``runtime``, loaded from ``work`` or measured."""
-    path = work / f"{arch}-{groups.input_shape[-1]}-{runtime}-t1.json"
-    if path.is_file():
-        table = LatencyTable.load(path)
-        table.check(groups)
-        return table
-    table = measure(teacher, groups, runtime, threads=1)
-    table.save(path)
-    return table
+    """The teacher's one-thread latency table on ``runtime``, loaded from ``work`` or measured
+    (again, when the stored one's layers were timed otherwise than :func:`layer_timing` says)."""
+    return load_or_measure(work / f"{arch}-{groups.input_shape[-1]}-{runtime}-t1.json", teacher, groups, runtime)
 
 
 def allocation_widths(groups: ChannelGroups, table: LatencyTable, rate: float, round_to: int,
@@ -144,6 +142,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--batch", type=int, default=1, help="images per inference (the latency tables are batch 1's)")
     p.add_argument("--runs", type=int, default=8)
     add_warm_argument(p)
+    add_processes_argument(p)
     p.add_argument("--work", default="~/.cache/mggc-plugin/speed_allocation", help="latency tables, exports")
     p.add_argument("--out", default=str(RESULTS / "speed_allocation"))
     p.add_argument("--subpixel", action="store_true",
@@ -171,7 +170,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     record: Dict[str, object] = {"machine": machine(), "size": args.size, "batch": args.batch,
                                  "round_to": args.round_to, "subpixel": args.subpixel,
                                  "runtime": args.runtime, "runtimes": runtimes, "runs": args.runs,
-                                 "warm_s": args.warm_s, "search": args.search, "search_steps": args.search_steps,
+                                 "warm_s": args.warm_s, "processes": args.processes, "search": args.search,
+                                 "search_steps": args.search_steps,
                                  "search_candidates": args.search_candidates, "widths_from": args.widths_from,
                                  "units": []}
     for arch in args.archs:
@@ -194,7 +194,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             nets = {TEACHER: teacher, **{name: slim(teacher, groups, m).eval() for name, m in masks.items()}}
             models = [deployable(name, net, shape, args.subpixel) for name, net in nets.items()]
             result = bench(models, shape, folder, runtimes, batches=(args.batch,), threads=(1,), runs=args.runs,
-                           warmup=1, warm_s=args.warm_s, log=lambda s: print(s, flush=True))
+                           warmup=1, warm_s=args.warm_s, processes=args.processes,
+                           log=lambda s: print(s, flush=True))
             estimate = {name: table.full_ms / float(table(groups, m)) for name, m in masks.items()}
             unit = {"arch": arch, "rate": rate, "widths": widths, "table_speedup": estimate, "rows": result["rows"],
                     "skipped": result.get("skipped", {}), "searches": searches}
@@ -225,6 +226,7 @@ def write_markdown(record: Dict, out: Path) -> None:
 
 def markdown(record: Dict) -> str:
     """One row per (architecture, rate, student, runtime): speed-up, ideal and their ratio."""
+    processes = record.get("processes", 1)
     lines = [f"# Speed-up / ideal at fastest_widths' allocations — {record['machine']['cpu']}, 1 thread, "
              f"batch {record.get('batch', 1)}, "
              f"{record['size']}², median of {record['runs']} interleaved rounds, "
@@ -250,20 +252,28 @@ def markdown(record: Dict) -> str:
                          f"{1 / row['ideal_speedup']:.1%} | {row['speedup']:.2f}× | {row['ideal_speedup']:.2f}× | "
                          f"**{row['speedup'] / row['ideal_speedup']:.2f}** | "
                          f"{'' if est is None else f'{est:.2f}'} | {unit['widths'][name]} |")
+    repeats = (f". Repeated in {processes} fresh processes: latencies are the medians of the processes' medians, "
+               "and the interval is a Student-t interval of the per-process ratios (the k-th process of the "
+               "teacher's runtime paired with the k-th of the student's, the same process when the runtimes are the "
+               "same)" if processes > 1 else "")
     lines += ["", "Each on its best runtime (the issue's second goal: the student's fastest runtime against the "
               "teacher's fastest, at least 0.9 of the MAC ratio). Speed-up here: the ratio of the two median "
               "latencies, where the table above takes the median of per-round ratios, so on the same runtime the "
-              "two can differ by a few hundredths:", "",
-              "| arch | rate | student | its best runtime | teacher's best runtime | speed-up | ideal | / ideal |",
-              "|---|---|---|---|---|---|---|---|"]
+              f"two can differ by a few hundredths{repeats}:", "",
+              "| arch | rate | student | its best runtime | teacher's best runtime | speed-up | ideal | / ideal |"
+              + (" 95 % interval over processes |" if processes > 1 else ""),
+              "|---|---|---|---|---|---|---|---|" + ("---|" if processes > 1 else "")]
     for unit in record["units"]:
         best = best_runtimes(unit["rows"])
         teacher_ms, teacher_runtime = best.pop(TEACHER)
         ideal = {row["model"]: row["ideal_speedup"] for row in unit["rows"]}
+        row_of = {(row["model"], row["runtime"]): row for row in unit["rows"]}
         for name, (ms, runtime) in best.items():
             speedup = teacher_ms / ms
+            interval = (f" {process_interval(row_of[TEACHER, teacher_runtime], row_of[name, runtime], ideal[name])} |"
+                        if processes > 1 else "")
             lines.append(f"| {unit['arch']} | {unit['rate']:.0%} | {name} | {runtime} | {teacher_runtime} | "
-                         f"{speedup:.2f}× | {ideal[name]:.2f}× | **{speedup / ideal[name]:.2f}** |")
+                         f"{speedup:.2f}× | {ideal[name]:.2f}× | **{speedup / ideal[name]:.2f}** |{interval}")
     if any("nodes" in unit for unit in record["units"]):
         lines += node_markdown(record["units"])
     return "\n".join(lines) + "\n"
@@ -290,6 +300,14 @@ def node_markdown(units: Sequence[Dict]) -> List[str]:
                              + " | ".join(f"{by_kind.get(k, 0.0):.2f}" for k in kinds)
                              + f" | {sum(by_kind.values()):.2f} | {bound} |")
     return lines
+
+
+def process_interval(teacher: Dict, student: Dict, ideal: float) -> str:
+    """The 95 % t-interval (:func:`~mggc_plugin.metrics.t_interval`) of the speed-up / ``ideal``
+    of the ``student`` row over the ``teacher`` row, process by process (their ``process_ms``)."""
+    ratios = [t / s / ideal for t, s in zip(teacher["process_ms"], student["process_ms"])]
+    low, high = t_interval(ratios).interval
+    return f"[{low:.2f}, {high:.2f}]"
 
 
 def best_runtimes(rows: Sequence[Dict]) -> Dict[str, Tuple[float, str]]:

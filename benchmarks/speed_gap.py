@@ -71,7 +71,7 @@ from mggc_plugin.deploy.bench import (
     machine,
 )
 from mggc_plugin.deploy.openvino import NodeTime, ideal_conv_bound, ms_by_kind, profile
-from mggc_plugin.fileio import atomic_write, atomic_write_json
+from mggc_plugin.fileio import write_record
 from mggc_plugin.macs import count_macs
 from mggc_plugin.slim import slim
 
@@ -241,10 +241,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                      "allocations": allocated}
             lines += _markdown(arch, result, layers, rounding, args.round_sweep, nodes)
             lines += _allocation_markdown(allocated, args.allocation_runtime)
-    atomic_write_json(Path(args.out).with_suffix(".json"), record)
-    text = "\n".join(lines) + "\n"
-    atomic_write(Path(args.out).with_suffix(".md"), lambda tmp: tmp.write_text(text))
-    print(text)
+    write_record(args.out, record, "\n".join(lines) + "\n")
     return 0
 
 

@@ -30,7 +30,7 @@ from mggc_plugin import networks
 from mggc_plugin.baselines import keep_masks
 from mggc_plugin.channels import ChannelGroups
 from mggc_plugin.deploy.bench import TEACHER, BenchModel, add_warm_argument, bench, deployable, machine, warm_note
-from mggc_plugin.fileio import atomic_write, atomic_write_json
+from mggc_plugin.fileio import write_record
 from mggc_plugin.slim import slim
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -73,10 +73,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     record = {"machine": machine(), "size": size, "runs": args.runs, "warm_s": args.warm_s,
               "allocations": args.allocations,
               "rows": result["rows"], "skipped": result.get("skipped", {})}
-    atomic_write_json(Path(args.out).with_suffix(".json"), record)
-    text = markdown(record)
-    atomic_write(Path(args.out).with_suffix(".md"), lambda tmp: tmp.write_text(text))
-    print(text)
+    write_record(args.out, record, markdown(record))
     return 0
 
 

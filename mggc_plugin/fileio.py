@@ -7,7 +7,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Dict, Union
+from typing import Any, Callable, Dict, Tuple, Union
 
 import torch
 
@@ -45,6 +45,17 @@ def atomic_write(path: PathLike, write: Callable[[Path], object]) -> Path:
 def atomic_write_json(path: PathLike, obj: Any, indent: int = 1) -> Path:
     """Write ``obj`` as JSON to ``path`` with :func:`atomic_write`."""
     return atomic_write(path, lambda tmp: tmp.write_text(json.dumps(obj, indent=indent)))
+
+
+def write_record(out: PathLike, record: Any, markdown: str) -> Tuple[Path, Path]:
+    """A benchmark's result: ``record`` as JSON at ``out`` with the ``.json`` suffix and
+    ``markdown`` beside it (``.md``), each with :func:`atomic_write`; the Markdown is also
+    printed."""
+    out = Path(out)
+    paths = (atomic_write_json(out.with_suffix(".json"), record),
+             atomic_write(out.with_suffix(".md"), lambda tmp: tmp.write_text(markdown)))
+    print(markdown)
+    return paths
 
 
 def atomic_torch_save(obj: Any, path: PathLike) -> Path:

@@ -8,7 +8,8 @@ will run on, and gives a differentiable estimate of the sub-network's latency::
 
     T_ms(v) = Σ_layers ℓ_layer(a_in, a_out) + κ · Σ_groups E_g · a_g + c_0
 
-* ``ℓ_layer``: every counted layer (convolution, transposed convolution, linear) timed *alone*,
+* ``ℓ_layer``: every counted layer (convolution, transposed convolution, linear) timed *alone*
+  (on OpenVINO by its nodes' performance counters, :func:`layer_timing`),
   rebuilt at a grid of input × output widths (:data:`FRACTIONS` of its prunable channels) and
   fed an input of the shape it sees in the network, the measurements made non-decreasing in
   both widths (noise aside, a wider layer is never faster); between grid points the table is
@@ -45,6 +46,7 @@ from tqdm.auto import tqdm
 
 from .channels import ChannelGroups, CountedLayerWidths
 from .deploy import bench
+from .deploy.openvino import profile
 from .deploy.subpixel import conv_transposes_as_subpixel, interleave_for
 from .fileio import atomic_write_json
 from .metrics.timing import latency
@@ -53,6 +55,10 @@ from .slim import slim
 PathLike = Union[str, Path]
 #: Widths at which each layer is timed, as fractions of its prunable channels.
 FRACTIONS = (0.125, 0.25, 0.5, 0.75, 1.0)
+#: Seconds a layer alone runs back to back before each profiled pass: a freshly compiled layer's
+#: first passes ran up to 25× slower (0.08–1.9 ms for one small convolution), and one slow pass
+#: at a narrow width would raise every wider one (the table is made monotone by running maxima).
+LAYER_WARM_S = 0.05
 VERSION = 1
 
 
@@ -92,7 +98,9 @@ class LatencyTable:
     rest; ``fit``: per uniform fraction, the whole network's measured and estimated ms;
     ``machine``: where it was measured (:func:`mggc_plugin.deploy.bench.machine`); ``subpixel``:
     whether U-Net transposed convolutions were timed as sub-pixel convolutions, as ``mggc export``
-    writes ONNX and OpenVINO files (:mod:`mggc_plugin.deploy.subpixel`)."""
+    writes ONNX and OpenVINO files (:mod:`mggc_plugin.deploy.subpixel`); ``layer_timing``: how
+    each layer alone was timed (:func:`layer_timing`; tables written before it was recorded were
+    wall-timed)."""
 
     input_shape: Tuple[int, ...]
     runtime: str
@@ -105,6 +113,7 @@ class LatencyTable:
     fit: Tuple[Dict[str, float], ...]
     machine: Dict[str, Any]
     subpixel: bool = False
+    layer_timing: str = "wall"
 
     def check(self, groups: ChannelGroups) -> None:
         """Raise ValueError unless the table was measured for a network with ``groups``'s
@@ -153,7 +162,8 @@ class LatencyTable:
                                     tuple(tuple(row) for row in layer["ms"])) for layer in d["layers"])
         return cls(tuple(d["input_shape"]), d["runtime"], int(d["threads"]), tuple(d["group_sizes"]),
                    tuple(d["group_elements"]), layers, float(d["per_element_ms"]), float(d["overhead_ms"]),
-                   tuple(d["fit"]), dict(d["machine"]), bool(d.get("subpixel", False)))
+                   tuple(d["fit"]), dict(d["machine"]), bool(d.get("subpixel", False)),
+                   str(d.get("layer_timing", "wall")))
 
     def save(self, path: PathLike) -> Path:
         return atomic_write_json(path, self.to_dict())
@@ -192,9 +202,11 @@ def _with_channels(shape: Sequence[int], channels: int, linear: bool) -> Tuple[i
 
 
 class _Timer:
-    """Median ms of one forward pass of a module on ``runtime`` with ``threads`` threads."""
+    """Milliseconds of one forward pass of a module on ``runtime`` with ``threads`` threads; a
+    layer alone timed as ``timing`` says (default: :func:`layer_timing`)."""
 
-    def __init__(self, runtime: str, threads: int, runs: int, warmup: int, work: Path, subpixel: bool = False):
+    def __init__(self, runtime: str, threads: int, runs: int, warmup: int, work: Path, subpixel: bool = False,
+                 timing: Optional[str] = None):
         if runtime not in bench.RUNTIMES:
             raise ValueError(f"runtime={runtime!r}: choose one of {', '.join(bench.RUNTIMES)}")
         reason = bench.runtime_unavailable(runtime)
@@ -202,18 +214,45 @@ class _Timer:
             raise ValueError(reason)
         self.runtime, self.threads, self.runs, self.warmup, self.work = runtime, threads, runs, warmup, work
         self.subpixel = subpixel
+        self.timing = layer_timing(runtime) if timing is None else timing
         self.count = 0
 
     def __call__(self, module: nn.Module, shape: Tuple[int, ...]) -> float:
+        """Wall time of ``module`` as deployed on the runtime (a whole network)."""
+        model = self._model(module)
+        if self.runtime == "eager":
+            return 1000.0 * latency(model.module, shape, runs=self.runs, warmup=self.warmup)
+        prepared = bench.prepare(self.runtime, model, torch.zeros(shape), self.threads, self.work)
+        return 1000.0 * latency(prepared, shape, runs=self.runs, warmup=self.warmup)
+
+    def layer(self, module: nn.Module, shape: Tuple[int, ...]) -> float:
+        """Time of one layer alone, as ``timing`` says (:func:`layer_timing`): its wall time, or
+        the sum of its executed nodes but the reorders."""
+        if self.timing == "wall":
+            return self(module, shape)
+        x = torch.zeros(shape)
+        xml = bench.exported_ir(self._model(module), x, self.work)
+        nodes = profile({"layer": xml}, x, self.runs, self.threads, exact=self.runtime not in bench.REDUCED_PRECISION,
+                        warm_s=LAYER_WARM_S, require_macs=False)
+        return sum(node.ms for node in nodes["layer"] if node.kind != "reorder")
+
+    def _model(self, module: nn.Module) -> bench.BenchModel:
         self.count += 1
         module = module.eval()
         if self.subpixel:
             module = conv_transposes_as_subpixel(module, interleave_for(self.runtime))[0]
-        prepared = module
-        if self.runtime != "eager":
-            model = bench.BenchModel(f"m{self.count}", module, 0.0, 0)
-            prepared = bench.prepare(self.runtime, model, torch.zeros(shape), self.threads, self.work)
-        return 1000.0 * latency(prepared, shape, runs=self.runs, warmup=self.warmup)
+        return bench.BenchModel(f"m{self.count}", module, 0.0, 0)
+
+
+def layer_timing(runtime: str) -> str:
+    """How :func:`measure` times a layer alone on ``runtime``: ``"wall"`` (a pass's wall time) or,
+    on OpenVINO, ``"node counters"``: the layer's executed nodes by the plugin's performance
+    counters, without the reorders into and out of its blocked channel layout. A layer alone
+    needs those at its input and output, where inside the network its neighbours take the layout
+    as it is; on a 2-core AMD EPYC the output reorder of a 64-channel 256² float32 activation took
+    57 ms beside the 8.8 ms of the convolution that made it, so that wall-timed tables estimated
+    whole networks at 1.2–5× their measured time (``benchmarks/results/latency_table_timing.md``)."""
+    return "node counters" if runtime in bench.OPENVINO_RUNTIMES else "wall"
 
 
 @contextlib.contextmanager
@@ -256,18 +295,25 @@ def _uniform_masks(groups: ChannelGroups, fraction: float) -> List[torch.Tensor]
 
 def measure(model: nn.Module, groups: ChannelGroups, runtime: str = "eager", threads: int = 1,
             fractions: Sequence[float] = FRACTIONS, runs: int = 5, warmup: int = 2,
-            work: Optional[PathLike] = None, progress: bool = True, subpixel: bool = False) -> LatencyTable:
+            work: Optional[PathLike] = None, progress: bool = True, subpixel: bool = False,
+            timing: Optional[str] = None) -> LatencyTable:
     """Measure ``model``'s :class:`LatencyTable` on ``runtime`` (one of ``mggc bench``'s) with
     ``threads`` threads, at ``groups``'s input shape: every counted layer at each grid width
     (``fractions`` of its prunable channels, plus the full width), then the whole network
-    slimmed uniformly to each fraction for the fit of κ and c_0. Each time is the median of
-    ``runs`` passes after ``warmup``. ``work``: where exported graphs go (a temporary folder by
+    slimmed uniformly to each fraction for the fit of κ and c_0. A whole network's time is the
+    median wall time of ``runs`` passes after ``warmup``; a layer's is timed as
+    :func:`layer_timing` says for ``runtime`` (on OpenVINO the mean of ``runs`` profiled passes
+    after one; ``timing="wall"`` wall-times them there too, as tables before
+    :func:`layer_timing` did). ``work``: where exported graphs go (a temporary folder by
     default). ``subpixel``: time U-Net transposed convolutions, alone and in the network, as the
     sub-pixel convolutions ``mggc export`` writes to ONNX and OpenVINO files. Run it on the machine
     the generator will be deployed on, with nothing else busy.
     """
     if not fractions or any(not 0 < f <= 1 for f in fractions):
         raise ValueError(f"fractions={list(fractions)}: give widths as fractions in (0, 1]")
+    timing = layer_timing(runtime) if timing is None else timing
+    if timing not in ("wall", layer_timing(runtime)):
+        raise ValueError(f"timing={timing!r}: on {runtime} layers are timed 'wall' or {layer_timing(runtime)!r}")
     fractions = tuple(sorted(set(fractions) | {1.0}))
     model = copy.deepcopy(model).cpu().eval()
     inputs, outputs = _shapes(model, groups)
@@ -275,7 +321,7 @@ def measure(model: nn.Module, groups: ChannelGroups, runtime: str = "eager", thr
     with contextlib.ExitStack() as stack:
         folder = Path(work) if work is not None else Path(stack.enter_context(tempfile.TemporaryDirectory()))
         stack.enter_context(_threads(threads))
-        timer = _Timer(runtime, threads, runs, warmup, folder, subpixel)
+        timer = _Timer(runtime, threads, runs, warmup, folder, subpixel, timing)
         jobs = [(layer, _grid(layer.in_channels, layer.fixed_in, fractions) if not layer.depthwise else (0,),
                  _grid(layer.out_channels, layer.fixed_out, fractions)) for layer in groups.layers]
         bar = tqdm(total=sum(len(i) * len(o) for _, i, o in jobs) + len(fractions), desc="latency table",
@@ -301,7 +347,24 @@ def measure(model: nn.Module, groups: ChannelGroups, runtime: str = "eager", thr
     fit = tuple({"fraction": f, "measured_ms": measured, "estimated_ms": layer_ms + kappa * x + c0}
                 for f, measured, layer_ms, x in rows)
     return LatencyTable(tuple(groups.input_shape), runtime, threads, tuple(groups.sizes), tuple(elements),
-                        tuple(layers), kappa, c0, fit, bench.machine(), subpixel)
+                        tuple(layers), kappa, c0, fit, bench.machine(), subpixel, timing)
+
+
+def load_or_measure(path: PathLike, model: nn.Module, groups: ChannelGroups, runtime: str, threads: int = 1,
+                    timing: Optional[str] = None, **options: Any) -> LatencyTable:
+    """The table at ``path`` when it was measured for ``groups`` on ``runtime`` with ``threads``
+    threads and its layers timed as ``timing`` (default :func:`layer_timing`); else
+    :func:`measure` (``options``: its keyword arguments), saved at ``path``."""
+    timing = layer_timing(runtime) if timing is None else timing
+    path = Path(path)
+    if path.is_file():
+        table = LatencyTable.load(path)
+        table.check(groups)
+        if (table.runtime, table.threads, table.layer_timing) == (runtime, threads, timing):
+            return table
+    table = measure(model, groups, runtime, threads, timing=timing, **options)
+    table.save(path)
+    return table
 
 
 def _measure_layer(m: nn.Module, layer: CountedLayerWidths, in_grid: Tuple[int, ...], out_grid: Tuple[int, ...],
@@ -312,7 +375,8 @@ def _measure_layer(m: nn.Module, layer: CountedLayerWidths, in_grid: Tuple[int, 
         row = []
         for c_out in out_grid:
             width_in = c_out if layer.depthwise else c_in
-            row.append(timer(_replica(m, width_in, c_out, layer.depthwise), _with_channels(in_shape, width_in, linear)))
+            row.append(timer.layer(_replica(m, width_in, c_out, layer.depthwise),
+                                   _with_channels(in_shape, width_in, linear)))
             bar.update(1)
         ms.append(tuple(row))
     return LayerLatency(layer.name, in_grid, out_grid, _monotone(ms))

@@ -3,7 +3,7 @@ the Student-t interval over seeds, against hand computations."""
 import numpy as np
 import pytest
 
-from mggc_plugin.metrics import paired_bootstrap, seed_interval
+from mggc_plugin.metrics import paired_bootstrap, seed_interval, t_interval
 
 
 def test_bootstrap_of_two_images_by_hand():
@@ -46,12 +46,14 @@ def test_t_interval_by_hand():
     # 90 %: t(0.95, 3 dof) = 2.35336.
     assert seed_interval([1.0, 2.0, 3.0, 6.0], ci=0.9).interval[1] == pytest.approx(
         3 + 2.353363435 * np.sqrt(14 / 3) / 2, rel=1e-9)
+    assert t_interval([1.0, 2.0, 3.0, 6.0]) == result, "seed_interval is t_interval of the differences"
 
 
 @pytest.mark.parametrize("call, message", [
     (lambda: seed_interval([0.3]), r"1 seed difference\(s\): a t-interval needs at least 2 seeds"),
     (lambda: seed_interval([0.3, 0.4], ci=95), r"ci=95: need a confidence level strictly between 0 and 1"),
     (lambda: seed_interval([[0.3, 0.4]]), r"diffs of shape \(1, 2\): need a 1-D array"),
+    (lambda: t_interval([0.9]), r"1 value\(s\): a t-interval needs at least 2"),
     (lambda: paired_bootstrap([1.0, 2.0, 3.0], [1.0, 2.0]), "a has 3 values and b 2"),
     (lambda: paired_bootstrap([1.0], [2.0]), r"1 paired value\(s\): the bootstrap needs at least 2 images"),
     (lambda: paired_bootstrap([1.0, np.inf], [2.0, 3.0]), "a holds NaN or infinite values"),

@@ -189,3 +189,43 @@ def test_a_subpixel_table_times_no_transposed_convolution_and_says_so(tmp_path, 
     d = table.to_dict()
     del d["subpixel"]
     assert not LatencyTable.from_dict(d).subpixel
+
+
+def test_openvino_times_a_layer_alone_by_its_nodes_without_the_reorders(tmp_path, monkeypatch):
+    pytest.importorskip("openvino")
+    from mggc_plugin import latency_table
+    from mggc_plugin.deploy.openvino import NodeTime
+
+    profiled = []
+
+    def fake_profile(irs, x, runs, threads=1, exact=True, warm_s=0.0, require_macs=True):
+        profiled.append((tuple(x.shape), exact, warm_s, require_macs))
+        return {"layer": [NodeTime("in", "reorder", 5.0, 0), NodeTime("conv", "conv", 1.0, 8),
+                          NodeTime("interleave", "other", 0.25, 0), NodeTime("out", "reorder", 7.0, 0)]}
+
+    monkeypatch.setattr(latency_table, "profile", fake_profile)
+    monkeypatch.setattr(latency_table, "latency", lambda *a, **k: pytest.fail("a layer alone was wall-timed"))
+    timer = latency_table._Timer("openvino_default", 1, 3, 1, tmp_path)
+    assert timer.layer(torch.nn.Conv2d(4, 8, 3, padding=1), (1, 4, 16, 16)) == 1.25
+    assert profiled == [((1, 4, 16, 16), False, latency_table.LAYER_WARM_S, False)]
+    assert latency_table.layer_timing("openvino") == latency_table.layer_timing("openvino_default") == "node counters"
+
+
+def test_other_runtimes_wall_time_a_layer_and_the_table_says_how(nets, tmp_path):
+    from mggc_plugin import latency_table
+
+    G, _, groups, _ = nets
+    assert latency_table.layer_timing("eager") == latency_table.layer_timing("onnxruntime") == "wall"
+    table = measure(G, groups, fractions=(0.5,), runs=1, warmup=0, progress=False)
+    assert table.layer_timing == "wall" and LatencyTable.load(table.save(tmp_path / "t.json")).layer_timing == "wall"
+    d = table.to_dict()
+    d["layer_timing"] = "node counters"
+    assert LatencyTable.from_dict(d).layer_timing == "node counters"
+    del d["layer_timing"]  # a table saved before the field existed was wall-timed
+    assert LatencyTable.from_dict(d).layer_timing == "wall"
+
+
+def test_node_counters_are_refused_where_there_are_none(nets):
+    G, _, groups, _ = nets
+    with pytest.raises(ValueError, match="on eager layers are timed 'wall' or 'wall'"):
+        measure(G, groups, fractions=(0.5,), runs=1, warmup=0, progress=False, timing="node counters")

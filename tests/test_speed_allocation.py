@@ -52,6 +52,23 @@ def test_the_table_has_a_row_per_student_and_runtime_and_one_on_each_ones_best_r
     assert "| unet_256 | 25% | fast0 | openvino_default | openvino_default | 3.00× | 4.00× | **0.75** |" in text
 
 
+def test_repeated_processes_give_the_best_runtime_ratio_an_interval_over_processes(benchmark_script):
+    speed_allocation = benchmark_script("speed_allocation")
+    rows = [{"model": "teacher", "runtime": "openvino", "median_ms": 40.0, "process_ms": [40.0, 36.0, 44.0],
+             "speedup": 1.0, "ideal_speedup": 1.0},
+            {"model": "fast0", "runtime": "openvino", "median_ms": 10.0, "process_ms": [10.0, 10.0, 10.0],
+             "speedup": 4.0, "ideal_speedup": 4.0}]
+    record = {"machine": {"cpu": "cpu"}, "size": 256, "runs": 8, "runtime": "openvino", "processes": 3,
+              "units": [{"arch": "unet_256", "rate": 0.25, "widths": {"fast0": [8, 16]},
+                         "table_speedup": {"fast0": 4.4}, "rows": rows}]}
+    text = speed_allocation.markdown(record)
+    assert "Repeated in 3 fresh processes" in text and "| / ideal | 95 % interval over processes |" in text
+    # per-process ratios 1.0, 0.9, 1.1: mean 1, sd 0.1, t(0.975, 2 dof) = 4.303
+    half = 4.302652730 * 0.1 / math.sqrt(3)
+    assert (f"| unet_256 | 25% | fast0 | openvino | openvino | 4.00× | 4.00× | **1.00** | "
+            f"[{1 - half:.2f}, {1 + half:.2f}] |") in text
+
+
 def test_node_times_give_each_models_milliseconds_by_kind_on_each_openvino_runtime(benchmark_script, tmp_path):
     pytest.importorskip("openvino")
     speed_allocation = benchmark_script("speed_allocation")
@@ -112,3 +129,19 @@ def test_recorded_widths_are_an_earlier_runs_students_at_that_arch_and_rate(benc
     text = speed_allocation.markdown({"machine": {"cpu": "cpu"}, "size": 32, "runs": 1, "runtime": "eager",
                                       "widths_from": "/x/speed_allocation_search.json", "units": []})
     assert "Students' widths from `speed_allocation_search.json`." in text
+
+
+def test_a_stored_table_whose_layers_were_timed_otherwise_is_measured_again(benchmark_script, net_table, tmp_path,
+                                                                             monkeypatch):
+    import dataclasses
+
+    speed_allocation = benchmark_script("speed_allocation")
+    G, groups, table = net_table
+    path = tmp_path / "resnet_6blocks-32-eager-t1.json"
+    table.save(path)
+    monkeypatch.setattr(latency_table, "measure", lambda *a, **k: pytest.fail("measured again"))
+    assert speed_allocation.teacher_table("resnet_6blocks", G, groups, "eager", tmp_path) == table
+    dataclasses.replace(table, layer_timing="node counters").save(path)
+    monkeypatch.setattr(latency_table, "measure", lambda *a, **k: table)
+    assert speed_allocation.teacher_table("resnet_6blocks", G, groups, "eager", tmp_path) is table
+    assert latency_table.LatencyTable.load(path) == table, "the table measured again replaces the stale one"

@@ -5,7 +5,17 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from ..deploy.bench import RUNTIMES, TEACHER, add_warm_argument, bench, deployable, load_teacher, markdown, write
+from ..deploy.bench import (
+    RUNTIMES,
+    TEACHER,
+    add_processes_argument,
+    add_warm_argument,
+    bench,
+    deployable,
+    load_teacher,
+    markdown,
+    write,
+)
 from ..device import add_device_argument, resolve_device
 from ..errors import MGGCUserError
 from ..footprint import check_runnable
@@ -27,6 +37,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--runs", type=int, default=10, help="timed rounds (default: 10)")
     p.add_argument("--warmup", type=int, default=2, help="untimed rounds first (default: 2)")
     add_warm_argument(p)
+    add_processes_argument(p)
     add_device_argument(p, "eager PyTorch and TorchScript run there, ONNX Runtime too when its CUDA provider is "
                            "installed (onnxruntime-gpu); OpenVINO runs on the CPU")
     p.add_argument("--subpixel", action="store_true",
@@ -54,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     models += [deployable(name, load_slim(p), image, args.subpixel) for name, p in zip(names, paths)]
     with tempfile.TemporaryDirectory(prefix="mggc-bench-") as work:
         result = bench(models, image, Path(work), args.runtimes, args.batch, args.threads, args.runs, args.warmup,
-                       device=device, warm_s=args.warm_s)
+                       device=device, warm_s=args.warm_s, processes=args.processes)
     print(markdown(result), end="")
     for path in write(result, args.out):
         print(f"wrote {path}")

@@ -17,14 +17,19 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import functools
 import hashlib
 import importlib.metadata as md
+import multiprocessing
 import os
 import platform
+import statistics
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, TypeVar, Union
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -33,7 +38,7 @@ from ..device import DeviceLike, resolve_device
 from ..errors import MGGCFileNotFoundError, MGGCUserError
 from ..fileio import atomic_write, atomic_write_json
 from ..macs import count_macs
-from ..metrics import compare_latency
+from ..metrics import LatencyComparison, compare_latency
 from ..networks import ArchSpec
 from ..slim import BUILDERS, read_slim_checkpoint
 from . import onnx as onnx_export
@@ -44,6 +49,7 @@ from .runtimes import why_missing
 from .subpixel import conv_transposes_as_subpixel, interleave_for
 
 PathLike = Union[str, Path]
+T = TypeVar("T")
 RUNTIMES = ("eager", "eager_channels_last", "torchscript", "onnxruntime", "openvino", "openvino_default")
 RUNTIME_MODULES = {"eager": (), "eager_channels_last": (), "torchscript": (), "onnxruntime": onnx_export.MODULES,
                    "openvino": openvino_export.MODULES, "openvino_default": openvino_export.MODULES}
@@ -74,6 +80,13 @@ def add_warm_argument(p: argparse.ArgumentParser) -> None:
                    help=f"seconds each network runs back to back before each timed pass, so that it is timed warm as "
                         f"it runs deployed; 0 times it cold, right after another network's pass, as every timing "
                         f"before this option (default: {WARM_S:g})")
+
+
+def add_processes_argument(p: argparse.ArgumentParser) -> None:
+    """``--processes`` (default 1), as :func:`bench` takes it."""
+    p.add_argument("--processes", type=int, default=1,
+                   help="repeat each timing in this many fresh processes, each compiling the networks anew, and "
+                        "report the spread between them (default: 1, in this process)")
 
 
 def runtime_unavailable(runtime: str) -> Optional[str]:
@@ -255,24 +268,31 @@ def machine(device: torch.device = CPU) -> Dict[str, Any]:
 
 def bench(models: Sequence[BenchModel], image_shape: Sequence[int], work: Path, runtimes: Sequence[str] = RUNTIMES,
           batches: Sequence[int] = (1, 8), threads: Sequence[int] = (1, 0), runs: int = 10, warmup: int = 2,
-          log: Callable[[str], None] = print, device: DeviceLike = None, warm_s: float = WARM_S) -> Dict[str, Any]:
+          log: Callable[[str], None] = print, device: DeviceLike = None, warm_s: float = WARM_S,
+          processes: int = 1) -> Dict[str, Any]:
     """Time ``models`` (the first is the reference for speed-ups when named :data:`TEACHER`) on
     every available runtime × batch × threads (0: all usable cores). ``device``
     (:func:`~mggc_plugin.device.resolve_device`; ``None``: CUDA when available) is where eager
     PyTorch and TorchScript run, and ONNX Runtime when it has its CUDA provider
     (:func:`runtime_device`); each row names its ``device``. On CUDA every pass is synchronised
     (:func:`~mggc_plugin.metrics.compare_latency`). ``warm_s``: seconds each network runs untimed, back
-    to back, before each timed pass (0: timed cold, right after another network's pass). Returns
-    the JSON-ready result: ``machine``,
-    the settings, ``rows`` and ``skipped`` (runtime → reason)."""
+    to back, before each timed pass (0: timed cold, right after another network's pass).
+    ``processes``: how many times each timing is repeated, each in a fresh process
+    (:func:`in_fresh_process`; 1: once, in this one) — one process can run at another speed than
+    the next (on a 2-core AMD EPYC one ran a whole timing 2× slower; on a Xeon the bfloat16 unet_256
+    teacher's time moved by 1.5× from process to process), and one process cannot show that
+    spread (:func:`latency_fields` and :func:`speedup_fields` say how the repeats are combined).
+    Returns the JSON-ready result: ``machine``, the settings, ``rows`` and ``skipped`` (runtime →
+    reason)."""
     dev = resolve_device(device)
     bad = [r for r in runtimes if r not in RUNTIMES]
     if bad:
         raise MGGCUserError(f"--runtimes {' '.join(bad)}: choose from {' '.join(RUNTIMES)}")
-    if runs < 1 or warmup < 0 or warm_s < 0 or any(b < 1 for b in batches) or any(t < 0 for t in threads):
-        raise MGGCUserError(f"--runs {runs} --warmup {warmup} --warm_s {warm_s} --batch {list(batches)} --threads "
-                            f"{list(threads)}: need runs >= 1, warmup >= 0, warm_s >= 0, batches >= 1 and threads >= 0 "
-                            f"(0: all cores)")
+    if (runs < 1 or warmup < 0 or warm_s < 0 or processes < 1 or any(b < 1 for b in batches)
+            or any(t < 0 for t in threads)):
+        raise MGGCUserError(f"--runs {runs} --warmup {warmup} --warm_s {warm_s} --processes {processes} --batch "
+                            f"{list(batches)} --threads {list(threads)}: need runs >= 1, warmup >= 0, warm_s >= 0, "
+                            f"processes >= 1, batches >= 1 and threads >= 0 (0: all cores)")
     teacher = models[0] if models[0].name == TEACHER else None
     rows: List[Dict[str, Any]] = []
     skipped = {}
@@ -283,28 +303,68 @@ def bench(models: Sequence[BenchModel], image_shape: Sequence[int], work: Path, 
             log(f"skipped {runtime}: {reason}")
             continue
         rdev = runtime_device(runtime, dev)
-        # ONNX Runtime and OpenVINO take host arrays (copied to the GPU inside ONNX Runtime's run).
-        input_device = str(rdev) if runtime in TORCH_RUNTIMES else "cpu"
         for batch in batches:
-            x = torch.zeros(batch, *image_shape[1:])
+            shape = (batch, *image_shape[1:])
             for t in threads:
                 n = t or usable_cores()
-                nets = {m.name: prepare(runtime, m, x, n, work, rdev) for m in models}
-                c = compare_latency(nets, tuple(x.shape), rounds=runs, warmup=warmup, threads=n, device=input_device,
-                                    warm_s=warm_s)
+                timing = functools.partial(timed, models, runtime, shape, n, work, rdev, runs, warmup, warm_s)
+                comparisons = [timing()] if processes == 1 else [in_fresh_process(timing) for _ in range(processes)]
                 for m in models:
-                    q1, q3 = c.iqr_s[m.name]
                     row = {"model": m.name, "runtime": runtime, "device": str(rdev), "batch": batch, "threads": n,
-                           "median_ms": c.median_s[m.name] * 1e3, "iqr_ms": (q3 - q1) * 1e3,
-                           "gmacs": m.macs / 1e9, "params_m": m.params / 1e6}
+                           **latency_fields(comparisons, m.name), "gmacs": m.macs / 1e9, "params_m": m.params / 1e6}
                     if teacher is not None:
-                        row.update(speedup=c.speedup[m.name], ideal_speedup=teacher.macs / m.macs)
+                        row.update(speedup_fields(comparisons, m.name), ideal_speedup=teacher.macs / m.macs)
                     rows.append(row)
                     log(f"{runtime} batch {batch} threads {n}: {m.name} {row['median_ms']:.2f} ms")
     for m in models:
         m.module.cpu()
     return {"machine": machine(dev), "device": str(dev), "input_shape": list(image_shape), "runs": runs,
-            "warmup": warmup, "warm_s": warm_s, "teacher": teacher is not None, "rows": rows, "skipped": skipped}
+            "warmup": warmup, "warm_s": warm_s, "processes": processes, "teacher": teacher is not None, "rows": rows,
+            "skipped": skipped}
+
+
+def timed(models: Sequence[BenchModel], runtime: str, shape: Sequence[int], threads: int, work: Path,
+          device: torch.device, runs: int, warmup: int, warm_s: float) -> LatencyComparison:
+    """One interleaved timing of ``models`` on ``runtime`` with inputs of ``shape``
+    (:func:`prepare`, :func:`~mggc_plugin.metrics.compare_latency`; the first model is the
+    reference): what :func:`bench` repeats in fresh processes."""
+    x = torch.zeros(*shape)
+    nets = {m.name: prepare(runtime, m, x, threads, work, device) for m in models}
+    # ONNX Runtime and OpenVINO take host arrays (copied to the GPU inside ONNX Runtime's run).
+    input_device = str(device) if runtime in TORCH_RUNTIMES else "cpu"
+    return compare_latency(nets, tuple(shape), rounds=runs, warmup=warmup, threads=threads, device=input_device,
+                           warm_s=warm_s)
+
+
+def in_fresh_process(call: Callable[[], T]) -> T:
+    """``call()`` run in a new Python process (``spawn``: nothing inherited but the arguments),
+    which compiles its networks anew. Its exports are made by the first such process and reused
+    by the later ones (:func:`exported_onnx`'s stamp)."""
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(call).result()
+
+
+def latency_fields(comparisons: Sequence[LatencyComparison], name: str) -> Dict[str, Any]:
+    """A row's latency of ``name`` from one timing or from several, each in its own process:
+    ``median_ms`` (the median of the timings' medians), ``iqr_ms`` (over all their rounds pooled)
+    and, from several, ``process_ms`` (each timing's median, in order)."""
+    pooled = np.asarray([t for c in comparisons for t in c.times_s[name]]) * 1e3
+    q1, q3 = np.percentile(pooled, [25, 75])
+    medians = [c.median_s[name] * 1e3 for c in comparisons]
+    out: Dict[str, Any] = {"median_ms": statistics.median(medians), "iqr_ms": float(q3 - q1)}
+    if len(comparisons) > 1:
+        out["process_ms"] = medians
+    return out
+
+
+def speedup_fields(comparisons: Sequence[LatencyComparison], name: str) -> Dict[str, Any]:
+    """``name``'s speed-up over the timings' reference: ``speedup`` (the median of the timings'
+    speed-ups) and, from several timings, ``process_speedups`` (each timing's, in order)."""
+    speedups = [c.speedup[name] for c in comparisons]
+    out: Dict[str, Any] = {"speedup": statistics.median(speedups)}
+    if len(comparisons) > 1:
+        out["process_speedups"] = speedups
+    return out
 
 
 def markdown(result: Dict[str, Any]) -> str:
@@ -312,8 +372,11 @@ def markdown(result: Dict[str, Any]) -> str:
     m = result["machine"]
     versions = ", ".join(f"{k} {v}" for k, v in m["versions"].items())
     size = "x".join(map(str, result["input_shape"][1:]))
+    processes = result.get("processes", 1)
+    repeats = (f", repeated in {processes} fresh processes (median: of their medians, whose range is in brackets; "
+               f"IQR: of all their rounds)" if processes > 1 else "")
     lines = [f"Latency per forward pass, input {size} per image, median and IQR of {result['runs']} interleaved "
-             f"rounds after {result['warmup']} warm-up ({warm_note(result.get('warm_s', 0.0))}) — {m['cpu']}, "
+             f"rounds after {result['warmup']} warm-up ({warm_note(result.get('warm_s', 0.0))}){repeats} — {m['cpu']}, "
              f"{m['cores']} cores ({m['usable_cores']} usable), "
              f"{'GPU ' + m['gpu'] + ', ' if 'gpu' in m else ''}{versions}", "",
              "| model | runtime | batch | threads | median (ms) | IQR (ms) | G MACs/image | params (M) | speed-up | "
@@ -321,7 +384,8 @@ def markdown(result: Dict[str, Any]) -> str:
     for r in result["rows"]:
         speed = (f"{r['speedup']:.2f}× | {r['ideal_speedup']:.2f}×" if "speedup" in r else "– | –")
         runtime = r["runtime"] if r.get("device", "cpu") == "cpu" else f"{r['runtime']} ({r['device']})"
-        lines.append(f"| {r['model']} | {runtime} | {r['batch']} | {r['threads']} | {r['median_ms']:.2f} | "
+        spread = f" ({min(r['process_ms']):.2f}–{max(r['process_ms']):.2f})" if "process_ms" in r else ""
+        lines.append(f"| {r['model']} | {runtime} | {r['batch']} | {r['threads']} | {r['median_ms']:.2f}{spread} | "
                      f"{r['iqr_ms']:.2f} | {r['gmacs']:.3g} | {r['params_m']:.3g} | {speed} |")
     for runtime, reason in result["skipped"].items():
         lines.append(f"\nSkipped {runtime}: {reason}")

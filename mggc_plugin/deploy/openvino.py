@@ -120,11 +120,13 @@ class Profiler:
                 self.kinds[info.node_name] = NODE_KINDS.get(info.node_type, "other")
         self.runs += 1
 
-    def nodes(self) -> List[NodeTime]:
+    def nodes(self, require_macs: bool = True) -> List[NodeTime]:
+        """``require_macs``: raise unless every convolution ran under its own name (else its
+        MACs could not be matched to a time)."""
         if not self.runs:
             raise RuntimeError("Profiler.nodes: call run() first")
         missing = sorted(set(self.macs) - set(self.total))
-        if missing:  # fused into a node of another name: its MACs would be counted nowhere
+        if missing and require_macs:  # fused into a node of another name: its MACs would be counted nowhere
             raise RuntimeError(f"convolutions {missing} did not run under their own names, so their MACs "
                                "cannot be matched to a time")
         return [NodeTime(name, self.kinds[name], ms / self.runs, self.macs.get(name, 0))
@@ -132,11 +134,12 @@ class Profiler:
 
 
 def profile(irs: Mapping[str, Path], x: torch.Tensor, runs: int, threads: int = 1,
-            exact: bool = True, warm_s: float = 0.0) -> Dict[str, List[NodeTime]]:
+            exact: bool = True, warm_s: float = 0.0, require_macs: bool = True) -> Dict[str, List[NodeTime]]:
     """Each IR of ``irs`` (name → ``.xml``) node by node (:class:`Profiler`), profiled ``runs``
     times in turn after one warm-up each, so that background load hits them alike. ``warm_s``:
     before each recorded pass a model also runs unrecorded passes back to back for this many
-    seconds, to be profiled warm (as :func:`~mggc_plugin.metrics.compare_latency`'s ``warm_s``)."""
+    seconds, to be profiled warm (as :func:`~mggc_plugin.metrics.compare_latency`'s ``warm_s``).
+    ``require_macs``: as :meth:`Profiler.nodes`."""
     profilers = {name: Profiler(xml, threads, exact) for name, xml in irs.items()}
     for prof in profilers.values():
         prof.run(x, record=False)
@@ -144,7 +147,7 @@ def profile(irs: Mapping[str, Path], x: torch.Tensor, runs: int, threads: int = 
         for prof in profilers.values():
             run_for(functools.partial(prof.run, x, record=False), warm_s)
             prof.run(x)
-    return {name: prof.nodes() for name, prof in profilers.items()}
+    return {name: prof.nodes(require_macs) for name, prof in profilers.items()}
 
 
 def ms_by_kind(nodes: Sequence[NodeTime]) -> Dict[str, float]:

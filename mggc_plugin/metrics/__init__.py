@@ -31,7 +31,7 @@ from .kernel_distance import KID, kid
 from .labels import LabelScores, label_palette, label_scores, majority_scores, snap_to_palette
 from .pairs import PairedScores, paired
 from .reference import reference_features
-from .stats import Difference, paired_bootstrap, seed_interval
+from .stats import Difference, paired_bootstrap, seed_interval, t_interval
 from .timing import LatencyComparison, compare_latency, latency
 
 __all__ = [
@@ -41,5 +41,5 @@ __all__ = [
     "frechet_distance", "image_files", "inception_features", "kid", "label_palette", "label_scores", "latency",
     "load_fid_inception", "load_image", "load_images", "majority_scores", "matched_files", "paired",
     "paired_bootstrap",
-    "reference_features", "resolve_device", "seed_interval", "snap_to_palette",
+    "reference_features", "resolve_device", "seed_interval", "snap_to_palette", "t_interval",
 ]

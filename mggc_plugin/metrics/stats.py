@@ -76,10 +76,8 @@ def paired_bootstrap(a, b, n_boot: int = 10000, seed: int = 0, ci: float = 0.95)
 
 def seed_interval(diffs, ci: float = 0.95) -> Difference:
     """Mean of paired per-seed differences (``diffs[s]`` = metric of student A minus student B,
-    both trained with seed s) with a Student-t interval: mean ± t_{(1+ci)/2, n−1} · sd / √n,
-    the sample standard deviation with n − 1 in the denominator and ``scipy.stats.t`` with
-    n − 1 degrees of freedom. Assumes the per-seed differences are roughly normal; with 2–3
-    seeds the interval is wide, as it should be.
+    both trained with seed s) with :func:`t_interval`'s Student-t interval. Assumes the per-seed
+    differences are roughly normal; with 2–3 seeds the interval is wide, as it should be.
 
     Raises ``ValueError`` for fewer than 2 seeds (one difference has no spread to estimate), a
     non-1-D or non-finite input or a bad ``ci``."""
@@ -87,8 +85,19 @@ def seed_interval(diffs, ci: float = 0.95) -> Difference:
     if d.size < 2:
         raise ValueError(f"{d.size} seed difference(s): a t-interval needs at least 2 seeds "
                          "(one difference says nothing about the spread between seeds)")
+    return t_interval(d, ci)
+
+
+def t_interval(values, ci: float = 0.95) -> Difference:
+    """Mean of ``values`` (paired per-seed differences, per-process speed-up ratios, …) with a
+    Student-t interval: mean ± t_{(1+ci)/2, n−1} · sd / √n, the sample standard deviation with
+    n − 1 in the denominator and ``scipy.stats.t`` with n − 1 degrees of freedom. Raises
+    ``ValueError`` for fewer than 2 values, a non-1-D or non-finite input or a bad ``ci``."""
+    v = _as_finite_1d(values, "values")
+    if v.size < 2:
+        raise ValueError(f"{v.size} value(s): a t-interval needs at least 2 (one value has no spread)")
     _check_level(ci)
-    mean = float(d.mean())
-    half = float(scipy.stats.t.ppf((1 + ci) / 2, d.size - 1) * d.std(ddof=1) / np.sqrt(d.size))
-    return Difference(mean_diff=mean, interval=(mean - half, mean + half), level=ci, n=int(d.size),
+    mean = float(v.mean())
+    half = float(scipy.stats.t.ppf((1 + ci) / 2, v.size - 1) * v.std(ddof=1) / np.sqrt(v.size))
+    return Difference(mean_diff=mean, interval=(mean - half, mean + half), level=ci, n=int(v.size),
                       method="student t")
