@@ -56,7 +56,7 @@ PathLike = Union[str, Path]
 #: Widths at which each layer is timed, as fractions of its prunable channels.
 FRACTIONS = (0.125, 0.25, 0.5, 0.75, 1.0)
 #: Seconds a layer alone runs back to back before each profiled pass: a freshly compiled layer's
-#: first passes ran up to 25× slower (0.08–1.9 ms for one small convolution), and one slow pass
+#: first passes varied widely (0.06–1.9 ms for one small convolution), and one slow pass
 #: at a narrow width would raise every wider one (the table is made monotone by running maxima).
 LAYER_WARM_S = 0.05
 VERSION = 1
@@ -220,10 +220,9 @@ class _Timer:
     def __call__(self, module: nn.Module, shape: Tuple[int, ...]) -> float:
         """Wall time of ``module`` as deployed on the runtime (a whole network)."""
         model = self._model(module)
-        if self.runtime == "eager":
-            return 1000.0 * latency(model.module, shape, runs=self.runs, warmup=self.warmup)
-        prepared = bench.prepare(self.runtime, model, torch.zeros(shape), self.threads, self.work)
-        return 1000.0 * latency(prepared, shape, runs=self.runs, warmup=self.warmup)
+        net = (model.module if self.runtime == "eager"
+               else bench.prepare(self.runtime, model, torch.zeros(shape), self.threads, self.work))
+        return 1000.0 * latency(net, shape, runs=self.runs, warmup=self.warmup)
 
     def layer(self, module: nn.Module, shape: Tuple[int, ...]) -> float:
         """Time of one layer alone, as ``timing`` says (:func:`layer_timing`): its wall time, or
