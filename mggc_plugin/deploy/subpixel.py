@@ -10,13 +10,18 @@ The same layer is four ordinary convolutions, one per output phase (the sub-pixe
 of Shi et al. 2016): output pixel ``(2i + a, 2j + b)`` only sees input rows ``i − 1 + a, i + a``
 and columns ``j − 1 + b, j + b``, through the kernel taps ``3 − a − 2u`` and ``3 − b − 2v``
 (window position ``u, v`` ∈ {0, 1}). :class:`SubPixelConvTranspose2d` computes all four phases
-with one 2×2 convolution over the input padded by one pixel (4·C_out output channels, the same
-MACs as the transposed convolution up to the one-pixel border), crops each phase and interleaves
-them (:data:`INTERLEAVES`): with ``pixel_shuffle`` (ONNX DepthToSpace, channels ordered channel-major),
-or with a reshape and transpose of phase-major channels, which OpenVINO's CPU plugin ran faster
-(``benchmarks/results/subpixel_speed.md``) and ONNX Runtime slower. Its outputs equal the
-transposed convolution's to float32 rounding, and every part of it has an INT8 kernel in ONNX
-Runtime.
+with one 2×2 convolution over the input padded by one pixel (4·C_out output channels of
+``(h + 1) × (w + 1)``, the same MACs as the transposed convolution up to the one-pixel border),
+interleaves them (:data:`INTERLEAVES`) and crops the interleaved map once: phase ``(a, b)``'s
+window starts at row ``a`` and column ``b`` of its map, so with the phases laid out as :data:`BLOCKS` says the
+output is the interleaved map without its first and last row and column. Cropping each phase
+before interleaving instead (four slices and a concatenation) ran the 10 % unet_256 students
+1.1–1.2× slower in OpenVINO bfloat16 on a 2-core AMD EPYC, and no faster elsewhere (an ad-hoc
+check in the change that made this the way). The interleave is ``pixel_shuffle`` (ONNX
+DepthToSpace, channels ordered channel-major) or a reshape and transpose of phase-major
+channels, which OpenVINO's CPU plugin ran faster (``benchmarks/results/subpixel_speed.md``) and
+ONNX Runtime slower. Its outputs equal the transposed convolution's to float32 rounding, and
+every part of it has an INT8 kernel in ONNX Runtime.
 
 Only the upstream configuration (kernel 4, stride 2, padding 1, no output padding, dilation 1,
 one group) is rewritten; ResNet generators' ``ConvTranspose2d(kernel 3, stride 2, padding 1,
@@ -32,11 +37,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-#: The output phases ``(a, b)`` in the order of the 2×2 convolution's channel blocks.
-PHASES = ((0, 0), (0, 1), (1, 0), (1, 1))
+#: The output phase ``(a, b)`` of each position ``(s, t)`` of the interleaved map's 2×2 blocks,
+#: in the order of the 2×2 convolution's channel blocks (``2s + t``): ``(1 − s, 1 − t)``, so that
+#: phase ``(a, b)``'s row ``i + a`` lands on interleaved row ``2i + a + 1`` (module docstring).
+BLOCKS = ((1, 1), (1, 0), (0, 1), (0, 0))
 #: How the four phases are interleaved into the output: ``depth_to_space`` by ``pixel_shuffle``
-#: (convolution channels c·4 + phase; ONNX DepthToSpace in CRD mode), ``transpose`` by a reshape
-#: and transpose (channels phase·C_out + c, each phase a contiguous block).
+#: (convolution channels c·4 + block; ONNX DepthToSpace in CRD mode), ``transpose`` by a reshape
+#: and transpose (channels block·C_out + c, each block a contiguous range); blocks as :data:`BLOCKS`.
 INTERLEAVES = ("depth_to_space", "transpose")
 
 
@@ -60,9 +67,9 @@ class SubPixelConvTranspose2d(nn.Module):
             raise ValueError(f"interleave {interleave!r}: choose one of {', '.join(INTERLEAVES)}")
         w = layer.weight.detach()  # C_in × C_out × 4 × 4
         c_in, c_out = w.shape[:2]
-        phase_kernels = [w[:, :, [3 - a, 1 - a]][:, :, :, [3 - b, 1 - b]] for a, b in PHASES]  # taps 3 − a − 2u
-        # depth_to_space: channel c·4 + phase, what pixel_shuffle reads as the 2×2 block of channel c;
-        # transpose: phase·C_out + c.
+        phase_kernels = [w[:, :, [3 - a, 1 - a]][:, :, :, [3 - b, 1 - b]] for a, b in BLOCKS]  # taps 3 − a − 2u
+        # depth_to_space: channel c·4 + block, what pixel_shuffle reads as the 2×2 block of channel c;
+        # transpose: block·C_out + c.
         stacked = torch.stack(phase_kernels, 2 if interleave == "depth_to_space" else 1)
         kernel = stacked.reshape(c_in, c_out * 4, 2, 2).transpose(0, 1)
         self.c_out, self.interleave = c_out, interleave
@@ -76,15 +83,14 @@ class SubPixelConvTranspose2d(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
         y = self.conv(F.pad(x, (1, 1, 1, 1)))  # N × 4·C_out × (h+1) × (w+1)
-        n, c = y.shape[0], self.c_out
         if self.interleave == "depth_to_space":
-            y = y.view(n, c, 4, h + 1, w + 1)
-            phases = [y[:, :, k, a:a + h, b:b + w] for k, (a, b) in enumerate(PHASES)]
-            return F.pixel_shuffle(torch.stack(phases, 2).reshape(n, c * 4, h, w), 2)
-        phases = [y[:, k * c:(k + 1) * c, a:a + h, b:b + w] for k, (a, b) in enumerate(PHASES)]
-        # (n, a, b, c, h, w) → (n, c, h, a, w, b): output pixel (2i + a, 2j + b)
-        z = torch.cat(phases, 1).view(n, 2, 2, c, h, w).permute(0, 3, 4, 1, 5, 2)
-        return z.reshape(n, c, 2 * h, 2 * w)
+            z = F.pixel_shuffle(y, 2)
+        else:
+            # (n, s, t, c, h+1, w+1) → (n, c, h+1, s, w+1, t): interleaved row 2p + s, column 2q + t
+            n = y.shape[0]
+            z = y.view(n, 2, 2, self.c_out, h + 1, w + 1).permute(0, 3, 4, 1, 5, 2)
+            z = z.reshape(n, self.c_out, 2 * h + 2, 2 * w + 2)
+        return z[:, :, 1:2 * h + 1, 1:2 * w + 1]
 
 
 def conv_transposes_as_subpixel(model: nn.Module, interleave: str = "depth_to_space") -> Tuple[nn.Module, int]:
