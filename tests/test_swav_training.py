@@ -1,4 +1,6 @@
 """SwAV: Sinkhorn-Knopp codes, the swapped-prediction loss, and training from scratch that learns."""
+import logging
+
 import numpy as np
 import pytest
 import torch
@@ -117,6 +119,44 @@ def test_resumed_training_equals_uninterrupted_training():
     np.testing.assert_allclose(resumed, full, rtol=1e-4)
     for k, v in a.state_dict().items():
         torch.testing.assert_close(b.state_dict()[k], v, rtol=1e-4, atol=1e-5)
+
+
+def _nan_gradient(param, calls=None):
+    """Make ``param``'s gradient all NaN (on its first ``calls`` backward passes; None: always)."""
+    seen = []
+
+    def hook(grad):
+        seen.append(1)
+        return torch.full_like(grad, float("nan")) if calls is None or len(seen) <= calls else grad
+    param.register_hook(hook)
+
+
+def test_a_step_with_a_non_finite_gradient_is_skipped_with_a_warning(caplog):
+    config = tiny_config(epochs=1)
+    torch.manual_seed(0)
+    net = encoders.SwAVNet(config.arch, config.feat_dim, config.hidden_mlp, config.n_prototypes)
+    before = {k: v.detach().clone() for k, v in net.named_parameters()}
+    _nan_gradient(net.backbone.layer4[0].conv1.weight, calls=1)
+    caplog.set_level(logging.WARNING, logger="mggc_plugin.encoders.swav_train")
+    losses = encoders.train_swav(net, shapes(8), config, progress=False)  # one iteration
+    assert len(losses) == 1 and np.isfinite(losses[0])
+    assert "iteration 0: non-finite gradient in backbone.layer4.0.conv1.weight; step skipped" in caplog.text
+    for name, value in net.named_parameters():  # BatchNorm's running statistics did move in the forward pass
+        if name != "prototypes.weight":  # re-normalised before the step
+            assert torch.equal(value, before[name]), name
+
+
+def test_non_finite_gradients_step_after_step_stop_the_training(monkeypatch):
+    from mggc_plugin.encoders import swav_train
+    from mggc_plugin.errors import MGGCUserError
+
+    monkeypatch.setattr(swav_train, "MAX_NONFINITE_STEPS", 2)
+    config = tiny_config(epochs=1)
+    net = encoders.SwAVNet(config.arch, config.feat_dim, config.hidden_mlp, config.n_prototypes)
+    _nan_gradient(net.prototypes.weight)
+    with pytest.raises(MGGCUserError, match=r"2 steps in a row had non-finite gradients \(last in prototypes.weight\)"
+                                            r" at amp=None; train without --amp"):
+        encoders.train_swav(net, shapes(16), config, progress=False)
 
 
 def test_too_few_images_is_a_clear_error():
