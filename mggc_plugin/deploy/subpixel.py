@@ -13,11 +13,12 @@ and columns ``j − 1 + b, j + b``, through the kernel taps ``3 − a − 2u`` a
 with one 2×2 convolution over the input padded by one pixel (4·C_out output channels of
 ``(h + 1) × (w + 1)``, the same MACs as the transposed convolution up to the one-pixel border),
 interleaves them (:data:`INTERLEAVES`) and crops the interleaved map once: phase ``(a, b)``'s
-window starts at row ``a`` and column ``b`` of its map, so with the phases laid out as :data:`BLOCKS` says the
-output is the interleaved map without its first and last row and column. Cropping each phase
-before interleaving instead (four slices and a concatenation) ran the 10 % unet_256 students
-1.1–1.2× slower in OpenVINO bfloat16 on a 2-core AMD EPYC, and no faster elsewhere (an ad-hoc
-check in the change that made this the way). The interleave is ``pixel_shuffle`` (ONNX
+window starts at row ``a`` and column ``b`` of its map, so with the phases laid out as
+:data:`BLOCKS` says the output is the interleaved map without its first and last row and column.
+Cropping each phase
+before interleaving instead (four slices and a concatenation) ran 10 % unet_256 students
+1.09–1.20× slower in OpenVINO bfloat16 on a 2-core AMD EPYC (two widths, two runs, ad hoc), and
+no faster in OpenVINO float32, ONNX Runtime or PyTorch. The interleave is ``pixel_shuffle`` (ONNX
 DepthToSpace, channels ordered channel-major) or a reshape and transpose of phase-major
 channels, which OpenVINO's CPU plugin ran faster (``benchmarks/results/subpixel_speed.md``) and
 ONNX Runtime slower. Its outputs equal the transposed convolution's to float32 rounding, and

@@ -106,8 +106,13 @@ def _larc_(optimizer: torch.optim.Optimizer, trust: float = 0.001, eps: float = 
 
 
 def _nonfinite_gradients(net: nn.Module) -> List[str]:
-    """Names of ``net``'s parameters whose gradient holds a NaN or an infinity."""
-    return [name for name, p in net.named_parameters() if p.grad is not None and not bool(torch.isfinite(p.grad).all())]
+    """Names of ``net``'s parameters whose gradient holds a NaN or an infinity (one device
+    synchronisation, not one per parameter)."""
+    grads = [(name, p.grad) for name, p in net.named_parameters() if p.grad is not None]
+    if not grads:
+        return []
+    finite = torch.stack([torch.isfinite(g).all() for _, g in grads]).tolist()
+    return [name for (name, _), ok in zip(grads, finite) if not ok]
 
 
 def _lr_schedule(config: SwAVConfig, iters_per_epoch: int) -> List[float]:
