@@ -17,7 +17,8 @@ model is measured against the fp32 model on ``--held_out`` other training source
 (:func:`mggc_plugin.deploy.quantize.measure`: mean L1 and PSNR of the outputs, the figures the
 export guards on), and all are timed interleaved on one thread
 (:func:`mggc_plugin.metrics.compare_latency`); speed-ups are medians of per-round ratios to the
-same runtime's fp32. Writes ``benchmarks/results/int8_speed.{json,md}``. Needs a quiet machine.
+same runtime's fp32, each network timed warm (``--warm_s``, as ``mggc bench``). Writes
+``benchmarks/results/int8_speed.{json,md}`` (``--out``). Needs a quiet machine.
 
     python benchmarks/int8_speed.py
 """
@@ -36,11 +37,11 @@ from mggc_plugin.baselines import prune_to_budget
 from mggc_plugin.data import DatasetSpec, Preprocess
 from mggc_plugin.deploy import onnx as onnx_export
 from mggc_plugin.deploy import openvino as ov_export
-from mggc_plugin.deploy.bench import RuntimeModule, machine
+from mggc_plugin.deploy.bench import RuntimeModule, add_warm_argument, machine, warm_note
 from mggc_plugin.deploy.fold import batchnorm_as_instancenorm
 from mggc_plugin.deploy.quantize import measure, to_int8
 from mggc_plugin.deploy.subpixel import conv_transposes_as_subpixel
-from mggc_plugin.fileio import atomic_write, atomic_write_json
+from mggc_plugin.fileio import write_record
 from mggc_plugin.metrics import compare_latency
 from mggc_plugin.teacher import TeacherSpec, read_train_opt
 
@@ -88,6 +89,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--rates", type=float, nargs="+", default=[1.0, 0.25, 0.1],
                    help="fractions of the teacher's MACs (1: the teacher itself)")
     p.add_argument("--dataroot", default=str(SHARED / "datasets" / "facades"))
+    p.add_argument("--out", default=str(RESULTS / "int8_speed"), help="JSON and Markdown path, without suffix")
+    add_warm_argument(p)
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     rows: List[Dict[str, object]] = []
@@ -113,7 +116,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                            for key in ("int8_direct", "int8", "ov_default", "ov_int8", "ov_int8_f32")}
                 c = compare_latency({key: RuntimeModule(run) for key, run in runs.items()},
                                     (1, 3, args.size, args.size), rounds=args.runs, warmup=2, threads=1,
-                                    reference="fp32")
+                                    reference="fp32", warm_s=args.warm_s)
                 rows.append({"model": name, "rate": rate, "rewritten_conv_transposes": rewritten,
                              **{f"{key}_ms": c.median_s[key] * 1e3 for key in runs},
                              **{f"speedup_{key}": c.speedup[key] for key in files if key != "fp32"},
@@ -125,17 +128,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 print(rows[-1], flush=True)
     m = machine()
     record = {"machine": m, "size": args.size, "calibration": args.calibration, "held_out": args.held_out,
-              "runs": args.runs, "rates": args.rates, "rows": rows}
-    atomic_write_json(RESULTS / "int8_speed.json", record)
-    atomic_write(RESULTS / "int8_speed.md", lambda tmp: tmp.write_text(markdown(record)))
-    print(markdown(record))
+              "runs": args.runs, "warm_s": args.warm_s, "rates": args.rates, "rows": rows}
+    write_record(args.out, record, markdown(record))
     return 0
 
 
 def markdown(record: Dict[str, Any]) -> str:
     m = record["machine"]
     lines = [f"INT8 against FP32 on one thread, batch 1, {record['size']}², median of {record['runs']} interleaved "
-             f"rounds — {m['cpu']}, {', '.join(f'{k} {v}' for k, v in m['versions'].items())}; "
+             f"rounds, {warm_note(record.get('warm_s', 0.0))} — {m['cpu']}, "
+             f"{', '.join(f'{k} {v}' for k, v in m['versions'].items())}; "
              f"quality (mean L1 to the fp32 model's outputs on [-1, 1]) on {record['held_out']} held-out facades "
              f"training sources ({record['calibration']} for calibration). Speed-ups over the same runtime's fp32. "
              "*int8*: what `mggc export --precision int8` writes (U-Net transposed convolutions as sub-pixel "
