@@ -56,6 +56,7 @@ from mggc_plugin.deploy.bench import (
     warm_note,
 )
 from mggc_plugin.deploy.openvino import ideal_conv_bound, ms_by_kind, profile
+from mggc_plugin.deploy.subpixel import rewritable
 from mggc_plugin.fileio import atomic_write, atomic_write_json
 from mggc_plugin.latency_table import LatencyTable, load_or_measure
 from mggc_plugin.metrics import compare_latency, t_interval
@@ -66,10 +67,13 @@ ARCHS = {"resnet_9blocks": "instance", "unet_256": "batch"}
 
 
 def teacher_table(arch: str, teacher: torch.nn.Module, groups: ChannelGroups, runtime: str,
-                  work: Path) -> LatencyTable:
-    """The teacher's one-thread latency table on ``runtime``, loaded from ``work`` or measured
-    (again, when the stored one's layers were timed otherwise than :func:`layer_timing` says)."""
-    return load_or_measure(work / f"{arch}-{groups.input_shape[-1]}-{runtime}-t1.json", teacher, groups, runtime)
+                  work: Path, subpixel: bool = False) -> LatencyTable:
+    """The teacher's one-thread latency table on ``runtime``, its U-Net transposed convolutions
+    timed as sub-pixel ones when ``subpixel`` (as the networks are then deployed), loaded from
+    ``work`` or measured (again, when the stored one was timed otherwise)."""
+    subpixel = subpixel and any(rewritable(m) for m in teacher.modules())  # a ResNet's table is the same either way
+    name = f"{arch}-{groups.input_shape[-1]}-{runtime}-t1{'-subpixel' if subpixel else ''}.json"
+    return load_or_measure(work / name, teacher, groups, runtime, subpixel=subpixel)
 
 
 def allocation_widths(groups: ChannelGroups, table: LatencyTable, rate: float, round_to: int,
@@ -147,7 +151,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--out", default=str(RESULTS / "speed_allocation"))
     p.add_argument("--subpixel", action="store_true",
                    help="deploy every network, the teacher too, with its U-Net transposed convolutions as sub-pixel "
-                        "convolutions (mggc_plugin.deploy.subpixel)")
+                        "convolutions (mggc_plugin.deploy.subpixel), and time the latency table's layers so")
     p.add_argument("--profile", action="store_true",
                    help="also time every network node by node on each OpenVINO runtime (performance counters)")
     p.add_argument("--search", choices=RUNTIMES,
@@ -169,6 +173,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     runtimes = [args.runtime, *[r for r in args.also if r != args.runtime]]
     record: Dict[str, object] = {"machine": machine(), "size": args.size, "batch": args.batch,
                                  "round_to": args.round_to, "subpixel": args.subpixel,
+                                 "table_subpixel": args.subpixel,
                                  "runtime": args.runtime, "runtimes": runtimes, "runs": args.runs,
                                  "warm_s": args.warm_s, "processes": args.processes, "search": args.search,
                                  "search_steps": args.search_steps,
@@ -178,7 +183,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         torch.manual_seed(0)
         teacher = networks.define_G(3, 3, 64, arch, norm=ARCHS[arch]).eval()
         groups = ChannelGroups.discover(teacher, x)
-        table = teacher_table(arch, teacher, groups, args.runtime, work)
+        table = teacher_table(arch, teacher, groups, args.runtime, work, args.subpixel)
         for rate in args.rates:
             folder = work / f"{arch}-{rate:g}"
             folder.mkdir(exist_ok=True)
@@ -231,7 +236,9 @@ def markdown(record: Dict) -> str:
              f"batch {record.get('batch', 1)}, "
              f"{record['size']}², median of {record['runs']} interleaved rounds, "
              f"{warm_note(record.get('warm_s', 0.0))}", "",
-             f"Latency table on `{record['runtime']}`; `fast<f>`: no group below f × its uniform width. "
+             f"Latency table on `{record['runtime']}`"
+             + (" (U-Net transposed convolutions timed as sub-pixel ones)" if record.get("table_subpixel") else "")
+             + "; `fast<f>`: no group below f × its uniform width. "
              "est.: the ratio the table predicts."
              + (f" `search<f>`: `fast<f>` improved by timing on `{record['search']}` ({record['search_steps']} steps "
                 f"of {record['search_candidates']} candidates; `measured_widths`), then timed afresh here."

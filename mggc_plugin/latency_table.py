@@ -350,18 +350,19 @@ def measure(model: nn.Module, groups: ChannelGroups, runtime: str = "eager", thr
 
 
 def load_or_measure(path: PathLike, model: nn.Module, groups: ChannelGroups, runtime: str, threads: int = 1,
-                    timing: Optional[str] = None, **options: Any) -> LatencyTable:
+                    timing: Optional[str] = None, subpixel: bool = False, **options: Any) -> LatencyTable:
     """The table at ``path`` when it was measured for ``groups`` on ``runtime`` with ``threads``
-    threads and its layers timed as ``timing`` (default :func:`layer_timing`); else
-    :func:`measure` (``options``: its keyword arguments), saved at ``path``."""
+    threads, its layers timed as ``timing`` (default :func:`layer_timing`) and its U-Net
+    transposed convolutions as ``subpixel`` says; else :func:`measure` (``options``: its other
+    keyword arguments), saved at ``path``."""
     timing = layer_timing(runtime) if timing is None else timing
     path = Path(path)
     if path.is_file():
         table = LatencyTable.load(path)
         table.check(groups)
-        if (table.runtime, table.threads, table.layer_timing) == (runtime, threads, timing):
+        if (table.runtime, table.threads, table.layer_timing, table.subpixel) == (runtime, threads, timing, subpixel):
             return table
-    table = measure(model, groups, runtime, threads, timing=timing, **options)
+    table = measure(model, groups, runtime, threads, timing=timing, subpixel=subpixel, **options)
     table.save(path)
     return table
 

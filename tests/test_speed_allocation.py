@@ -145,3 +145,24 @@ def test_a_stored_table_whose_layers_were_timed_otherwise_is_measured_again(benc
     monkeypatch.setattr(latency_table, "measure", lambda *a, **k: table)
     assert speed_allocation.teacher_table("resnet_6blocks", G, groups, "eager", tmp_path) is table
     assert latency_table.LatencyTable.load(path) == table, "the table measured again replaces the stale one"
+
+
+def test_a_table_for_sub_pixel_networks_times_their_layers_so(benchmark_script, net_table, tmp_path, monkeypatch):
+    import dataclasses
+
+    speed_allocation = benchmark_script("speed_allocation")
+    G, groups, table = net_table
+    path = tmp_path / "t.json"
+    table.save(path)
+    asked = []
+
+    def measure(*args, **kwargs):
+        asked.append(kwargs["subpixel"])
+        return dataclasses.replace(table, subpixel=kwargs["subpixel"])
+    monkeypatch.setattr(latency_table, "measure", measure)
+    assert latency_table.load_or_measure(path, G, groups, "eager", subpixel=True).subpixel and asked == [True]
+    assert latency_table.load_or_measure(path, G, groups, "eager", subpixel=True).subpixel and asked == [True]
+    # a ResNet has no transposed convolution to rewrite: its table is the one measured without
+    table.save(tmp_path / "resnet_6blocks-32-eager-t1.json")
+    assert speed_allocation.teacher_table("resnet_6blocks", G, groups, "eager", tmp_path, subpixel=True) == table
+    assert asked == [True]
