@@ -155,7 +155,7 @@ def test_non_finite_gradients_step_after_step_stop_the_training(monkeypatch):
     net = encoders.SwAVNet(config.arch, config.feat_dim, config.hidden_mlp, config.n_prototypes)
     _nan_gradient(net.prototypes.weight)
     with pytest.raises(MGGCUserError, match=r"2 steps in a row had non-finite gradients \(last in prototypes.weight\)"
-                                            r" at amp=None; train without --amp"):
+                                            r" in float32; use larger --swav_crops or a lower --swav_lr"):
         encoders.train_swav(net, shapes(16), config, progress=False)
 
 

@@ -266,8 +266,8 @@ def train_swav(net: SwAVNet, images: Sequence[Image.Image], config: SwAVConfig,
                     if skipped_in_a_row >= MAX_NONFINITE_STEPS:
                         raise MGGCUserError(
                             f"SwAV training: {skipped_in_a_row} steps in a row had non-finite gradients (last in "
-                            f"{', '.join(nonfinite)}) at amp={amp}; train without --amp or with larger --swav_crops, "
-                            f"or lower --swav_lr")
+                            f"{', '.join(nonfinite)}) {f'under --amp {amp}' if amp else 'in float32'}; "
+                            f"{'train without --amp, ' if amp else ''}use larger --swav_crops or a lower --swav_lr")
                 else:
                     skipped_in_a_row = 0
                     _larc_(optimizer)
