@@ -247,17 +247,20 @@ def markdown(record: Dict) -> str:
              + (" Every network, the teacher too, deployed with its U-Net transposed convolutions as sub-pixel "
                 "convolutions (`--subpixel`); MACs in the package's convention, of the networks as pruned."
                 if record.get("subpixel") else ""), "",
-             "| arch | rate | student | runtime | MACs | speed-up | ideal | / ideal | est. / ideal | widths |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| arch | rate | student | runtime | MACs | speed-up | ideal | / ideal | "
+             + ("/ ideal per process | " if processes > 1 else "") + "est. / ideal | widths |",
+             "|---|---|---|---|---|---|---|---|---|---|" + ("---|" if processes > 1 else "")]
     for unit in record["units"]:
         for row in unit["rows"]:
             name = row["model"]
             if name == TEACHER:
                 continue
             est = unit["table_speedup"][name] / row["ideal_speedup"] if row["runtime"] == record["runtime"] else None
+            per_process = (", ".join(f"{s / row['ideal_speedup']:.2f}" for s in row["process_speedups"]) + " | "
+                           if processes > 1 else "")
             lines.append(f"| {unit['arch']} | {unit['rate']:.0%} | {name} | {row['runtime']} | "
                          f"{1 / row['ideal_speedup']:.1%} | {row['speedup']:.2f}× | {row['ideal_speedup']:.2f}× | "
-                         f"**{row['speedup'] / row['ideal_speedup']:.2f}** | "
+                         f"**{row['speedup'] / row['ideal_speedup']:.2f}** | {per_process}"
                          f"{'' if est is None else f'{est:.2f}'} | {unit['widths'][name]} |")
     repeats = (f". Repeated in {processes} fresh processes: latencies are the medians of the processes' medians, "
                "and the interval is a Student-t interval of the per-process ratios (the k-th process of the "

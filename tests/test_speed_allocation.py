@@ -57,7 +57,7 @@ def test_repeated_processes_give_the_best_runtime_ratio_an_interval_over_process
     rows = [{"model": "teacher", "runtime": "openvino", "median_ms": 40.0, "process_ms": [40.0, 36.0, 44.0],
              "speedup": 1.0, "ideal_speedup": 1.0},
             {"model": "fast0", "runtime": "openvino", "median_ms": 10.0, "process_ms": [10.0, 10.0, 10.0],
-             "speedup": 4.0, "ideal_speedup": 4.0}]
+             "process_speedups": [4.0, 3.6, 4.4], "speedup": 4.0, "ideal_speedup": 4.0}]
     record = {"machine": {"cpu": "cpu"}, "size": 256, "runs": 8, "runtime": "openvino", "processes": 3,
               "units": [{"arch": "unet_256", "rate": 0.25, "widths": {"fast0": [8, 16]},
                          "table_speedup": {"fast0": 4.4}, "rows": rows}]}
@@ -67,6 +67,8 @@ def test_repeated_processes_give_the_best_runtime_ratio_an_interval_over_process
     half = 4.302652730 * 0.1 / math.sqrt(3)
     assert (f"| unet_256 | 25% | fast0 | openvino | openvino | 4.00× | 4.00× | **1.00** | "
             f"[{1 - half:.2f}, {1 + half:.2f}] |") in text
+    # and the same-runtime table shows each process's ratio
+    assert "| **1.00** | 1.00, 0.90, 1.10 | 1.10 | [8, 16] |" in text
 
 
 def test_node_times_give_each_models_milliseconds_by_kind_on_each_openvino_runtime(benchmark_script, tmp_path):
