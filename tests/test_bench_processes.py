@@ -75,3 +75,20 @@ def test_bench_refuses_fewer_than_one_process(tmp_path):
     G = networks.define_G(3, 3, 8, "resnet_6blocks", norm="instance").eval()
     with pytest.raises(MGGCUserError, match="--processes 0"):
         bench([deployable(TEACHER, G, (1, 3, 32, 32))], (1, 3, 32, 32), tmp_path, ["eager"], processes=0)
+
+
+def test_the_files_repeated_timings_load_are_written_before_the_first_process(tmp_path, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    from mggc_plugin.deploy import bench as bench_module
+
+    G = networks.define_G(3, 3, 8, "resnet_6blocks", norm="instance").eval()
+    models = [deployable(TEACHER, G, (1, 3, 32, 32))]
+    found = []
+
+    def in_this_process(call):
+        found.append(sorted(p.name for p in tmp_path.iterdir()))
+        return call()
+    monkeypatch.setattr(bench_module, "in_fresh_process", in_this_process)
+    bench(models, (1, 3, 32, 32), tmp_path, ["onnxruntime"], batches=(1,), threads=(1,), runs=1, warmup=0,
+          warm_s=0.0, processes=2, log=lambda s: None)
+    assert found[0] == ["teacher-b1.onnx", "teacher-b1.sha256"] and found[1] == found[0]

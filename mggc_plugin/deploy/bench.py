@@ -308,6 +308,8 @@ def bench(models: Sequence[BenchModel], image_shape: Sequence[int], work: Path, 
             for t in threads:
                 n = t or usable_cores()
                 timing = functools.partial(timed, models, runtime, shape, n, work, rdev, runs, warmup, warm_s)
+                if processes > 1:
+                    export_files(models, runtime, shape, work)
                 comparisons = [timing()] if processes == 1 else [in_fresh_process(timing) for _ in range(processes)]
                 for m in models:
                     row = {"model": m.name, "runtime": runtime, "device": str(rdev), "batch": batch, "threads": n,
@@ -321,6 +323,21 @@ def bench(models: Sequence[BenchModel], image_shape: Sequence[int], work: Path, 
     return {"machine": machine(dev), "device": str(dev), "input_shape": list(image_shape), "runs": runs,
             "warmup": warmup, "warm_s": warm_s, "processes": processes, "teacher": teacher is not None, "rows": rows,
             "skipped": skipped}
+
+
+def export_files(models: Sequence[BenchModel], runtime: str, shape: Sequence[int], work: Path) -> None:
+    """Write the files ``runtime`` loads ``models`` from (ONNX graphs, OpenVINO IR) into ``work``,
+    so that processes timing them repeatedly only load and compile them. On a 2-core AMD EPYC the
+    process that wrote them ran its first timing's teacher 1.8–4.0× slower than the two processes
+    after it in 5 of 6 units of ``benchmarks/speed_allocation.py --processes 3`` with new exports,
+    and in none of 2 with every file already written (the cause was not found; exporting and
+    then timing in a fresh process alone did not slow it)."""
+    if runtime not in EXPORTED_RUNTIMES:
+        return
+    export = exported_ir if runtime in OPENVINO_RUNTIMES else exported_onnx
+    x = torch.zeros(*shape)
+    for m in models:
+        export(m, x, work)
 
 
 def timed(models: Sequence[BenchModel], runtime: str, shape: Sequence[int], threads: int, work: Path,
@@ -338,8 +355,8 @@ def timed(models: Sequence[BenchModel], runtime: str, shape: Sequence[int], thre
 
 def in_fresh_process(call: Callable[[], T]) -> T:
     """``call()`` run in a new Python process (``spawn``: nothing inherited but the arguments),
-    which compiles its networks anew. Its exports are made by the first such process and reused
-    by the later ones (:func:`exported_onnx`'s stamp)."""
+    which compiles its networks anew; exported files it finds (:func:`exported_onnx`'s stamp)
+    are reused, as :func:`bench` makes them before the first."""
     with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
         return pool.submit(call).result()
 
