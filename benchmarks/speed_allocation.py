@@ -56,9 +56,8 @@ from mggc_plugin.deploy.bench import (
     warm_note,
 )
 from mggc_plugin.deploy.openvino import ideal_conv_bound, ms_by_kind, profile
-from mggc_plugin.deploy.subpixel import rewritable
 from mggc_plugin.fileio import atomic_write, atomic_write_json
-from mggc_plugin.latency_table import LatencyTable, load_or_measure
+from mggc_plugin.latency_table import LatencyTable, load_or_measure, times_subpixel
 from mggc_plugin.metrics import compare_latency, t_interval
 from mggc_plugin.slim import slim
 
@@ -71,8 +70,8 @@ def teacher_table(arch: str, teacher: torch.nn.Module, groups: ChannelGroups, ru
     """The teacher's one-thread latency table on ``runtime``, its U-Net transposed convolutions
     timed as sub-pixel ones when ``subpixel`` (as the networks are then deployed), loaded from
     ``work`` or measured (again, when the stored one was timed otherwise)."""
-    subpixel = subpixel and any(rewritable(m) for m in teacher.modules())  # a ResNet's table is the same either way
-    name = f"{arch}-{groups.input_shape[-1]}-{runtime}-t1{'-subpixel' if subpixel else ''}.json"
+    suffix = "-subpixel" if times_subpixel(teacher, subpixel) else ""
+    name = f"{arch}-{groups.input_shape[-1]}-{runtime}-t1{suffix}.json"
     return load_or_measure(work / name, teacher, groups, runtime, subpixel=subpixel)
 
 

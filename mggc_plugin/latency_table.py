@@ -47,7 +47,7 @@ from tqdm.auto import tqdm
 from .channels import ChannelGroups, CountedLayerWidths
 from .deploy import bench
 from .deploy.openvino import profile
-from .deploy.subpixel import conv_transposes_as_subpixel, interleave_for
+from .deploy.subpixel import conv_transposes_as_subpixel, interleave_for, rewritable
 from .fileio import atomic_write_json
 from .metrics.timing import latency
 from .slim import slim
@@ -349,18 +349,26 @@ def measure(model: nn.Module, groups: ChannelGroups, runtime: str = "eager", thr
                         tuple(layers), kappa, c0, fit, bench.machine(), subpixel, timing)
 
 
+def times_subpixel(model: nn.Module, subpixel: bool) -> bool:
+    """Whether :func:`measure` with ``subpixel`` times any layer of ``model`` as a sub-pixel
+    convolution: only where it has a transposed convolution to rewrite
+    (:func:`~mggc_plugin.deploy.subpixel.rewritable`); a ResNet's table is the same either way."""
+    return subpixel and any(rewritable(m) for m in model.modules())
+
+
 def load_or_measure(path: PathLike, model: nn.Module, groups: ChannelGroups, runtime: str, threads: int = 1,
                     timing: Optional[str] = None, subpixel: bool = False, **options: Any) -> LatencyTable:
     """The table at ``path`` when it was measured for ``groups`` on ``runtime`` with ``threads``
     threads, its layers timed as ``timing`` (default :func:`layer_timing`) and its U-Net
-    transposed convolutions as ``subpixel`` says; else :func:`measure` (``options``: its other
-    keyword arguments), saved at ``path``."""
+    transposed convolutions as ``subpixel`` says (:func:`times_subpixel`); else :func:`measure`
+    (``options``: its other keyword arguments), saved at ``path``."""
     timing = layer_timing(runtime) if timing is None else timing
     path = Path(path)
     if path.is_file():
         table = LatencyTable.load(path)
         table.check(groups)
-        if (table.runtime, table.threads, table.layer_timing, table.subpixel) == (runtime, threads, timing, subpixel):
+        if ((table.runtime, table.threads, table.layer_timing, times_subpixel(model, table.subpixel))
+                == (runtime, threads, timing, times_subpixel(model, subpixel))):
             return table
     table = measure(model, groups, runtime, threads, timing=timing, subpixel=subpixel, **options)
     table.save(path)

@@ -150,21 +150,29 @@ def test_a_stored_table_whose_layers_were_timed_otherwise_is_measured_again(benc
 
 
 def test_a_table_for_sub_pixel_networks_times_their_layers_so(benchmark_script, net_table, tmp_path, monkeypatch):
-    import dataclasses
-
     speed_allocation = benchmark_script("speed_allocation")
-    G, groups, table = net_table
-    path = tmp_path / "t.json"
-    table.save(path)
-    asked = []
+    G, groups, table = net_table  # its fixture makes the timer deterministic
+    torch.manual_seed(0)
+    unet = networks.define_G(3, 3, 4, "unet_128", "batch").eval()
+    unet_groups = ChannelGroups.discover(unet, torch.zeros(1, 3, 128, 128))
+    asked, real = [], latency_table.measure
 
     def measure(*args, **kwargs):
         asked.append(kwargs["subpixel"])
-        return dataclasses.replace(table, subpixel=kwargs["subpixel"])
+        return real(*args, progress=False, **kwargs)
     monkeypatch.setattr(latency_table, "measure", measure)
-    assert latency_table.load_or_measure(path, G, groups, "eager", subpixel=True).subpixel and asked == [True]
-    assert latency_table.load_or_measure(path, G, groups, "eager", subpixel=True).subpixel and asked == [True]
-    # a ResNet has no transposed convolution to rewrite: its table is the one measured without
+
+    def unet_table(subpixel):
+        return speed_allocation.teacher_table("unet_128", unet, unet_groups, "eager", tmp_path, subpixel)
+    plain, sub = unet_table(False), unet_table(True)
+    assert asked == [False, True] and sub.subpixel and not plain.subpixel
+    assert unet_table(True) == sub and unet_table(False) == plain and asked == [False, True], "each stored once"
+    path = tmp_path / "unet_128-128-eager-t1.json"  # the plain table, asked for sub-pixel layers: measured again
+    assert latency_table.load_or_measure(path, unet, unet_groups, "eager", subpixel=True).subpixel
+    assert asked == [False, True, True]
+    # a ResNet has no transposed convolution to rewrite: its plain table is the one either way
     table.save(tmp_path / "resnet_6blocks-32-eager-t1.json")
     assert speed_allocation.teacher_table("resnet_6blocks", G, groups, "eager", tmp_path, subpixel=True) == table
-    assert asked == [True]
+    assert latency_table.load_or_measure(tmp_path / "resnet_6blocks-32-eager-t1.json", G, groups, "eager",
+                                         subpixel=True) == table
+    assert asked == [False, True, True]

@@ -305,11 +305,11 @@ def bench(models: Sequence[BenchModel], image_shape: Sequence[int], work: Path, 
         rdev = runtime_device(runtime, dev)
         for batch in batches:
             shape = (batch, *image_shape[1:])
+            if processes > 1:
+                export_files(models, runtime, shape, work)
             for t in threads:
                 n = t or usable_cores()
                 timing = functools.partial(timed, models, runtime, shape, n, work, rdev, runs, warmup, warm_s)
-                if processes > 1:
-                    export_files(models, runtime, shape, work)
                 comparisons = [timing()] if processes == 1 else [in_fresh_process(timing) for _ in range(processes)]
                 for m in models:
                     row = {"model": m.name, "runtime": runtime, "device": str(rdev), "batch": batch, "threads": n,
