@@ -55,7 +55,7 @@ from mggc_plugin.deploy.bench import (
     prepare,
     warm_note,
 )
-from mggc_plugin.deploy.openvino import ideal_conv_bound, ms_by_kind, profile
+from mggc_plugin.deploy.openvino import LAYOUTS, ideal_conv_bound, ms_by_kind, profile
 from mggc_plugin.fileio import atomic_write, atomic_write_json
 from mggc_plugin.latency_table import LatencyTable, load_or_measure, times_subpixel
 from mggc_plugin.metrics import compare_latency, t_interval
@@ -109,7 +109,8 @@ def searched_widths(teacher: torch.nn.Module, groups: ChannelGroups, table: Late
         if tuple(w) not in prepared:
             module = slim(teacher, groups, keep_masks(groups, w, "uniform")).eval()
             name = "w" + "-".join(map(str, w))
-            prepared[tuple(w)] = prepare(args.search, deployable(name, module, shape, args.subpixel), x, 1, folder)
+            model = deployable(name, module, shape, args.subpixel)
+            prepared[tuple(w)] = prepare(args.search, model, x, 1, folder, layout=args.layout)
         return prepared[tuple(w)]
 
     def time_widths(batch: Sequence[List[int]]) -> List[float]:
@@ -151,6 +152,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--subpixel", action="store_true",
                    help="deploy every network, the teacher too, with its U-Net transposed convolutions as sub-pixel "
                         "convolutions (mggc_plugin.deploy.subpixel), and time the latency table's layers so")
+    p.add_argument("--layout", choices=LAYOUTS, default=LAYOUTS[0],
+                   help="how the OpenVINO runtimes' IR takes and returns images (nhwc: channels last, for every "
+                        "network, the teacher too)")
     p.add_argument("--profile", action="store_true",
                    help="also time every network node by node on each OpenVINO runtime (performance counters)")
     p.add_argument("--search", choices=RUNTIMES,
@@ -171,7 +175,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     x = torch.zeros(shape)
     runtimes = [args.runtime, *[r for r in args.also if r != args.runtime]]
     record: Dict[str, object] = {"machine": machine(), "size": args.size, "batch": args.batch,
-                                 "round_to": args.round_to, "subpixel": args.subpixel,
+                                 "round_to": args.round_to, "subpixel": args.subpixel, "openvino_layout": args.layout,
                                  "table_subpixel": args.subpixel,
                                  "runtime": args.runtime, "runtimes": runtimes, "runs": args.runs,
                                  "warm_s": args.warm_s, "processes": args.processes, "search": args.search,
@@ -198,13 +202,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             nets = {TEACHER: teacher, **{name: slim(teacher, groups, m).eval() for name, m in masks.items()}}
             models = [deployable(name, net, shape, args.subpixel) for name, net in nets.items()]
             result = bench(models, shape, folder, runtimes, batches=(args.batch,), threads=(1,), runs=args.runs,
-                           warmup=1, warm_s=args.warm_s, processes=args.processes,
+                           warmup=1, warm_s=args.warm_s, processes=args.processes, layout=args.layout,
                            log=lambda s: print(s, flush=True))
             estimate = {name: table.full_ms / float(table(groups, m)) for name, m in masks.items()}
             unit = {"arch": arch, "rate": rate, "widths": widths, "table_speedup": estimate, "rows": result["rows"],
                     "skipped": result.get("skipped", {}), "searches": searches}
             if args.profile:
-                unit["nodes"] = node_times(models, x, folder, runtimes, args.runs, args.warm_s)
+                unit["nodes"] = node_times(models, x, folder, runtimes, args.runs, args.warm_s, args.layout)
             record["units"].append(unit)  # type: ignore[attr-defined]
             atomic_write_json(Path(args.out).with_suffix(".json"), record)
     write_markdown(record, Path(args.out))
@@ -212,10 +216,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def node_times(models: Sequence[BenchModel], x: torch.Tensor, folder: Path, runtimes: Sequence[str],
-               runs: int, warm_s: float = 0.0) -> Dict[str, Dict[str, Dict[str, float]]]:
+               runs: int, warm_s: float = 0.0, layout: str = "nchw") -> Dict[str, Dict[str, Dict[str, float]]]:
     """Milliseconds per node kind of each model (runtime → model → kind), on the OpenVINO runtimes
-    among ``runtimes``, from the IRs the timing left in ``folder``."""
-    irs = {m.name: exported_ir(m, x, folder) for m in models}
+    among ``runtimes``, from the IRs (images in ``layout``) the timing left in ``folder``."""
+    irs = {m.name: exported_ir(m, x, folder, layout) for m in models}
     return {runtime: {name: ms_by_kind(nodes) for name, nodes in
                       profile(irs, x, runs, exact=runtime not in REDUCED_PRECISION, warm_s=warm_s).items()}
             for runtime in runtimes if runtime in OPENVINO_RUNTIMES}
@@ -245,7 +249,9 @@ def markdown(record: Dict) -> str:
              + (f" Students' widths from `{Path(record['widths_from']).name}`." if record.get("widths_from") else "")
              + (" Every network, the teacher too, deployed with its U-Net transposed convolutions as sub-pixel "
                 "convolutions (`--subpixel`); MACs in the package's convention, of the networks as pruned."
-                if record.get("subpixel") else ""), "",
+                if record.get("subpixel") else "")
+             + (" OpenVINO's IRs take and return images channels last (`--layout nhwc`)."
+                if record.get("openvino_layout") == "nhwc" else ""), "",
              "| arch | rate | student | runtime | MACs | speed-up | ideal | / ideal | "
              + ("/ ideal per process | " if processes > 1 else "") + "est. / ideal | widths |",
              "|---|---|---|---|---|---|---|---|---|---|" + ("---|" if processes > 1 else "")]

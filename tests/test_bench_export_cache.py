@@ -22,6 +22,7 @@ def test_the_fingerprint_tells_widths_weights_and_input_shapes_apart():
     assert fingerprint(_net(8, 0), x) != base
     assert fingerprint(_net(4, 1), x) != base
     assert fingerprint(_net(4, 0), torch.zeros(1, 3, 16, 16)) != base
+    assert fingerprint(nn.Sequential(*_net(4, 0), nn.Tanh()), x) != base  # same state, another graph
 
 
 def test_a_network_of_an_earlier_runs_name_is_exported_again(tmp_path):

@@ -80,6 +80,34 @@ def test_each_layer_crops_once_after_interleaving_not_each_phase_before(interlea
     assert ops["Concat"] == plain["Concat"]  # the U-Net's skip connections only
 
 
+def test_the_output_tanh_runs_on_the_phase_maps_before_the_interleave():
+    """OpenVINO fuses it into the convolution there, where after the interleave it ran alone."""
+    pytest.importorskip("onnx")
+    from mggc_plugin.deploy.onnx import to_onnx
+
+    G = networks.define_G(3, 3, 8, "unet_128", norm="instance").eval()
+    rewritten, _ = conv_transposes_as_subpixel(G, "transpose")
+    graph = to_onnx(rewritten, torch.rand(1, 3, 128, 128)).graph
+    made_by = {out: node for node in graph.node for out in node.output}
+    (tanh,) = [node for node in graph.node if node.op_type == "Tanh"]
+    assert made_by[tanh.input[0]].op_type == "Conv"
+    assert made_by[graph.output[0].name].op_type == "Slice"  # the crop, after the interleave
+
+
+@pytest.mark.parametrize("after,moved", [(nn.Sigmoid(), True), (nn.LeakyReLU(0.2, inplace=True), True),
+                                         (nn.BatchNorm2d(6), False), (nn.Conv2d(6, 6, 1), False)])
+def test_only_an_element_wise_module_right_after_moves_into_the_layer(after, moved):
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.ConvTranspose2d(4, 6, 4, stride=2, padding=1), after, nn.Tanh()).eval()
+    x = torch.randn(2, 4, 5, 7)
+    rewritten, n = conv_transposes_as_subpixel(net)
+    assert n == 1 and isinstance(rewritten[1], nn.Identity) == moved and isinstance(rewritten[2], nn.Tanh)
+    with torch.no_grad():
+        assert torch.allclose(rewritten(x), net(x), atol=1e-5)
+    with pytest.raises(ValueError, match="not element-wise"):
+        SubPixelConvTranspose2d(net[0], activation=nn.Conv2d(6, 6, 1))
+
+
 @pytest.fixture(scope="module")
 def unet_checkpoint(tmp_path_factory):
     from mggc_plugin import ChannelGroups, save_slim, slim

@@ -16,6 +16,7 @@ from ..deploy.bench import (
     markdown,
     write,
 )
+from ..deploy.openvino import LAYOUTS
 from ..device import add_device_argument, resolve_device
 from ..errors import MGGCUserError
 from ..footprint import check_runnable
@@ -43,6 +44,9 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--subpixel", action="store_true",
                    help="time every network, the teacher too, with its U-Net transposed convolutions as sub-pixel "
                         "convolutions, as mggc export --format onnx|openvino writes them by default (off: as trained)")
+    p.add_argument("--layout", choices=LAYOUTS, default=LAYOUTS[0],
+                   help="how the OpenVINO runtimes' IR takes and returns images: nchw (default) or nhwc (channels "
+                        "last, as mggc export --format openvino --layout nhwc writes it)")
     p.add_argument("--out", default="bench.json", help="JSON result; the Markdown table goes beside it as .md "
                                                        "(default: bench.json)")
 
@@ -65,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     models += [deployable(name, load_slim(p), image, args.subpixel) for name, p in zip(names, paths)]
     with tempfile.TemporaryDirectory(prefix="mggc-bench-") as work:
         result = bench(models, image, Path(work), args.runtimes, args.batch, args.threads, args.runs, args.warmup,
-                       device=device, warm_s=args.warm_s, processes=args.processes)
+                       device=device, warm_s=args.warm_s, processes=args.processes, layout=args.layout)
     print(markdown(result), end="")
     for path in write(result, args.out):
         print(f"wrote {path}")

@@ -180,10 +180,12 @@ def runtime_device(runtime: str, device: torch.device) -> torch.device:
 
 
 def prepare(runtime: str, model: BenchModel, x: torch.Tensor, threads: int, work: Path,
-            device: torch.device = CPU) -> nn.Module:
+            device: torch.device = CPU, layout: str = "nchw") -> nn.Module:
     """``model`` ready to run in ``runtime`` on inputs shaped like ``x`` with ``threads`` threads,
     on ``device`` (:func:`runtime_device`); exported files go to ``work`` (reused across thread
-    counts). Traces and exports are made from the CPU module and ``x`` on the CPU."""
+    counts). Traces and exports are made from the CPU module and ``x`` on the CPU. ``layout``:
+    the OpenVINO IR's (:data:`.openvino.LAYOUTS`); every runtime is called with N×C×H×W tensors
+    (:class:`.openvino.CompiledRunner`)."""
     stem = work / f"{model.name}-b{x.shape[0]}"
     if runtime == "eager":
         return model.module
@@ -194,7 +196,7 @@ def prepare(runtime: str, model: BenchModel, x: torch.Tensor, threads: int, work
         return trace_torchscript(model.module, x, stem.with_suffix(".ts"))
     if runtime == "onnxruntime":
         return RuntimeModule(onnx_export.runner(exported_onnx(model, x, work), threads, device))
-    compiled = openvino_export.compile_model(exported_ir(model, x, work), threads,
+    compiled = openvino_export.compile_model(exported_ir(model, x, work, layout), threads,
                                              exact=runtime not in REDUCED_PRECISION)
     return RuntimeModule(openvino_export.CompiledRunner(compiled))
 
@@ -211,7 +213,8 @@ def exported_onnx(model: BenchModel, x: torch.Tensor, work: Path) -> Path:
     digest = fingerprint(model.module, x)
     if onnx_file.exists() and stamp.is_file() and stamp.read_text() == digest:
         return onnx_file
-    for stale in (stamp, onnx_file.with_suffix(".xml"), onnx_file.with_suffix(".bin")):
+    irs = [ir_path(onnx_file, layout) for layout in openvino_export.LAYOUTS]
+    for stale in (stamp, *irs, *(xml.with_suffix(openvino_export.WEIGHTS_SUFFIX) for xml in irs)):
         stale.unlink(missing_ok=True)
     onnx_export.save(model.module.cpu(), x.cpu(), onnx_file)
     atomic_write(stamp, lambda tmp: tmp.write_text(digest))
@@ -219,8 +222,9 @@ def exported_onnx(model: BenchModel, x: torch.Tensor, work: Path) -> Path:
 
 
 def fingerprint(module: nn.Module, x: torch.Tensor) -> str:
-    """SHA-256 of ``module``'s class, state (names, shapes, dtypes, values) and ``x``'s shape."""
-    h = hashlib.sha256(f"{type(module).__qualname__}{tuple(x.shape)}".encode())
+    """SHA-256 of ``module``'s structure (its ``repr``: an activation moved into a sub-pixel layer
+    changes the graph, not the state), state (names, shapes, dtypes, values) and ``x``'s shape."""
+    h = hashlib.sha256(f"{module!r}{tuple(x.shape)}".encode())
     for name, tensor in module.state_dict().items():
         t = tensor.detach().cpu()
         h.update(f"{name}{tuple(t.shape)}{t.dtype}".encode())
@@ -228,16 +232,22 @@ def fingerprint(module: nn.Module, x: torch.Tensor) -> str:
     return h.hexdigest()
 
 
-def exported_ir(model: BenchModel, x: torch.Tensor, work: Path) -> Path:
-    """``model``'s OpenVINO IR (``.xml``) for inputs shaped like ``x`` in ``work``, converted from
-    :func:`exported_onnx` (of ``model.openvino_module`` when set, named ``<name>-openvino``) on
-    first use."""
+def exported_ir(model: BenchModel, x: torch.Tensor, work: Path, layout: str = "nchw") -> Path:
+    """``model``'s OpenVINO IR (``.xml``) for inputs shaped like ``x`` in ``work``, its images in
+    ``layout`` (named ``…-nhwc.xml`` when channels last), converted from :func:`exported_onnx` (of
+    ``model.openvino_module`` when set, named ``<name>-openvino``) on first use."""
     if model.openvino_module is not None:
         model = BenchModel(f"{model.name}-openvino", model.openvino_module, model.macs, model.params)
-    xml = exported_onnx(model, x, work).with_suffix(".xml")
+    onnx_file = exported_onnx(model, x, work)
+    xml = ir_path(onnx_file, layout)
     if not xml.exists():
-        openvino_export.convert(xml.with_suffix(".onnx"), xml)
+        openvino_export.convert(onnx_file, xml, layout)
     return xml
+
+
+def ir_path(onnx_file: Path, layout: str) -> Path:
+    """Where :func:`exported_ir` converts ``onnx_file`` to, for images in ``layout``."""
+    return onnx_file.with_suffix(".xml") if layout == "nchw" else onnx_file.with_name(f"{onnx_file.stem}-{layout}.xml")
 
 
 def cpu_name() -> str:
@@ -269,7 +279,7 @@ def machine(device: torch.device = CPU) -> Dict[str, Any]:
 def bench(models: Sequence[BenchModel], image_shape: Sequence[int], work: Path, runtimes: Sequence[str] = RUNTIMES,
           batches: Sequence[int] = (1, 8), threads: Sequence[int] = (1, 0), runs: int = 10, warmup: int = 2,
           log: Callable[[str], None] = print, device: DeviceLike = None, warm_s: float = WARM_S,
-          processes: int = 1) -> Dict[str, Any]:
+          processes: int = 1, layout: str = "nchw") -> Dict[str, Any]:
     """Time ``models`` (the first is the reference for speed-ups when named :data:`TEACHER`) on
     every available runtime × batch × threads (0: all usable cores). ``device``
     (:func:`~mggc_plugin.device.resolve_device`; ``None``: CUDA when available) is where eager
@@ -282,9 +292,11 @@ def bench(models: Sequence[BenchModel], image_shape: Sequence[int], work: Path, 
     the next (on a 2-core AMD EPYC one ran a whole timing 2× slower; on a Xeon the bfloat16 unet_256
     teacher's time moved by 1.5× from process to process), and one process cannot show that
     spread (:func:`latency_fields` and :func:`speedup_fields` say how the repeats are combined).
+    ``layout``: how the OpenVINO runtimes' IR takes and returns images (:data:`.openvino.LAYOUTS`).
     Returns the JSON-ready result: ``machine``, the settings, ``rows`` and ``skipped`` (runtime →
     reason)."""
     dev = resolve_device(device)
+    openvino_export.check_layout(layout)
     bad = [r for r in runtimes if r not in RUNTIMES]
     if bad:
         raise MGGCUserError(f"--runtimes {' '.join(bad)}: choose from {' '.join(RUNTIMES)}")
@@ -306,10 +318,10 @@ def bench(models: Sequence[BenchModel], image_shape: Sequence[int], work: Path, 
         for batch in batches:
             shape = (batch, *image_shape[1:])
             if processes > 1:
-                export_files(models, runtime, shape, work)
+                export_files(models, runtime, shape, work, layout)
             for t in threads:
                 n = t or usable_cores()
-                timing = functools.partial(timed, models, runtime, shape, n, work, rdev, runs, warmup, warm_s)
+                timing = functools.partial(timed, models, runtime, shape, n, work, rdev, runs, warmup, warm_s, layout)
                 comparisons = [timing()] if processes == 1 else [in_fresh_process(timing) for _ in range(processes)]
                 for m in models:
                     row = {"model": m.name, "runtime": runtime, "device": str(rdev), "batch": batch, "threads": n,
@@ -321,11 +333,12 @@ def bench(models: Sequence[BenchModel], image_shape: Sequence[int], work: Path, 
     for m in models:
         m.module.cpu()
     return {"machine": machine(dev), "device": str(dev), "input_shape": list(image_shape), "runs": runs,
-            "warmup": warmup, "warm_s": warm_s, "processes": processes, "teacher": teacher is not None, "rows": rows,
-            "skipped": skipped}
+            "warmup": warmup, "warm_s": warm_s, "processes": processes, "openvino_layout": layout,
+            "teacher": teacher is not None, "rows": rows, "skipped": skipped}
 
 
-def export_files(models: Sequence[BenchModel], runtime: str, shape: Sequence[int], work: Path) -> None:
+def export_files(models: Sequence[BenchModel], runtime: str, shape: Sequence[int], work: Path,
+                 layout: str = "nchw") -> None:
     """Write the files ``runtime`` loads ``models`` from (ONNX graphs, OpenVINO IR) into ``work``,
     so that processes timing them repeatedly only load and compile them. On a 2-core AMD EPYC the
     process that wrote them ran its first timing's teacher 1.8–4.0× slower than the two processes
@@ -334,19 +347,21 @@ def export_files(models: Sequence[BenchModel], runtime: str, shape: Sequence[int
     then timing in a fresh process alone did not slow it)."""
     if runtime not in EXPORTED_RUNTIMES:
         return
-    export = exported_ir if runtime in OPENVINO_RUNTIMES else exported_onnx
     x = torch.zeros(*shape)
     for m in models:
-        export(m, x, work)
+        if runtime in OPENVINO_RUNTIMES:
+            exported_ir(m, x, work, layout)
+        else:
+            exported_onnx(m, x, work)
 
 
 def timed(models: Sequence[BenchModel], runtime: str, shape: Sequence[int], threads: int, work: Path,
-          device: torch.device, runs: int, warmup: int, warm_s: float) -> LatencyComparison:
+          device: torch.device, runs: int, warmup: int, warm_s: float, layout: str = "nchw") -> LatencyComparison:
     """One interleaved timing of ``models`` on ``runtime`` with inputs of ``shape``
     (:func:`prepare`, :func:`~mggc_plugin.metrics.compare_latency`; the first model is the
     reference): what :func:`bench` repeats in fresh processes."""
     x = torch.zeros(*shape)
-    nets = {m.name: prepare(runtime, m, x, threads, work, device) for m in models}
+    nets = {m.name: prepare(runtime, m, x, threads, work, device, layout) for m in models}
     # ONNX Runtime and OpenVINO take host arrays (copied to the GPU inside ONNX Runtime's run).
     input_device = str(device) if runtime in TORCH_RUNTIMES else "cpu"
     return compare_latency(nets, tuple(shape), rounds=runs, warmup=warmup, threads=threads, device=input_device,
@@ -392,7 +407,8 @@ def markdown(result: Dict[str, Any]) -> str:
     processes = result.get("processes", 1)
     repeats = (f", repeated in {processes} fresh processes (median: of their medians, whose range is in brackets; "
                f"IQR: of all their rounds)" if processes > 1 else "")
-    lines = [f"Latency per forward pass, input {size} per image, median and IQR of {result['runs']} interleaved "
+    nhwc = ", OpenVINO's IR taking images channels last" if result.get("openvino_layout") == "nhwc" else ""
+    lines = [f"Latency per forward pass, input {size} per image{nhwc}, median and IQR of {result['runs']} interleaved "
              f"rounds after {result['warmup']} warm-up ({warm_note(result.get('warm_s', 0.0))}){repeats} — {m['cpu']}, "
              f"{m['cores']} cores ({m['usable_cores']} usable), "
              f"{'GPU ' + m['gpu'] + ', ' if 'gpu' in m else ''}{versions}", "",

@@ -55,6 +55,7 @@ class ExportResult:
     precision: str = "fp32"
     shape: Tuple[int, ...] = ()
     dynamic: bool = False
+    layout: str = "nchw"
     opset: Optional[int] = None
     quality: Optional[Quality] = None
     source: str = ""
@@ -66,6 +67,8 @@ class ExportResult:
             what.append(f"opset {self.opset}")
             what.append("dynamic batch/height/width" if self.dynamic
                         else f"static shapes, input {'x'.join(map(str, self.shape))}")
+        if self.layout == "nhwc":
+            what.append("images channels last (N×H×W×C in and out)")
         if self.fmt in ("onnx", "openvino"):
             what.append(f"simplified by {onnx_export.SIMPLIFIER}")
         checked = "output parity" if self.quality is None else "the fp32 graph's output parity (before conversion)"
@@ -102,7 +105,7 @@ def export(path: PathLike, fmt: str = "torchscript", out: Optional[PathLike] = N
            atol: float = 1e-4, dynamic: bool = False, precision: str = "fp32",
            calibration: Optional[PathLike] = None, max_l1: float = DEFAULT_MAX_L1,
            norm_stats: str = "per_image", device: DeviceLike = None,
-           subpixel: Optional[bool] = None) -> ExportResult:
+           subpixel: Optional[bool] = None, layout: str = "nchw") -> ExportResult:
     """Export the slim checkpoint at ``path`` as ``fmt`` (:data:`~.formats.FORMATS`) to ``out``
     (default: beside it), traced at its pruning size or ``size``. The file runs without
     mggc-plugin. Checks, before anything is written: output parity with the slim model within
@@ -115,7 +118,8 @@ def export(path: PathLike, fmt: str = "torchscript", out: Optional[PathLike] = N
     available) runs the PyTorch reference of both checks, in IEEE float32 (no TF32, so that a
     GPU reference stays within ``atol`` of the CPU); the exported file is traced on the CPU and
     run by its CPU runtime. ``subpixel``: export U-Net transposed convolutions as sub-pixel
-    convolutions (``None``: :func:`subpixel_default`). Bad options, ``out`` that is a
+    convolutions (``None``: :func:`subpixel_default`). ``layout``: how the file takes and returns
+    images, ``nchw`` or, for ``openvino``, ``nhwc`` (channels last; :mod:`.openvino`). Bad options, ``out`` that is a
     folder or the checkpoint, sizes the network cannot take and unwritable locations are
     :class:`MGGCUserError` s."""
     dev = resolve_device(device)
@@ -127,6 +131,10 @@ def export(path: PathLike, fmt: str = "torchscript", out: Optional[PathLike] = N
                             f"{', '.join(spec.precisions)}); --format onnx takes {', '.join(PRECISIONS)}")
     if dynamic and not spec.dynamic:
         raise MGGCUserError(f"--dynamic is for --format onnx or openvino; a {fmt} trace has no declared input shape")
+    if layout not in spec.layouts:
+        others = " or ".join(name for name, f in FORMATS.items() if layout in f.layouts)
+        raise MGGCUserError(f"--layout {layout} is not available for --format {fmt} (it takes "
+                            f"{', '.join(spec.layouts)})" + (f"; --format {others} takes it" if others else ""))
     if norm_stats not in NORM_STATS:
         raise MGGCUserError(f"--norm_stats {norm_stats}: choose one of {', '.join(NORM_STATS)} (per_image: as "
                             f"upstream's test.py runs pix2pix; running: eval mode, BatchNorm folded)")
@@ -166,13 +174,15 @@ def export(path: PathLike, fmt: str = "torchscript", out: Optional[PathLike] = N
     reference = _reference(model, dev)
     expected = reference(x)
     checked: Dict[str, Any] = {}
+    options = {} if layout == spec.layouts[0] else {"layout": layout}
 
     def _write_checked(tmp: Path, work: Path) -> None:
         """The file at ``tmp`` (fp32: the format's own; else made from the fp32 ONNX graph in
         ``work``), each check passed."""
         graph = tmp if inputs is None else work / "fp32.onnx"
         with torch.no_grad():
-            run = (spec.write if inputs is None else onnx_export.write)(deployed, x, graph, dynamic)
+            run = spec.write(deployed, x, graph, dynamic, **options) if inputs is None else \
+                onnx_export.write(deployed, x, graph, dynamic)
             diff = float((run(x) - expected).abs().max())
         if diff > atol:
             raise ValueError(f"the exported {fmt} model differs from the slim model by {diff:.2e} (> {atol}); "
@@ -181,7 +191,7 @@ def export(path: PathLike, fmt: str = "torchscript", out: Optional[PathLike] = N
         if inputs is not None:
             assert spec.from_onnx is not None  # every format with a precision beyond fp32 has one
             _convert(graph, work / "converted.onnx", precision, inputs)
-            run = spec.from_onnx(work / "converted.onnx", tmp)
+            run = spec.from_onnx(work / "converted.onnx", tmp, **options)
             checked["quality"] = quality = measure(run, reference, inputs.held_out)
             if quality.mean_l1 > max_l1:
                 raise MGGCUserError(f"the {precision} model moved the outputs of the fp32 slim model by "
@@ -202,8 +212,8 @@ def export(path: PathLike, fmt: str = "torchscript", out: Optional[PathLike] = N
         atomic_write(out, write)
     except OSError as err:
         raise MGGCUserError(f"cannot write {out} ({err.strerror or err}): choose a writable --out") from None
-    return ExportResult(out, checked["diff"], fmt, precision, shape, dynamic, spec.opset, checked.get("quality"),
-                        inputs.source if inputs is not None else "", notes)
+    return ExportResult(out, checked["diff"], fmt, precision, shape, dynamic, layout, spec.opset,
+                        checked.get("quality"), inputs.source if inputs is not None else "", notes)
 
 
 def _reference(model: nn.Module, device: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:

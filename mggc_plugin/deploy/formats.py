@@ -4,7 +4,8 @@
 - ``onnx``: :mod:`.onnx` (static shapes unless ``--dynamic``, simplified, opset
   :data:`~.onnx.OPSET`), run in ONNX Runtime; fp16 and int8 too (:mod:`.quantize`).
 - ``openvino``: IR converted from that ONNX graph (:mod:`.openvino`), run in OpenVINO; int8
-  too, converted from the int8 ONNX graph (OpenVINO runs its quantized convolutions in int8).
+  too, converted from the int8 ONNX graph (OpenVINO runs its quantized convolutions in int8);
+  its images N×C×H×W or channels last (``--layout nhwc``).
 
 Core ML is not offered: coremltools 9 converts these generators on Linux (from a TorchScript
 trace, ``mlprogram``), but its runtime exists only on macOS, so the parity check every format
@@ -26,8 +27,10 @@ from .quantize import PRECISIONS
 from .runtimes import require
 
 Runner = Callable[[torch.Tensor], torch.Tensor]
-Writer = Callable[[nn.Module, torch.Tensor, Path, bool], Runner]
-Converter = Callable[[Path, Path], Runner]
+#: ``write(model, x, tmp, dynamic, **options)`` and ``from_onnx(src, tmp, **options)``; the only
+#: option is ``layout``, for the formats with more than one (:class:`Format`).
+Writer = Callable[..., Runner]
+Converter = Callable[..., Runner]
 
 
 def trace_torchscript(model: nn.Module, x: torch.Tensor, path: Path) -> torch.jit.ScriptModule:
@@ -53,7 +56,9 @@ class Format:
     files written beside ``tmp`` (``tmp.with_suffix(s)``) that go beside the output;
     ``dynamic``: whether ``--dynamic`` applies; ``precisions`` it can be written in; ``opset``;
     ``from_onnx(src, tmp)``, for the precisions other than fp32: writes the format's file at
-    ``tmp`` from the converted ONNX file ``src`` and returns what runs it."""
+    ``tmp`` from the converted ONNX file ``src`` and returns what runs it; ``layouts``: the
+    layouts its images can take, the first the default; the others are passed to ``write`` and
+    ``from_onnx`` as ``layout=``."""
 
     suffix: str
     write: Writer
@@ -63,6 +68,7 @@ class Format:
     precisions: Tuple[str, ...] = ("fp32",)
     opset: Optional[int] = None
     from_onnx: Optional[Converter] = None
+    layouts: Tuple[str, ...] = ("nchw",)
 
     def require(self, name: str) -> None:
         require(f"--format {name}", self.modules)
@@ -74,5 +80,6 @@ FORMATS: Dict[str, Format] = {
                    opset=onnx_export.OPSET, from_onnx=onnx_export.from_onnx),
     "openvino": Format(".xml", openvino_export.write, openvino_export.MODULES,
                        companions=(openvino_export.WEIGHTS_SUFFIX,), dynamic=True, precisions=("fp32", "int8"),
-                       opset=onnx_export.OPSET, from_onnx=openvino_export.from_onnx),
+                       opset=onnx_export.OPSET, from_onnx=openvino_export.from_onnx,
+                       layouts=openvino_export.LAYOUTS),
 }
