@@ -128,6 +128,16 @@ def test_openvino_int8_keeps_int8_weights_runs_without_the_plugin_and_is_guarded
     assert not (tmp_path / "h.xml").exists() and not (tmp_path / "h.bin").exists()
 
 
+def test_openvino_int8_channels_last_is_the_same_graph_guarded_alike(checkpoint, images, tmp_path):
+    ov = pytest.importorskip("openvino")
+    nchw = export(checkpoint, "openvino", out=tmp_path / "a.xml", precision="int8", calibration=images, max_l1=1.0)
+    nhwc = export(checkpoint, "openvino", out=tmp_path / "b.xml", precision="int8", calibration=images, max_l1=1.0,
+                  layout="nhwc")
+    assert list(ov.Core().read_model(str(nhwc.path)).input(0).get_shape()) == [1, 32, 32, 3]
+    assert "input 1x32x32x3" in nhwc.describe() and "channels last" in nhwc.describe()
+    assert nhwc.quality.mean_l1 == pytest.approx(nchw.quality.mean_l1, abs=1e-6)
+
+
 def held_out_inputs(folder):
     """The held-out batches the export's quality check measures on (32x32, [-1, 1])."""
     from mggc_plugin.deploy.calibration import find_images, load_inputs

@@ -65,8 +65,9 @@ class ExportResult:
         what = [self.fmt, self.precision]
         if self.opset is not None:
             what.append(f"opset {self.opset}")
+            shape = self.shape if self.layout == "nchw" else (self.shape[0], *self.shape[2:], self.shape[1])
             what.append("dynamic batch/height/width" if self.dynamic
-                        else f"static shapes, input {'x'.join(map(str, self.shape))}")
+                        else f"static shapes, input {'x'.join(map(str, shape))}")
         if self.layout == "nhwc":
             what.append("images channels last (N×H×W×C in and out)")
         if self.fmt in ("onnx", "openvino"):
