@@ -109,7 +109,7 @@ def test_searched_widths_time_candidates_from_each_fast_floor_and_the_header_say
     widths = speed_allocation.allocation_widths(groups, table, 0.25, 4, [0.5])
     # floor 1 finds the uniform widths, which allocation_widths leaves out: nothing to search from
     args = argparse.Namespace(search="eager", runs=1, warm_s=0.0, round_to=4, search_candidates=2, search_steps=1,
-                              subpixel=False, floors=[0.5, 1.0])
+                              subpixel=False, floors=[0.5, 1.0], layout="nchw")
     found = speed_allocation.searched_widths(G, groups, table, 0.25, widths, args, tmp_path)
     assert list(found) == ["search0.5"] and found["search0.5"]["start"] == "fast0.5"
     (step,) = found["search0.5"]["steps"]
