@@ -14,9 +14,11 @@ beside each convolution's MACs, to show which layers keep a slim G from its MAC 
 
 An IR can take and return its images channels last (``layout="nhwc"``, :data:`LAYOUTS`): N×H×W×C,
 as image decoders give them. OpenVINO's CPU plugin computes these networks channels last in
-bfloat16, so it then skips the reorders of the input and output that the NCHW interface costs: a
-unet_256 student at 10 % of the MACs ran 1.035–1.049× faster in bfloat16 on a 2-core AMD EPYC
-(three processes, 24 interleaved rounds each, ad hoc), its teacher 1.005–1.037×. Needs the
+bfloat16, so it then skips the reorders of the input and output that the NCHW interface costs: on
+a 2-core AMD EPYC, both layouts timed in the same rounds over 12 processes
+(``benchmarks/results/openvino_layout_epyc_unet10_p12.md``), a unet_256 student at 10 % of the
+MACs ran 1.045 [1.030, 1.059]× faster in bfloat16 and its teacher 1.003 [0.999, 1.007]×; in
+float32 the gain was unresolved, and a resnet_9blocks student ran 0.996× as fast in bfloat16. Needs the
 ``openvino`` extra.
 """
 from __future__ import annotations
