@@ -120,9 +120,9 @@ def export(path: PathLike, fmt: str = "torchscript", out: Optional[PathLike] = N
     GPU reference stays within ``atol`` of the CPU); the exported file is traced on the CPU and
     run by its CPU runtime. ``subpixel``: export U-Net transposed convolutions as sub-pixel
     convolutions (``None``: :func:`subpixel_default`). ``layout``: how the file takes and returns
-    images, ``nchw`` or, for ``openvino``, ``nhwc`` (channels last; :mod:`.openvino`). Bad options, ``out`` that is a
-    folder or the checkpoint, sizes the network cannot take and unwritable locations are
-    :class:`MGGCUserError` s."""
+    images, ``nchw`` or, for ``openvino``, ``nhwc`` (channels last; :mod:`.openvino`). Bad
+    options, ``out`` that is a folder or the checkpoint, sizes the network cannot take and
+    unwritable locations are :class:`MGGCUserError` s."""
     dev = resolve_device(device)
     if fmt not in FORMATS:
         raise MGGCUserError(f"unknown export format {fmt!r}: choose one of {', '.join(FORMATS)}")

@@ -18,8 +18,8 @@ bfloat16, so it then skips the reorders of the input and output that the NCHW in
 a 2-core AMD EPYC, both layouts timed in the same rounds over 12 processes
 (``benchmarks/results/openvino_layout_epyc_unet10_p12.md``), a unet_256 student at 10 % of the
 MACs ran 1.045 [1.030, 1.059]× faster in bfloat16 and its teacher 1.003 [0.999, 1.007]×; in
-float32 the gain was unresolved, and a resnet_9blocks student ran 0.996× as fast in bfloat16. Needs the
-``openvino`` extra.
+float32 the gain was unresolved, and a resnet_9blocks student ran 0.996× as fast in bfloat16.
+Needs the ``openvino`` extra.
 """
 from __future__ import annotations
 
@@ -217,6 +217,7 @@ class CompiledRunner:
 
 
 def check_layout(layout: str) -> None:
+    """:class:`MGGCUserError` naming the choices unless ``layout`` is one of :data:`LAYOUTS`."""
     if layout not in LAYOUTS:
         raise MGGCUserError(f"--layout {layout}: choose one of {', '.join(LAYOUTS)} (nhwc: images channels last)")
 
@@ -231,14 +232,11 @@ def convert(onnx_file: Path, xml: Path, layout: str = "nchw") -> None:
     model = ov.convert_model(str(onnx_file))
     if layout == "nhwc":
         ppp = PrePostProcessor(model)
-        for i, port in enumerate(model.inputs):
-            if port.get_partial_shape().rank.get_length() == 4:
-                ppp.input(i).tensor().set_layout(ov.Layout("NHWC"))
-                ppp.input(i).model().set_layout(ov.Layout("NCHW"))
-        for i, port in enumerate(model.outputs):
-            if port.get_partial_shape().rank.get_length() == 4:
-                ppp.output(i).tensor().set_layout(ov.Layout("NHWC"))
-                ppp.output(i).model().set_layout(ov.Layout("NCHW"))
+        for ports, side in ((model.inputs, ppp.input), (model.outputs, ppp.output)):
+            for i, port in enumerate(ports):
+                if port.get_partial_shape().rank.get_length() == 4:  # images; other tensors keep theirs
+                    side(i).tensor().set_layout(ov.Layout("NHWC"))
+                    side(i).model().set_layout(ov.Layout("NCHW"))
         model = ppp.build()
     ov.save_model(model, str(xml), compress_to_fp16=False)
 
