@@ -28,7 +28,7 @@ An element-wise activation that directly follows the layer in an ``nn.Sequential
 outermost ``Tanh``) is applied to the phase maps before they are interleaved
 (:data:`ELEMENTWISE`): it commutes with the interleave and the crop, and OpenVINO then fuses it
 into the convolution. Applied after, it ran as its own float32 node on the output (0.08–0.09 ms
-of a 3.3–3.7 ms unet_256 student at 10 % of the MACs in OpenVINO bfloat16 on a 2-core AMD EPYC,
+of a 3.3–4.3 ms unet_256 student at 10 % of the MACs in OpenVINO bfloat16 on a 2-core AMD EPYC,
 node counters, ad hoc).
 
 Only the upstream configuration (kernel 4, stride 2, padding 1, no output padding, dilation 1,
@@ -67,8 +67,9 @@ def rewritable(module: nn.Module) -> bool:
 
 class SubPixelConvTranspose2d(nn.Module):
     """``ConvTranspose2d(C_in, C_out, 4, stride=2, padding=1)`` as a 2×2 convolution to the four
-    output phases, interleaved as ``interleave`` says (:data:`INTERLEAVES`; module docstring),
-    then ``activation`` (an :data:`ELEMENTWISE` module or None) as the layer's own output would be.
+    output phases, interleaved as ``interleave`` says (:data:`INTERLEAVES`; module docstring);
+    ``activation`` (an :data:`ELEMENTWISE` module that followed the layer, or None) is applied to
+    the phases before the interleave.
     Built from a trained layer (:func:`rewritable`); its weights are copied, not shared."""
 
     def __init__(self, layer: nn.ConvTranspose2d, interleave: str = "depth_to_space",
