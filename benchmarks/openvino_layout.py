@@ -33,7 +33,7 @@ from mggc_plugin.deploy.bench import (
     BenchModel,
     add_warm_argument,
     deployable,
-    exported_ir,
+    export_files,
     in_fresh_process,
     machine,
     prepare,
@@ -123,9 +123,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     models = [deployable(name, net, shape, subpixel=True) for name, net in nets.items()]
     work = Path(args.work).expanduser() / f"{args.arch}-{args.rate:g}"
     work.mkdir(parents=True, exist_ok=True)
-    for m in models:  # written here, so that every timed process only loads them (bench.export_files)
+    for runtime in args.runtimes:  # written here, so that every timed process only loads them
         for layout in LAYOUTS:
-            exported_ir(m, torch.zeros(shape), work, layout)
+            export_files(models, runtime, shape, work, layout)
     ideal = models[0].macs / models[1].macs
     record: Dict[str, Any] = {"machine": machine(), "arch": args.arch, "rate": args.rate, "student": args.student,
                               "widths": widths, "widths_from": Path(args.widths_from).name, "ideal": ideal,

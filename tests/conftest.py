@@ -191,3 +191,19 @@ def nets():
     D = networks.define_D(3, 8, "basic", norm="instance")
     x = torch.zeros(1, 3, 32, 32)
     return G, D, ChannelGroups.discover(G, x), ChannelGroups.discover(D, x)
+
+
+@pytest.fixture(scope="session")
+def unet_checkpoint(tmp_path_factory):
+    """A slim unet_128 (ngf 4, InstanceNorm, every other channel kept) saved with ``save_slim``:
+    the smallest network with transposed convolutions that the exports rewrite."""
+    import torch
+
+    from mggc_plugin import ChannelGroups, networks, save_slim, slim
+
+    torch.manual_seed(0)
+    G = networks.define_G(3, 3, 4, "unet_128", norm="instance").eval()
+    groups = ChannelGroups.discover(G, torch.zeros(1, 3, 128, 128))
+    path = tmp_path_factory.mktemp("unet") / "u.slim.pt"
+    save_slim(slim(G, groups, [torch.arange(n) % 2 == 0 for n in groups.sizes]), path)
+    return path

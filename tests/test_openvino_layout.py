@@ -6,7 +6,7 @@ import sys
 import pytest
 import torch
 
-from mggc_plugin import ChannelGroups, load_slim, networks, save_slim, slim
+from mggc_plugin import load_slim
 from mggc_plugin.cli import main
 from mggc_plugin.deploy import export
 from mggc_plugin.errors import MGGCUserError
@@ -24,35 +24,25 @@ assert "mggc_plugin" not in sys.modules
 """
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    torch.manual_seed(0)
-    G = networks.define_G(3, 3, 4, "unet_128", norm="instance").eval()
-    groups = ChannelGroups.discover(G, torch.zeros(1, 3, 128, 128))
-    path = tmp_path_factory.mktemp("layout") / "u.slim.pt"
-    save_slim(slim(G, groups, [torch.arange(n) % 2 == 0 for n in groups.sizes]), path)
-    return path
-
-
-def test_a_channels_last_ir_takes_and_returns_nhwc_images_without_the_plugin(checkpoint, tmp_path, capsys):
+def test_a_channels_last_ir_takes_and_returns_nhwc_images_without_the_plugin(unet_checkpoint, tmp_path, capsys):
     out = tmp_path / "u.xml"
-    assert main(["export", str(checkpoint), "--format", "openvino", "--layout", "nhwc", "--out", str(out)]) == 0
+    assert main(["export", str(unet_checkpoint), "--format", "openvino", "--layout", "nhwc", "--out", str(out)]) == 0
     assert "channels last" in capsys.readouterr().out
     x = torch.rand(1, 3, 128, 128) * 2 - 1
     torch.save(x, tmp_path / "x.pt")
     subprocess.run([sys.executable, "-c", RUN_WITHOUT_PLUGIN, str(out), str(tmp_path / "x.pt"), str(tmp_path / "y.pt")],
                    check=True, cwd=tmp_path)
     with torch.no_grad():
-        expected = load_slim(checkpoint).eval()(x).permute(0, 2, 3, 1)
+        expected = load_slim(unet_checkpoint).eval()(x).permute(0, 2, 3, 1)
     assert (torch.load(tmp_path / "y.pt") - expected).abs().max().item() < 1e-4
 
 
-def test_the_runner_transposes_the_input_again_once_it_changed(checkpoint, tmp_path):
+def test_the_runner_transposes_the_input_again_once_it_changed(unet_checkpoint, tmp_path):
     from mggc_plugin.deploy import openvino as openvino_export
 
-    export(checkpoint, "openvino", out=tmp_path / "u.xml", layout="nhwc")
+    export(unet_checkpoint, "openvino", out=tmp_path / "u.xml", layout="nhwc")
     run = openvino_export.CompiledRunner(openvino_export.compile_model(tmp_path / "u.xml"))
-    model = load_slim(checkpoint).eval()
+    model = load_slim(unet_checkpoint).eval()
     x = torch.rand(1, 3, 128, 128) * 2 - 1
     with torch.no_grad():
         assert run.channels_last and (run(x) - model(x)).abs().max().item() < 1e-4
@@ -61,16 +51,16 @@ def test_the_runner_transposes_the_input_again_once_it_changed(checkpoint, tmp_p
 
 
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
-def test_nhwc_is_refused_for_formats_without_it(checkpoint, tmp_path, fmt):
+def test_nhwc_is_refused_for_formats_without_it(unet_checkpoint, tmp_path, fmt):
     with pytest.raises(MGGCUserError, match="--layout nhwc is not available for --format .* openvino takes it"):
-        export(checkpoint, fmt, out=tmp_path / "u.out", layout="nhwc")
+        export(unet_checkpoint, fmt, out=tmp_path / "u.out", layout="nhwc")
     assert list(tmp_path.iterdir()) == []
 
 
-def test_bench_times_the_channels_last_ir_and_says_so(checkpoint, tmp_path):
+def test_bench_times_the_channels_last_ir_and_says_so(unet_checkpoint, tmp_path):
     from mggc_plugin.deploy.bench import bench, deployable, markdown
 
-    model = deployable("u", load_slim(checkpoint), (1, 3, 128, 128), subpixel=True)
+    model = deployable("u", load_slim(unet_checkpoint), (1, 3, 128, 128), subpixel=True)
     result = bench([model], (1, 3, 128, 128), tmp_path, ["openvino"], batches=(1,), threads=(1,), runs=1,
                    warmup=0, warm_s=0.0, layout="nhwc", log=lambda s: None)
     assert result["openvino_layout"] == "nhwc" and "channels last" in markdown(result)

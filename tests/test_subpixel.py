@@ -108,18 +108,6 @@ def test_only_an_element_wise_module_right_after_moves_into_the_layer(after, mov
         SubPixelConvTranspose2d(net[0], activation=nn.Conv2d(6, 6, 1))
 
 
-@pytest.fixture(scope="module")
-def unet_checkpoint(tmp_path_factory):
-    from mggc_plugin import ChannelGroups, save_slim, slim
-
-    torch.manual_seed(0)
-    G = networks.define_G(3, 3, 4, "unet_128", norm="instance").eval()
-    groups = ChannelGroups.discover(G, torch.zeros(1, 3, 128, 128))
-    path = tmp_path_factory.mktemp("subpixel") / "u.slim.pt"
-    save_slim(slim(G, groups, [torch.arange(n) % 2 == 0 for n in groups.sizes]), path)
-    return path
-
-
 def _ir_ops(xml):
     import openvino as ov
 
