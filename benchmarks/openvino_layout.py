@@ -19,7 +19,7 @@ import functools
 import json
 import statistics
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from speed_allocation import ARCHS, RESULTS, recorded_widths
@@ -43,6 +43,20 @@ from mggc_plugin.deploy.openvino import LAYOUTS
 from mggc_plugin.fileio import write_record
 from mggc_plugin.metrics import compare_latency, t_interval
 from mggc_plugin.slim import slim
+
+
+def teacher_and_student(arch: str, rate: float, student: str, widths_from: Path,
+                        shape: Sequence[int]) -> Tuple[List[BenchModel], List[int]]:
+    """The teacher ``speed_allocation.py`` allocated from (``arch``, seed 0) and its ``student``
+    of the record ``widths_from`` at ``rate``, as deployed (:func:`deployable`, U-Net transposed
+    convolutions as sub-pixel ones), and the student's widths."""
+    torch.manual_seed(0)
+    teacher = networks.define_G(3, 3, 64, arch, norm=ARCHS[arch]).eval()
+    groups = ChannelGroups.discover(teacher, torch.zeros(*shape))
+    widths = recorded_widths(json.loads(widths_from.read_text()), arch, rate)[student]
+    slim_student = slim(teacher, groups, keep_masks(groups, widths, "uniform")).eval()
+    nets = {TEACHER: teacher, student: slim_student}
+    return [deployable(name, net, shape, subpixel=True) for name, net in nets.items()], widths
 
 
 def timed_layouts(models: Sequence[BenchModel], runtime: str, shape: Sequence[int], work: Path, runs: int,
@@ -114,13 +128,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         raise SystemExit(f"--processes {args.processes}: an interval over processes needs at least 2")
     torch.set_num_threads(1)
     shape = (1, 3, args.size, args.size)
-    torch.manual_seed(0)  # the teacher speed_allocation.py allocated from
-    teacher = networks.define_G(3, 3, 64, args.arch, norm=ARCHS[args.arch]).eval()
-    groups = ChannelGroups.discover(teacher, torch.zeros(shape))
-    widths = recorded_widths(json.loads(Path(args.widths_from).read_text()), args.arch, args.rate)[args.student]
-    student = slim(teacher, groups, keep_masks(groups, widths, "uniform")).eval()
-    nets = {TEACHER: teacher, args.student: student}
-    models = [deployable(name, net, shape, subpixel=True) for name, net in nets.items()]
+    models, widths = teacher_and_student(args.arch, args.rate, args.student, Path(args.widths_from), shape)
     work = Path(args.work).expanduser() / f"{args.arch}-{args.rate:g}"
     work.mkdir(parents=True, exist_ok=True)
     for runtime in args.runtimes:  # written here, so that every timed process only loads them

@@ -32,11 +32,12 @@ from .labels import LabelScores, label_palette, label_scores, majority_scores, s
 from .pairs import PairedScores, paired
 from .reference import reference_features
 from .stats import Difference, paired_bootstrap, seed_interval, t_interval
-from .timing import LatencyComparison, compare_latency, latency
+from .timing import HostProbe, LatencyComparison, compare_latency, latency
 
 __all__ = [
     "EVAL_EXTRA_HINT", "FID_FEATURE_DIM", "FID_INCEPTION_SHA1", "FID_INPUT_SIZE", "HALVES", "IMAGE_EXTENSIONS",
-    "Difference", "FolderOrFiles", "ImagesOrDir", "ImagesOrFeatures", "KID", "LabelScores", "LatencyComparison",
+    "Difference", "FolderOrFiles", "HostProbe", "ImagesOrDir", "ImagesOrFeatures", "KID", "LabelScores",
+    "LatencyComparison",
     "PairedScores", "PathLike", "as_features", "compare_latency", "fid", "fid_inception_file", "files_of",
     "frechet_distance", "image_files", "inception_features", "kid", "label_palette", "label_scores", "latency",
     "load_fid_inception", "load_image", "load_images", "majority_scores", "matched_files", "paired",
