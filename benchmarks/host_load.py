@@ -40,7 +40,7 @@ from mggc_plugin.deploy.bench import (
 )
 from mggc_plugin.deploy.openvino import LAYOUTS
 from mggc_plugin.fileio import atomic_write, write_record
-from mggc_plugin.metrics import HostProbe, compare_latency
+from mggc_plugin.metrics import HostProbe, compare_latency, t_interval
 
 PROBE = "probe"
 
@@ -73,7 +73,8 @@ def summary(per_process: Sequence[Sequence[Dict[str, float]]]) -> Dict[str, Any]
     """Over the blocks of all processes: how many, Pearson's r between probe time and figure,
     the probe's range, and per third of the blocks by probe time (``fastest``, ``middle``,
     ``slowest``) the probe's range, the median teacher and student times and the figure's mean,
-    minimum and maximum; and the median figure over all blocks."""
+    minimum and maximum; the median figure over all blocks, and each process's median over its
+    blocks (the figure per process, as ``openvino_layout.py`` gives it)."""
     rows = [b for process in per_process for b in process]
     if len(rows) < 3:
         raise ValueError(f"{len(rows)} blocks: need at least 3 (more rounds, or a smaller --block)")
@@ -91,7 +92,8 @@ def summary(per_process: Sequence[Sequence[Dict[str, float]]]) -> Dict[str, Any]
                         "student_ms": statistics.median(b["student_ms"] for b in part),
                         "per_ideal_mean": statistics.fmean(values), "per_ideal_range": [min(values), max(values)]}
     return {"blocks": len(rows), "pearson_r": r, "probe_ms": [float(probe.min()), float(probe.max())],
-            "per_ideal_median": float(np.median(figure)), "thirds": thirds}
+            "per_ideal_median": float(np.median(figure)), "thirds": thirds,
+            "per_process": [statistics.median(b["per_ideal"] for b in process) for process in per_process if process]}
 
 
 def markdown(record: Dict[str, Any]) -> str:
@@ -107,7 +109,8 @@ def markdown(record: Dict[str, Any]) -> str:
              f"the teacher / ideal, median over a block's rounds.", "",
              f"{s['blocks']} blocks; probe {s['probe_ms'][0]:.3f}–{s['probe_ms'][1]:.3f} ms; Pearson's r between a "
              f"block's probe time and its figure: {s['pearson_r']:.2f}; median figure over all blocks: "
-             f"{s['per_ideal_median']:.3f}.", "",
+             f"{s['per_ideal_median']:.3f}. Per process (median of its blocks): "
+             f"{', '.join(f'{v:.3f}' for v in s['per_process'])}{process_interval(s['per_process'])}.", "",
              "| blocks by probe time | blocks | probe ms | teacher ms | student ms | figure mean | figure range |",
              "|---|---|---|---|---|---|---|"]
     for name, t in s["thirds"].items():
@@ -115,6 +118,14 @@ def markdown(record: Dict[str, Any]) -> str:
                      f"{t['teacher_ms']:.2f} | {t['student_ms']:.3f} | {t['per_ideal_mean']:.3f} | "
                      f"{t['per_ideal_range'][0]:.3f}–{t['per_ideal_range'][1]:.3f} |")
     return "\n".join(lines) + "\n"
+
+
+def process_interval(values: Sequence[float]) -> str:
+    """``; mean m [lo, hi] over the processes`` (95 % Student-t), or nothing for one process."""
+    if len(values) < 2:
+        return ""
+    ci = t_interval(values)
+    return f"; mean {ci.mean_diff:.3f} [{ci.interval[0]:.3f}, {ci.interval[1]:.3f}] over the processes (95 % t)"
 
 
 def plot(record: Dict[str, Any], path: Path) -> None:
@@ -154,11 +165,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--work", default="~/.cache/mggc-plugin/speed_allocation", help="exported files")
     p.add_argument("--out", default=str(RESULTS / "host_load"))
     p.add_argument("--plot", action="store_true", help="also draw the blocks (needs matplotlib)")
-    p.add_argument("--render", action="store_true", help="only write --out's Markdown (and plot) again from its JSON")
+    p.add_argument("--render", action="store_true",
+                   help="only summarise --out's blocks again and write its Markdown (and plot)")
     args = p.parse_args(argv)
     out = Path(args.out)
     if args.render:
         record = json.loads(out.with_suffix(".json").read_text())
+        record["summary"] = summary(record["blocks"])
     else:
         if args.rounds < args.block or args.block < 1:
             raise SystemExit(f"--rounds {args.rounds}, --block {args.block}: need 1 <= block <= rounds")

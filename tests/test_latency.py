@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from mggc_plugin.metrics import compare_latency
+from mggc_plugin.metrics import HostProbe, compare_latency
 
 
 def conv_net(width: int) -> nn.Module:
@@ -92,3 +92,13 @@ def test_run_for_runs_nothing_for_zero_seconds_and_at_least_once_otherwise():
     assert calls == [1]
     run_for(lambda: (calls.append(1), time.sleep(0.002)), 0.02)
     assert len(calls) >= 1 + 5  # about ten passes of 2 ms in 20 ms
+
+
+def test_the_host_probe_returns_its_input_and_its_time_grows_with_its_work():
+    x = torch.randn(1, 3, 4, 4)
+    small, large = HostProbe(ops=20), HostProbe(ops=400)
+    assert small(x) is x
+    result = compare_latency({"small": small, "large": large}, (1, 3, 4, 4), rounds=5, warmup=1, threads=1)
+    assert result.median_s["large"] > 5 * result.median_s["small"]
+    with pytest.raises(ValueError, match="ops=0"):
+        HostProbe(ops=0)

@@ -31,6 +31,18 @@ into the convolution. Applied after, it ran as its own float32 node on the outpu
 of a 3.3–4.3 ms unet_256 student at 10 % of the MACs in OpenVINO bfloat16 on a 2-core AMD EPYC,
 node counters, ad hoc).
 
+OpenVINO's CPU plugin interleaves bfloat16 channels fast in blocks of 32 and slowly otherwise:
+behind a convolution of 120 channels at 64² (node counters, 2-core AMD EPYC, ad hoc) the
+interleave of 8, 16, 24, 32, 48 and 64 output channels took 0.086, 0.171, 0.255, 0.032, 0.121
+and 0.081 ms with the transpose interleave (depth-to-space: 0.082, 0.152 and 0.232 ms for 8, 16
+and 24). A narrow student pays for it at full resolution: 0.17 ms of
+a 3.3 ms unet_256 student at 10 % of the MACs for its 16-channel layer, against 0.08 ms for its
+teacher's 64 channels. Nothing tried instead was faster in the whole student (three processes
+each, ad hoc): keeping its last transposed convolution ran it 0.81× as fast, its last two 0.67–0.72×,
+its 16-channel one 0.99–1.05×; interleaving by a fixed 0/1 transposed convolution (kernel 2,
+stride 2; 0.13 against 0.18 ms alone) 0.90–1.02× in the 16-channel layer and 0.93–0.97× in the
+last.
+
 Only the upstream configuration (kernel 4, stride 2, padding 1, no output padding, dilation 1,
 one group) is rewritten; ResNet generators' ``ConvTranspose2d(kernel 3, stride 2, padding 1,
 output_padding 1)`` has phases of unequal tap counts, which one shared 2×2 convolution would

@@ -153,9 +153,15 @@ class HostProbe(nn.Module):
     :func:`compare_latency` times it in the same rounds). Its forward pass returns its input
     and runs ``ops`` products of two resident ``size``×``size`` matrices: no memory traffic, and
     at 64×64 the time is mostly the per-operation dispatch, scalar work of the kind that weighs
-    more in a narrow network's pass than in a wide one's. On a shared 2-core AMD EPYC VM this
-    probe's time moved by up to 30 % within a minute, with no steal time reported, and a unet_256
-    student at 10 % of the MACs slowed with it by more than its teacher did (issue 14)."""
+    more in a narrow network's pass than in a wide one's. On a shared 2-core AMD EPYC VM its
+    medians over 10 rounds ranged 1.45–2.07 ms in four processes, 1.51–2.06 ms within one, and the
+    share of the MAC ratio that a unet_256 student at 10 % of the MACs reached against its
+    teacher (OpenVINO bfloat16) fell as it slowed (Pearson's r −0.62 over 100 blocks,
+    ``benchmarks/results/host_load_epyc_unet10.md``); an ad hoc reading of ``/proc/stat`` during
+    such slow spells counted almost no steal time, so the host took the core's throughput, not
+    its time slices (a busy hyperthread sibling, presumably; not verified)."""
+
+    matrix: torch.Tensor
 
     def __init__(self, ops: int = 200, size: int = 64):
         super().__init__()
