@@ -24,23 +24,20 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
-from openvino_layout import teacher_and_student
-from speed_allocation import ARCHS, RESULTS
+from openvino_layout import add_pair_arguments, interval, medians_ms, pair
 
 from mggc_plugin.deploy.bench import (
     OPENVINO_RUNTIMES,
     TEACHER,
     BenchModel,
-    add_warm_argument,
     export_files,
     in_fresh_process,
-    machine,
     prepare,
     warm_note,
 )
 from mggc_plugin.deploy.openvino import LAYOUTS
 from mggc_plugin.fileio import atomic_write, write_record
-from mggc_plugin.metrics import HostProbe, compare_latency, t_interval
+from mggc_plugin.metrics import HostProbe, compare_latency
 
 PROBE = "probe"
 
@@ -122,10 +119,7 @@ def markdown(record: Dict[str, Any]) -> str:
 
 def process_interval(values: Sequence[float]) -> str:
     """``; mean m [lo, hi] over the processes`` (95 % Student-t), or nothing for one process."""
-    if len(values) < 2:
-        return ""
-    ci = t_interval(values)
-    return f"; mean {ci.mean_diff:.3f} [{ci.interval[0]:.3f}, {ci.interval[1]:.3f}] over the processes (95 % t)"
+    return f"; mean {interval(values)} over the processes (95 % t)" if len(values) > 1 else ""
 
 
 def plot(record: Dict[str, Any], path: Path) -> None:
@@ -151,19 +145,12 @@ def plot(record: Dict[str, Any], path: Path) -> None:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    p.add_argument("--arch", default="unet_256", choices=tuple(ARCHS))
-    p.add_argument("--rate", type=float, default=0.1)
-    p.add_argument("--student", default="fast0.5", help="the student of --widths_from to time")
-    p.add_argument("--widths_from", default=str(RESULTS / "speed_allocation_epyc_unet_subpixel_table.json"))
-    p.add_argument("--size", type=int, default=256)
+    add_pair_arguments(p, "host_load")
     p.add_argument("--runtime", default="openvino_default", choices=OPENVINO_RUNTIMES)
     p.add_argument("--layout", default="nhwc", choices=LAYOUTS)
     p.add_argument("--rounds", type=int, default=200)
     p.add_argument("--block", type=int, default=10, help="consecutive rounds summarised together")
     p.add_argument("--processes", type=int, default=3)
-    add_warm_argument(p)
-    p.add_argument("--work", default="~/.cache/mggc-plugin/speed_allocation", help="exported files")
-    p.add_argument("--out", default=str(RESULTS / "host_load"))
     p.add_argument("--plot", action="store_true", help="also draw the blocks (needs matplotlib)")
     p.add_argument("--render", action="store_true",
                    help="only summarise --out's blocks again and write its Markdown (and plot)")
@@ -175,26 +162,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     else:
         if args.rounds < args.block or args.block < 1:
             raise SystemExit(f"--rounds {args.rounds}, --block {args.block}: need 1 <= block <= rounds")
-        torch.set_num_threads(1)
-        shape = (1, 3, args.size, args.size)
-        models, widths = teacher_and_student(args.arch, args.rate, args.student, Path(args.widths_from), shape)
-        work = Path(args.work).expanduser() / f"{args.arch}-{args.rate:g}"
-        work.mkdir(parents=True, exist_ok=True)
+        bench_pair = pair(args)
+        models, shape, work = bench_pair.models, bench_pair.shape, bench_pair.work
         export_files(models, args.runtime, shape, work, args.layout)  # so that every timed process only loads them
-        ideal = models[0].macs / models[1].macs
         timing = functools.partial(timed_with_probe, models, args.runtime, args.layout, shape, work, args.rounds,
                                    args.warm_s)
         per_process = []
         for i in range(args.processes):
             times = in_fresh_process(timing)
-            per_process.append(blocks(times, args.student, ideal, args.block))
-            medians = ", ".join(f"{k} {statistics.median(v) * 1e3:.3f} ms" for k, v in times.items())
-            print(f"process {i + 1}: {medians}", flush=True)
-        record = {"machine": machine(), "arch": args.arch, "rate": args.rate, "student": args.student,
-                  "widths": widths, "widths_from": Path(args.widths_from).name, "ideal": ideal, "size": args.size,
-                  "runtime": args.runtime, "layout": args.layout, "rounds": args.rounds, "block": args.block,
-                  "processes": args.processes, "warm_s": args.warm_s, "probe_ops": HostProbe().ops,
-                  "blocks": per_process, "summary": summary(per_process)}
+            per_process.append(blocks(times, args.student, bench_pair.ideal, args.block))
+            print(f"process {i + 1}: {medians_ms(times)}", flush=True)
+        record = {**bench_pair.record(args), "runtime": args.runtime, "layout": args.layout, "rounds": args.rounds,
+                  "block": args.block, "probe_ops": HostProbe().ops, "blocks": per_process,
+                  "summary": summary(per_process)}
     write_record(out, record, markdown(record))
     if args.plot:
         plot(record, out.with_suffix(".png"))

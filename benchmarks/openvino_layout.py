@@ -18,6 +18,7 @@ import argparse
 import functools
 import json
 import statistics
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -45,18 +46,67 @@ from mggc_plugin.metrics import compare_latency, t_interval
 from mggc_plugin.slim import slim
 
 
-def teacher_and_student(arch: str, rate: float, student: str, widths_from: Path,
-                        shape: Sequence[int]) -> Tuple[List[BenchModel], List[int]]:
-    """The teacher ``speed_allocation.py`` allocated from (``arch``, seed 0) and its ``student``
-    of the record ``widths_from`` at ``rate``, as deployed (:func:`deployable`, U-Net transposed
-    convolutions as sub-pixel ones), and the student's widths."""
+def add_pair_arguments(p: argparse.ArgumentParser, out: str) -> None:
+    """The options that choose the teacher, its student and where their files go (:func:`pair`),
+    the warm-up, and ``--out`` (default ``benchmarks/results/<out>``)."""
+    p.add_argument("--arch", default="unet_256", choices=tuple(ARCHS))
+    p.add_argument("--rate", type=float, default=0.1)
+    p.add_argument("--student", default="fast0.5", help="the student of --widths_from to time")
+    p.add_argument("--widths_from", default=str(RESULTS / "speed_allocation_epyc_unet_subpixel_table.json"))
+    p.add_argument("--size", type=int, default=256)
+    add_warm_argument(p)
+    p.add_argument("--work", default="~/.cache/mggc-plugin/speed_allocation", help="exported files")
+    p.add_argument("--out", default=str(RESULTS / out))
+
+
+@dataclass(frozen=True)
+class Pair:
+    """The teacher and the student :func:`pair` builds (``models``, in that order, as deployed),
+    the student's ``widths``, the image ``shape`` and the ``work`` folder of their files."""
+
+    models: List[BenchModel]
+    widths: List[int]
+    shape: Tuple[int, ...]
+    work: Path
+
+    @property
+    def ideal(self) -> float:
+        """The MAC ratio of teacher to student."""
+        return self.models[0].macs / self.models[1].macs
+
+    def record(self, args: argparse.Namespace) -> Dict[str, Any]:
+        """The fields every record of these benchmarks starts with."""
+        return {"machine": machine(), "arch": args.arch, "rate": args.rate, "student": args.student,
+                "widths": self.widths, "widths_from": Path(args.widths_from).name, "ideal": self.ideal,
+                "size": args.size, "warm_s": args.warm_s, "processes": args.processes}
+
+
+def pair(args: argparse.Namespace) -> Pair:
+    """The teacher ``speed_allocation.py`` allocated from (``--arch``, seed 0) and its
+    ``--student`` of the record ``--widths_from`` at ``--rate``, as deployed (:func:`deployable`,
+    U-Net transposed convolutions as sub-pixel ones), with their work folder made (one thread)."""
+    torch.set_num_threads(1)
+    shape = (1, 3, args.size, args.size)
     torch.manual_seed(0)
-    teacher = networks.define_G(3, 3, 64, arch, norm=ARCHS[arch]).eval()
+    teacher = networks.define_G(3, 3, 64, args.arch, norm=ARCHS[args.arch]).eval()
     groups = ChannelGroups.discover(teacher, torch.zeros(*shape))
-    widths = recorded_widths(json.loads(widths_from.read_text()), arch, rate)[student]
-    slim_student = slim(teacher, groups, keep_masks(groups, widths, "uniform")).eval()
-    nets = {TEACHER: teacher, student: slim_student}
-    return [deployable(name, net, shape, subpixel=True) for name, net in nets.items()], widths
+    widths = recorded_widths(json.loads(Path(args.widths_from).read_text()), args.arch, args.rate)[args.student]
+    student = slim(teacher, groups, keep_masks(groups, widths, "uniform")).eval()
+    nets = {TEACHER: teacher, args.student: student}
+    work = Path(args.work).expanduser() / f"{args.arch}-{args.rate:g}"
+    work.mkdir(parents=True, exist_ok=True)
+    return Pair([deployable(name, net, shape, subpixel=True) for name, net in nets.items()], widths, shape, work)
+
+
+def medians_ms(times: Dict[str, List[float]]) -> str:
+    """``name 1.23 ms, …``: each network's median over a process's rounds, for the progress log."""
+    return ", ".join(f"{k} {statistics.median(v) * 1e3:.3f} ms" for k, v in times.items())
+
+
+def interval(values: Sequence[float]) -> str:
+    """``mean [lo, hi]``: a 95 % Student-t interval over ``values`` (processes)."""
+    ci = t_interval(values)
+    return f"{ci.mean_diff:.3f} [{ci.interval[0]:.3f}, {ci.interval[1]:.3f}]"
 
 
 def timed_layouts(models: Sequence[BenchModel], runtime: str, shape: Sequence[int], work: Path, runs: int,
@@ -98,25 +148,17 @@ def markdown(record: Dict[str, Any]) -> str:
              "| runtime | figure | per process | mean [95 % interval] |", "|---|---|---|---|"]
     for runtime, values in record["summary"].items():
         for figure, per_process in values.items():
-            ci = t_interval(per_process)
             lines.append(f"| {runtime} | {figure} | {', '.join(f'{v:.3f}' for v in per_process)} | "
-                         f"{ci.mean_diff:.3f} [{ci.interval[0]:.3f}, {ci.interval[1]:.3f}] |")
+                         f"{interval(per_process)} |")
     return "\n".join(lines) + "\n"
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    p.add_argument("--arch", default="unet_256", choices=tuple(ARCHS))
-    p.add_argument("--rate", type=float, default=0.1)
-    p.add_argument("--student", default="fast0.5", help="the student of --widths_from to time")
-    p.add_argument("--widths_from", default=str(RESULTS / "speed_allocation_epyc_unet_subpixel_table.json"))
-    p.add_argument("--size", type=int, default=256)
+    add_pair_arguments(p, "openvino_layout")
     p.add_argument("--runtimes", nargs="+", default=list(OPENVINO_RUNTIMES), choices=OPENVINO_RUNTIMES)
     p.add_argument("--runs", type=int, default=12)
     p.add_argument("--processes", type=int, default=6)
-    add_warm_argument(p)
-    p.add_argument("--work", default="~/.cache/mggc-plugin/speed_allocation", help="exported files")
-    p.add_argument("--out", default=str(RESULTS / "openvino_layout"))
     p.add_argument("--render", action="store_true", help="only write --out's Markdown again from its JSON")
     args = p.parse_args(argv)
     out = Path(args.out)
@@ -126,28 +168,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 0
     if args.processes < 2:
         raise SystemExit(f"--processes {args.processes}: an interval over processes needs at least 2")
-    torch.set_num_threads(1)
-    shape = (1, 3, args.size, args.size)
-    models, widths = teacher_and_student(args.arch, args.rate, args.student, Path(args.widths_from), shape)
-    work = Path(args.work).expanduser() / f"{args.arch}-{args.rate:g}"
-    work.mkdir(parents=True, exist_ok=True)
+    bench_pair = pair(args)
+    models, shape, work = bench_pair.models, bench_pair.shape, bench_pair.work
     for runtime in args.runtimes:  # written here, so that every timed process only loads them
         for layout in LAYOUTS:
             export_files(models, runtime, shape, work, layout)
-    ideal = models[0].macs / models[1].macs
-    record: Dict[str, Any] = {"machine": machine(), "arch": args.arch, "rate": args.rate, "student": args.student,
-                              "widths": widths, "widths_from": Path(args.widths_from).name, "ideal": ideal,
-                              "size": args.size, "runs": args.runs, "warm_s": args.warm_s,
-                              "processes": args.processes, "times_s": {}, "summary": {}}
+    record = {**bench_pair.record(args), "runs": args.runs, "times_s": {}, "summary": {}}
     for runtime in args.runtimes:
         timing = functools.partial(timed_layouts, models, runtime, shape, work, args.runs, args.warm_s)
         processes = []
         for i in range(args.processes):
             processes.append(in_fresh_process(timing))
-            print(f"{runtime} process {i + 1}: " + ", ".join(f"{k} {statistics.median(v) * 1e3:.2f} ms"
-                                                            for k, v in processes[-1].items()), flush=True)
+            print(f"{runtime} process {i + 1}: {medians_ms(processes[-1])}", flush=True)
         record["times_s"][runtime] = processes
-        record["summary"][runtime] = summary(processes, args.student, ideal)
+        record["summary"][runtime] = summary(processes, args.student, bench_pair.ideal)
         write_record(out, record, markdown(record))
     return 0
 

@@ -45,7 +45,7 @@ def test_the_runner_transposes_the_input_again_once_it_changed(unet_checkpoint, 
     model = load_slim(unet_checkpoint).eval()
     x = torch.rand(1, 3, 128, 128) * 2 - 1
     with torch.no_grad():
-        assert run.channels_last and (run(x) - model(x)).abs().max().item() < 1e-4
+        assert run.staged.channels_last and (run(x) - model(x)).abs().max().item() < 1e-4
         x.mul_(-1)  # same tensor, modified in place: a stale staged copy would give the old outputs
         assert (run(x) - model(x)).abs().max().item() < 1e-4
 

@@ -117,14 +117,14 @@ class Profiler:
         self.executed = ov.ProfilingInfo.Status.EXECUTED
         compiled = compile_model(xml, threads, exact, perf_count=True)
         self.request = compiled.create_infer_request()
-        self.channels_last = channels_last(compiled)
+        self.staged = StagedInput(channels_last(compiled))
         self.macs = ir_macs(xml)
         self.total: Dict[str, float] = {}
         self.kinds: Dict[str, str] = {}
         self.runs = 0
 
     def run(self, x: torch.Tensor, record: bool = True) -> None:
-        self.request.infer({0: x.numpy().transpose(0, 2, 3, 1) if self.channels_last else x.numpy()})
+        self.request.infer({0: self.staged(x)})
         if not record:
             return
         for info in self.request.profiling_info:
@@ -196,24 +196,36 @@ def channels_last(compiled: Any) -> bool:
     return bool(ov.layout_helpers.get_layout(compiled.input(0)) == ov.Layout("NHWC"))
 
 
+class StagedInput:
+    """The array an IR takes for a float32 N×C×H×W tensor: the tensor's own memory, or for a
+    channels-last IR (``channels_last``) its transpose, kept while the same tensor comes back
+    unchanged (same object, same version counter), so that repeated timings measure the
+    network, not a transpose a caller with H×W×C images does not do."""
+
+    def __init__(self, channels_last: bool):
+        self.channels_last = channels_last
+        self._staged: Optional[Tuple[torch.Tensor, int, np.ndarray]] = None
+
+    def __call__(self, x: torch.Tensor) -> np.ndarray:
+        if not self.channels_last:
+            return x.numpy()
+        if self._staged is None or self._staged[0] is not x or self._staged[1] != x._version:
+            self._staged = (x, x._version, np.ascontiguousarray(x.numpy().transpose(0, 2, 3, 1)))
+        return self._staged[2]
+
+
 class CompiledRunner:
-    """Runs the compiled model ``compiled`` on a float32 N×C×H×W tensor and returns one. A
-    channels-last model (:func:`channels_last`) gets the input transposed and its output is
-    returned as an N×C×H×W view; the transposed input is kept while the same tensor comes back
-    unchanged (same object, same version counter), so that repeated timings measure the network,
-    not a transpose a caller with H×W×C images does not do."""
+    """Runs the compiled model ``compiled`` on a float32 N×C×H×W tensor and returns one; a
+    channels-last model (:func:`channels_last`) gets its input as :class:`StagedInput` keeps it
+    and its output is returned as an N×C×H×W view."""
 
     def __init__(self, compiled: Any):
         self.compiled = compiled
-        self.channels_last = channels_last(compiled)
-        self._staged: Optional[Tuple[torch.Tensor, int, np.ndarray]] = None
+        self.staged = StagedInput(channels_last(compiled))
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.channels_last:
-            return torch.from_numpy(np.asarray(self.compiled(x.numpy())[0]))
-        if self._staged is None or self._staged[0] is not x or self._staged[1] != x._version:
-            self._staged = (x, x._version, np.ascontiguousarray(x.numpy().transpose(0, 2, 3, 1)))
-        return torch.from_numpy(np.asarray(self.compiled(self._staged[2])[0])).permute(0, 3, 1, 2)
+        y = torch.from_numpy(np.asarray(self.compiled(self.staged(x))[0]))
+        return y.permute(0, 3, 1, 2) if self.staged.channels_last else y
 
 
 def check_layout(layout: str) -> None:

@@ -128,7 +128,7 @@ def conv_transposes_as_subpixel(model: nn.Module, interleave: str = "depth_to_sp
     were replaced (``model`` is unchanged; a rewritable ``model`` is itself replaced). An
     :data:`ELEMENTWISE` activation right after one in an ``nn.Sequential`` moves into it, leaving
     an ``nn.Identity`` in its place."""
-    if isinstance(model, nn.ConvTranspose2d) and rewritable(model):
+    if isinstance(model, nn.ConvTranspose2d) and rewritable(model):  # isinstance: the type narrows
         return SubPixelConvTranspose2d(model, interleave), 1
     model = copy.deepcopy(model)
     replaced = 0
@@ -137,11 +137,11 @@ def conv_transposes_as_subpixel(model: nn.Module, interleave: str = "depth_to_sp
         for i, (name, child) in enumerate(children):
             if not (isinstance(child, nn.ConvTranspose2d) and rewritable(child)):
                 continue
-            after = children[i + 1] if isinstance(parent, nn.Sequential) and i + 1 < len(children) else None
-            activation = after[1] if after is not None and isinstance(after[1], ELEMENTWISE) else None
+            after = children[i + 1][1] if isinstance(parent, nn.Sequential) and i + 1 < len(children) else None
+            activation = after if isinstance(after, ELEMENTWISE) else None
             setattr(parent, name, SubPixelConvTranspose2d(child, interleave, activation))
-            if after is not None and activation is not None:
-                setattr(parent, after[0], nn.Identity())
+            if activation is not None:
+                setattr(parent, children[i + 1][0], nn.Identity())
             replaced += 1
     return model, replaced
 
